@@ -1,0 +1,25 @@
+// Command fakeentra runs a local Entra-compatible tenant over HTTPS on
+// loopback, for tests, demos and frontend development without a tenant.
+//
+//	fakeentra -addr 127.0.0.1:0 -dir DIR [-tenant FILE]
+//
+// Once ready it prints one JSON line (authority, tenant_id, token_endpoint,
+// jwks_uri, ca_file, apps, users) and serves until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fakeentra:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,82 @@
+package fakeentra
+
+import "time"
+
+// Stable identifiers of the demo tenant, so that documentation and scripts
+// can name them. They are not secrets: the demo tenant exists only on loopback.
+const (
+	DemoTenantID         = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490"
+	DemoFrontendClientID = "2d6f1f73-7a8e-4d8e-9c37-6b1a1f0c5e11"
+	DemoGatewayClientID  = "5c3b2f0e-91d4-4a57-8f0b-3e2d1c4b5a62"
+	DemoOrdersClientID   = "a1b2c3d4-0001-4e5f-8a9b-0c1d2e3f4a01"
+	DemoHRClientID       = "a1b2c3d4-0002-4e5f-8a9b-0c1d2e3f4a02"
+	DemoInventoryID      = "a1b2c3d4-0003-4e5f-8a9b-0c1d2e3f4a03"
+	DemoAliceObjectID    = "11111111-aaaa-4aaa-8aaa-111111111111"
+	DemoBobObjectID      = "22222222-bbbb-4bbb-8bbb-222222222222"
+	DemoPassword         = "Passw0rd!demo" //nolint:gosec // a published demo password, loopback only
+)
+
+// DemoTenant returns the tenant used when no tenant file is given:
+//   - "frontend": a public client (a SPA) allowed to ask for the gateway's access_as_user;
+//   - "gateway": the middle tier, confidential, with a certificate generated at
+//     start-up, exposing access_as_user, with delegated permissions on the APIs;
+//   - "orders-api" (v2 tokens), "hr-api" (v1 tokens, MFA required for alice)
+//     and "inventory-api" (alice has not consented to it): downstream APIs;
+//   - users alice and bob, password DemoPassword.
+func DemoTenant() *Tenant {
+	return &Tenant{
+		TenantID:      DemoTenantID,
+		Domain:        "contoso.test",
+		TokenLifetime: Duration(time.Hour),
+		Apps: []*App{
+			{
+				Name: "frontend", ClientID: DemoFrontendClientID, PublicClient: true,
+				Permissions: []Permission{{Resource: "gateway", Scopes: []string{"access_as_user"}}},
+			},
+			{
+				Name: "gateway", ClientID: DemoGatewayClientID,
+				IdentifierURIs:      []string{"api://obo-gateway"},
+				Scopes:              []string{"access_as_user"},
+				AppRoles:            []string{"Gateway.Call"},
+				GenerateCertificate: true,
+				Secrets:             []string{"demo-gateway-secret"},
+				AccessTokenVersion:  2,
+				Permissions: []Permission{
+					{Resource: "orders-api", Scopes: []string{"Orders.Read", "Orders.Write"}, Roles: []string{"Orders.Read.All"}},
+					{Resource: "hr-api", Scopes: []string{"HR.Read"}},
+					{Resource: "inventory-api", Scopes: []string{"Inventory.Read"}},
+				},
+			},
+			{
+				Name: "orders-api", ClientID: DemoOrdersClientID,
+				IdentifierURIs: []string{"api://orders-api"},
+				Scopes:         []string{"Orders.Read", "Orders.Write"},
+				AppRoles:       []string{"Orders.Read.All"},
+			},
+			{
+				Name: "hr-api", ClientID: DemoHRClientID,
+				IdentifierURIs:     []string{"api://hr-api"},
+				Scopes:             []string{"HR.Read"},
+				AccessTokenVersion: 1,
+			},
+			{
+				Name: "inventory-api", ClientID: DemoInventoryID,
+				IdentifierURIs: []string{"api://inventory-api"},
+				Scopes:         []string{"Inventory.Read"},
+			},
+		},
+		Users: []*User{
+			{
+				Username: "alice@contoso.test", Password: DemoPassword, ObjectID: DemoAliceObjectID,
+				DisplayName: "Alice Example",
+				MFARequired: []string{"hr-api"},
+				NoConsent:   []string{"inventory-api"},
+			},
+			{
+				Username: "bob@contoso.test", Password: DemoPassword, ObjectID: DemoBobObjectID,
+				DisplayName: "Bob Example",
+				NoConsent:   []string{"inventory-api"},
+			},
+		},
+	}
+}

@@ -1,0 +1,229 @@
+package fakeentra
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// aadError is an answer of the token endpoint that Entra would give as an
+// error: its HTTP status, OAuth error, AADSTS code and text.
+type aadError struct {
+	Status   int
+	Error    string
+	Code     int
+	Message  string
+	SubError string
+	// Claims is the claims challenge (a JSON string) for interaction_required.
+	Claims string
+}
+
+func (e *aadError) String() string { return fmt.Sprintf("AADSTS%d: %s", e.Code, e.Message) }
+
+// errorBody is the JSON shape of Entra's token-endpoint errors.
+type errorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+	ErrorCodes       []int  `json:"error_codes"`
+	Timestamp        string `json:"timestamp"`
+	TraceID          string `json:"trace_id"`
+	CorrelationID    string `json:"correlation_id"`
+	ErrorURI         string `json:"error_uri"`
+	SubError         string `json:"suberror,omitempty"`
+	Claims           string `json:"claims,omitempty"`
+}
+
+func newErr(status int, oauthErr string, code int, format string, args ...any) *aadError {
+	return &aadError{Status: status, Error: oauthErr, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// The catalogue of Entra answers the local tenant gives. Texts follow Entra's
+// wording, so that tools that match on them behave as against Entra.
+
+func errUnsupportedGrant(grant string) *aadError {
+	return newErr(http.StatusBadRequest, "unsupported_grant_type", 70003,
+		"The app requested an unsupported grant type '%s'.", grant)
+}
+
+func errMissingParam(name string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 900144,
+		"The request body must contain the following parameter: '%s'.", name)
+}
+
+func errUnknownClient(clientID, tenant string) *aadError {
+	return newErr(http.StatusBadRequest, "unauthorized_client", 700016,
+		"Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, tenant)
+}
+
+func errNeedCredential() *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 7000218,
+		"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+}
+
+func errPublicClientCredential() *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700025,
+		"Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+}
+
+func errBadSecret(clientID string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 7000215,
+		"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", clientID)
+}
+
+func errMalformedJWT() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 50027, "JWT token is invalid or malformed.")
+}
+
+func errNoThumbprint() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 50027,
+		"JWT token is invalid or malformed. [Reason - No certificate thumbprint specified in token header: the client assertion needs an x5t#S256 (or x5t) header.]")
+}
+
+func errAssertionKeyNotFound(clientID, thumb string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700027,
+		"Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]", thumb, clientID)
+}
+
+func errAssertionBadSignature(clientID, thumb string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700027,
+		"Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]", thumb, clientID)
+}
+
+func errAssertionTime(now, nbf, exp string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700024,
+		"Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.", now, nbf, exp)
+}
+
+func errCertificateExpired(clientID, thumb, notAfter string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700024,
+		"Client assertion is not within its valid time range. [Reason - The certificate with thumbprint '%s' registered on app '%s' expired at %s.]", thumb, clientID, notAfter)
+}
+
+func errAssertionAudience(aud, want string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700023,
+		"Client assertion audience claim does not match Realm issuer. The audience was '%s'; it must be the token endpoint '%s'.", aud, want)
+}
+
+func errAssertionSubject(clientID string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700021,
+		"Client assertion application identifier doesn't match 'client_id' parameter. The iss and sub claims must both be '%s'.", clientID)
+}
+
+func errOBOKeyNotFound(kid string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
+		"Assertion failed signature validation. [Reason - The key was not found., Thumbprint of key used by client: '%s']", kid)
+}
+
+func errOBOBadSignature(kid string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
+		"Assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s']", kid)
+}
+
+func errOBOIssuer(iss string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
+		"Assertion failed signature validation. [Reason - The issuer '%s' is not this tenant's.]", iss)
+}
+
+func errOBOAudience(aud, clientID, name string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
+		"Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '%s' and the expected audience is '%s' or one of the Application Id URIs of this application with App ID '%s'(%s). The downstream client must request a token for the expected audience (the application that made the OBO request) and this application should use that token as the assertion.", aud, clientID, clientID, name)
+}
+
+func errOBOExpired(now, exp string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 500133,
+		"Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token. Current time: %s, expiry time of assertion %s.", now, exp)
+}
+
+func errOBOAppOnly(clientID string) *aadError {
+	return newErr(http.StatusBadRequest, "unauthorized_client", 7000114,
+		"Application '%s' is not allowed to make application on-behalf-of calls.", clientID)
+}
+
+func errUserDisabled() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50057,
+		"The user account is disabled. The account has been disabled by an administrator.")
+}
+
+func errUserNotFound(user, tenant string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50034,
+		"The user account {EUII Hidden} does not exist in the %s directory. To sign into this application, the account must be added to the directory.", tenant)
+}
+
+func errBadPassword() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50126,
+		"Error validating credentials due to invalid username or password.")
+}
+
+func errPasswordGrantConfidential() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_client", 7000218,
+		"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+}
+
+func errConsent(clientID, name string) *aadError {
+	e := newErr(http.StatusBadRequest, "invalid_grant", 65001,
+		"The user or administrator has not consented to use the application with ID '%s' named '%s'. Send an interactive authorization request for this user and resource.", clientID, name)
+	e.SubError = "consent_required"
+	return e
+}
+
+func errMFA(resourceID, claims string) *aadError {
+	e := newErr(http.StatusBadRequest, "interaction_required", 50076,
+		"Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '%s'.", resourceID)
+	e.SubError = "basic_action"
+	e.Claims = claims
+	return e
+}
+
+func errScopeInvalid(scope string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_scope", 70011,
+		"The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.", scope)
+}
+
+func errScopeDefaultMixed(scopes string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_scope", 70011,
+		"The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. static scope limit exceeded: '.default' scope can't be combined with resource-specific scopes.", scopes)
+}
+
+func errScopeNoResource() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_scope", 70011,
+		"The provided value for the input parameter 'scope' is not valid. The request names no resource: ask for '<resource>/.default' or '<resource>/<scope>'.")
+}
+
+func errScopeManyResources(scopes string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 28000,
+		"Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", scopes)
+}
+
+func errUnknownResource(resource, tenant string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_resource", 500011,
+		"The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, tenant)
+}
+
+func errClientCredentialsScope(scope string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_scope", 1002012,
+		"The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope)
+}
+
+func errBadRequestedTokenUse() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 90014,
+		"The required field 'requested_token_use' is missing from the credential: the jwt-bearer grant needs requested_token_use=on_behalf_of.")
+}
+
+func errBadRefreshToken() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 9002313,
+		"Invalid request. Request is malformed or invalid: the refresh token is unknown, expired or was issued to another client.")
+}
+
+func errBadAssertionType() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 90023,
+		"Invalid client_assertion_type: it must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.")
+}
+
+func errThrottled() *aadError {
+	return newErr(http.StatusTooManyRequests, "temporarily_unavailable", 50196,
+		"The server terminated an operation because it encountered a client request loop. Please contact your app vendor.")
+}
+
+func errServer() *aadError {
+	return newErr(http.StatusServiceUnavailable, "temporarily_unavailable", 90033,
+		"A transient error has occurred. Please try again.")
+}

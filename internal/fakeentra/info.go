@@ -1,0 +1,60 @@
+package fakeentra
+
+// Info is what the standalone binary prints once ready (one JSON line), and
+// what tests and scripts read to find their way around the tenant. Its JSON
+// names are a contract: keep them stable.
+type Info struct {
+	Authority     string             `json:"authority"`
+	TenantID      string             `json:"tenant_id"`
+	TokenEndpoint string             `json:"token_endpoint"`
+	JWKSURI       string             `json:"jwks_uri"`
+	Issuer        string             `json:"issuer"`
+	CAFile        string             `json:"ca_file"`
+	Apps          map[string]AppInfo `json:"apps"`
+	Users         []UserInfo         `json:"users"`
+}
+
+// AppInfo describes an app of the tenant.
+type AppInfo struct {
+	ClientID       string   `json:"client_id"`
+	IdentifierURIs []string `json:"identifier_uris,omitempty"`
+	Scopes         []string `json:"scopes,omitempty"`
+	AppRoles       []string `json:"app_roles,omitempty"`
+	PublicClient   bool     `json:"public_client,omitempty"`
+	// CertificateFile and KeyFile are set for apps whose credential the
+	// tenant generated.
+	CertificateFile string `json:"certificate_file,omitempty"`
+	KeyFile         string `json:"key_file,omitempty"`
+}
+
+// UserInfo describes a user; the password is included on purpose: this is a
+// local test tenant and the line is how developers learn how to sign in.
+type UserInfo struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	ObjectID string `json:"object_id"`
+}
+
+// Info describes the primary tenant.
+func (s *Server) Info() Info {
+	t := s.Tenant()
+	in := Info{
+		Authority:     s.Authority(),
+		TenantID:      t.TenantID,
+		TokenEndpoint: s.TokenEndpoint(),
+		JWKSURI:       s.JWKSURI(),
+		Issuer:        s.IssuerV2(t.TenantID),
+		CAFile:        s.caFile,
+		Apps:          map[string]AppInfo{},
+	}
+	for _, a := range t.Apps {
+		in.Apps[a.Name] = AppInfo{
+			ClientID: a.ClientID, IdentifierURIs: a.IdentifierURIs, Scopes: a.Scopes, AppRoles: a.AppRoles,
+			PublicClient: a.PublicClient, CertificateFile: a.certFile, KeyFile: a.keyFile,
+		}
+	}
+	for _, u := range t.Users {
+		in.Users = append(in.Users, UserInfo{Username: u.Username, Password: u.Password, ObjectID: u.ObjectID})
+	}
+	return in
+}

@@ -1,0 +1,229 @@
+// Package fakeentra is a local tenant that speaks Microsoft Entra ID's
+// protocol with Entra's strictness: OIDC discovery, signing keys, the v1 and
+// v2 token endpoints with the password, client-credentials, on-behalf-of and
+// refresh-token grants, certificate and secret client authentication, and
+// Entra's error bodies with their AADSTS codes.
+//
+// It serves the gateway's tests, the demo, and frontend developers without a
+// tenant. It shares no token code with the gateway (see jose.go): it is the
+// gateway's examiner.
+package fakeentra
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/pki"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Tenant is the directory to serve; nil serves DemoTenant().
+	Tenant *Tenant
+	// ExtraTenants are further directories served beside Tenant (for guests
+	// and multi-tenant apps). They share the signing keys, as Entra's tenants do.
+	ExtraTenants []*Tenant
+	// Dir receives the CA certificate (ca.pem) and generated app credentials. Required.
+	Dir string
+	// Addr is the listen address; default 127.0.0.1:0.
+	Addr string
+	// TLSCertificate is the server certificate; nil generates a CA and a
+	// certificate for 127.0.0.1, ::1 and localhost.
+	TLSCertificate *tls.Certificate
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// Logger receives one line per token request (never a secret or a token); nil discards.
+	Logger *slog.Logger
+}
+
+// Server is a running local tenant. Its methods are safe for concurrent use.
+type Server struct {
+	now     func() time.Time
+	log     *slog.Logger
+	tenants []*Tenant // tenants[0] is the primary
+	keys    *keyRing
+	controls
+
+	ln      net.Listener
+	srv     *http.Server
+	baseURL string
+	caFile  string
+	caPool  *x509.CertPool
+
+	mu      sync.Mutex
+	refresh map[string]*refreshGrant
+}
+
+// Start prepares the tenant(s), writes the CA and generated credentials to
+// cfg.Dir, and serves HTTPS until ctx is done or Close is called.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("fakeentra: Config.Dir is required")
+	}
+	s := &Server{
+		now:     cfg.Now,
+		log:     cfg.Logger,
+		refresh: map[string]*refreshGrant{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	primary := cfg.Tenant
+	if primary == nil {
+		primary = DemoTenant()
+	}
+	s.tenants = append([]*Tenant{primary}, cfg.ExtraTenants...)
+	ids := map[string]bool{}
+	for _, t := range s.tenants {
+		if err := t.prepare(cfg.Dir, s.now()); err != nil {
+			return nil, err
+		}
+		if ids[t.TenantID] {
+			return nil, fmt.Errorf("fakeentra: tenant %s served twice", t.TenantID)
+		}
+		ids[t.TenantID] = true
+	}
+	var err error
+	if s.keys, err = newKeyRing(s.now()); err != nil {
+		return nil, err
+	}
+
+	tlsCert := cfg.TLSCertificate
+	if tlsCert == nil {
+		ca, err := pki.NewCA("fakeentra local CA", 10*24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		c, err := ca.IssueServer(10 * 24 * time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		tlsCert = &c
+		s.caPool = ca.Pool()
+		if s.caFile, err = pki.WriteFile(cfg.Dir, "ca.pem", ca.CertPEM(), 0o644); err != nil {
+			return nil, err
+		}
+	}
+
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("fakeentra: listen: %w", err)
+	}
+	s.ln = ln
+	s.baseURL = "https://" + hostPort(ln.Addr())
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*tlsCert}, MinVersion: tls.VersionTLS12},
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
+	go func() {
+		<-ctx.Done()
+		_ = s.Close()
+	}()
+	return s, nil
+}
+
+// hostPort renders a listener address as a URL host, using 127.0.0.1 for the
+// unspecified address.
+func hostPort(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := ta.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
+}
+
+// Close stops serving at once.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// URL is the base URL, https://127.0.0.1:port.
+func (s *Server) URL() string { return s.baseURL }
+
+// Tenant is the primary tenant.
+func (s *Server) Tenant() *Tenant { return s.tenants[0] }
+
+// Tenants are all served tenants, the primary first.
+func (s *Server) Tenants() []*Tenant { return s.tenants }
+
+// TenantID is the primary tenant's ID.
+func (s *Server) TenantID() string { return s.tenants[0].TenantID }
+
+// Authority is the authority URL MSAL takes: https://host:port/<tenant-id>.
+func (s *Server) Authority() string { return s.baseURL + "/" + s.TenantID() }
+
+// TokenEndpoint is the primary tenant's v2 token endpoint.
+func (s *Server) TokenEndpoint() string { return s.tokenEndpoint(s.TenantID(), 2) }
+
+// JWKSURI is the primary tenant's v2 signing-key endpoint.
+func (s *Server) JWKSURI() string { return s.baseURL + "/" + s.TenantID() + "/discovery/v2.0/keys" }
+
+// IssuerV2 and IssuerV1 are the issuers of the tenant's v2 and v1 tokens.
+func (s *Server) IssuerV2(tenantID string) string { return s.baseURL + "/" + tenantID + "/v2.0" }
+
+// IssuerV1 is the issuer of v1 tokens (Entra's https://sts.windows.net/<tid>/).
+func (s *Server) IssuerV1(tenantID string) string { return s.baseURL + "/" + tenantID + "/" }
+
+func (s *Server) tokenEndpoint(tenantID string, ver int) string {
+	if ver == 1 {
+		return s.baseURL + "/" + tenantID + "/oauth2/token"
+	}
+	return s.baseURL + "/" + tenantID + "/oauth2/v2.0/token"
+}
+
+// CAFile is the PEM file of the CA that signed the server certificate ("" when
+// Config.TLSCertificate was given).
+func (s *Server) CAFile() string { return s.caFile }
+
+// CAPool trusts the server certificate (nil when Config.TLSCertificate was given).
+func (s *Server) CAPool() *x509.CertPool { return s.caPool }
+
+// HTTPClient returns a client that trusts this server, with timeouts.
+func (s *Server) HTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: s.caPool, MinVersion: tls.VersionTLS12}
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// tenantByRef finds a served tenant by ID or domain.
+func (s *Server) tenantByRef(ref string) *Tenant {
+	for _, t := range s.tenants {
+		if strings.EqualFold(t.TenantID, ref) || strings.EqualFold(t.Domain, ref) {
+			return t
+		}
+	}
+	return nil
+}
+
+// tenantOfIssuer finds the served tenant whose v1 or v2 issuer is iss.
+func (s *Server) tenantOfIssuer(iss string) *Tenant {
+	for _, t := range s.tenants {
+		if iss == s.IssuerV2(t.TenantID) || iss == s.IssuerV1(t.TenantID) {
+			return t
+		}
+	}
+	return nil
+}

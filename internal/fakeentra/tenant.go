@@ -1,0 +1,322 @@
+package fakeentra
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/obo-gateway/obo-gateway/internal/pki"
+)
+
+// Tenant describes a directory: its apps (registrations and their service
+// principals) and its users. It is what a tenant file holds.
+type Tenant struct {
+	TenantID string `yaml:"tenant_id" json:"tenant_id"`
+	// Domain is the users' UPN suffix, answered by user-realm discovery.
+	Domain string `yaml:"domain" json:"domain"`
+	// TokenLifetime is the lifetime of access tokens; Entra's default is
+	// 60-90 minutes. Anything of 5 minutes or less makes MSAL reject the token.
+	TokenLifetime Duration `yaml:"token_lifetime" json:"token_lifetime"`
+	Apps          []*App   `yaml:"apps" json:"apps"`
+	Users         []*User  `yaml:"users" json:"users"`
+}
+
+// App is an app registration with its service principal.
+type App struct {
+	Name     string `yaml:"name" json:"name"`
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// ObjectID is the service principal's object ID: the oid and sub of its
+	// app-only tokens. Generated when empty.
+	ObjectID       string   `yaml:"object_id" json:"object_id"`
+	IdentifierURIs []string `yaml:"identifier_uris" json:"identifier_uris"`
+	// Scopes are the delegated permissions the app exposes (e.g. access_as_user).
+	Scopes []string `yaml:"scopes" json:"scopes"`
+	// AppRoles are the application permissions the app exposes.
+	AppRoles []string `yaml:"app_roles" json:"app_roles"`
+	// PublicClient apps (SPAs, mobile, CLIs) have no credential and may use
+	// the password grant.
+	PublicClient bool `yaml:"public_client" json:"public_client"`
+	// Certificates registered on the app (the portal's "Certificates").
+	Certificates []CertificateRef `yaml:"certificates" json:"certificates"`
+	// GenerateCertificate makes the tenant create a certificate and key for
+	// this app at start-up and write them to the tenant's directory.
+	GenerateCertificate bool `yaml:"generate_certificate" json:"generate_certificate"`
+	// Secrets are client secrets (the portal's "Client secrets").
+	Secrets []string `yaml:"secrets" json:"-"`
+	// AccessTokenVersion is the manifest's accessTokenAcceptedVersion for
+	// tokens issued to this app as a resource: 1 or 2 (default 2).
+	AccessTokenVersion int `yaml:"access_token_version" json:"access_token_version"`
+	// Permissions are the API permissions this app holds on other apps,
+	// admin-consented: delegated scopes and application roles.
+	Permissions []Permission `yaml:"permissions" json:"permissions"`
+
+	certs []*x509.Certificate
+	// generated credentials, when GenerateCertificate is set
+	certFile, keyFile string
+}
+
+// CertificateRef is a certificate registered on an app: inline PEM or a file.
+type CertificateRef struct {
+	PEM  string `yaml:"pem" json:"pem,omitempty"`
+	File string `yaml:"file" json:"file,omitempty"`
+}
+
+// Permission is an API permission of a client app on a resource app.
+type Permission struct {
+	// Resource names the resource app: its name, client ID or an identifier URI.
+	Resource string   `yaml:"resource" json:"resource"`
+	Scopes   []string `yaml:"scopes" json:"scopes"`
+	Roles    []string `yaml:"roles" json:"roles"`
+}
+
+// User is a member of the directory.
+type User struct {
+	Username    string `yaml:"username" json:"username"`
+	Password    string `yaml:"password" json:"password"`
+	ObjectID    string `yaml:"object_id" json:"object_id"`
+	DisplayName string `yaml:"display_name" json:"display_name"`
+	Disabled    bool   `yaml:"disabled" json:"disabled"`
+	// NoConsent lists resources (name, client ID or identifier URI) this user
+	// has not consented to: delegated tokens for them fail with AADSTS65001.
+	NoConsent []string `yaml:"no_consent" json:"no_consent"`
+	// MFARequired lists resources whose conditional access policy requires
+	// MFA for this user: tokens for them need "mfa" in the assertion's amr,
+	// else AADSTS50076 with a claims challenge.
+	MFARequired []string `yaml:"mfa_required" json:"mfa_required"`
+}
+
+// Duration is a time.Duration that reads "90m" style strings from YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 90m: %w", n.Line, n.Value, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadTenant reads a tenant file. Relative certificate paths are relative to the file.
+func LoadTenant(path string) (*Tenant, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("fakeentra: read tenant file: %w", err)
+	}
+	var t Tenant
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("fakeentra: tenant file %s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	for _, a := range t.Apps {
+		for i, c := range a.Certificates {
+			if c.File != "" && !filepath.IsAbs(c.File) {
+				a.Certificates[i].File = filepath.Join(base, c.File)
+			}
+		}
+	}
+	return &t, nil
+}
+
+// prepare fills defaults, generates what was asked for into dir, and checks
+// the tenant for mistakes that would make tests confusing.
+func (t *Tenant) prepare(dir string, now time.Time) error {
+	if t.TenantID == "" {
+		t.TenantID = newGUID()
+	}
+	if !isGUID(t.TenantID) {
+		return fmt.Errorf("fakeentra: tenant_id %q is not a GUID", t.TenantID)
+	}
+	if t.Domain == "" {
+		t.Domain = "contoso.test"
+	}
+	if t.TokenLifetime == 0 {
+		t.TokenLifetime = Duration(time.Hour)
+	}
+	if time.Duration(t.TokenLifetime) <= 5*time.Minute {
+		return errors.New("fakeentra: token_lifetime must be over 5m: MSAL rejects tokens that expire within 5 minutes")
+	}
+	seen := map[string]bool{}
+	for _, a := range t.Apps {
+		if a.Name == "" {
+			return errors.New("fakeentra: every app needs a name")
+		}
+		if a.ClientID == "" {
+			a.ClientID = newGUID()
+		}
+		if a.ObjectID == "" {
+			a.ObjectID = newGUID()
+		}
+		if seen[a.ClientID] || seen[a.Name] {
+			return fmt.Errorf("fakeentra: app %q: duplicate name or client_id", a.Name)
+		}
+		seen[a.ClientID], seen[a.Name] = true, true
+		switch a.AccessTokenVersion {
+		case 0:
+			a.AccessTokenVersion = 2
+		case 1, 2:
+		default:
+			return fmt.Errorf("fakeentra: app %q: access_token_version must be 1 or 2", a.Name)
+		}
+		for _, c := range a.Certificates {
+			data := []byte(c.PEM)
+			if c.File != "" {
+				var err error
+				if data, err = os.ReadFile(c.File); err != nil {
+					return fmt.Errorf("fakeentra: app %q: %w", a.Name, err)
+				}
+			}
+			certs, err := pki.ParseCertsPEM(data)
+			if err != nil {
+				return fmt.Errorf("fakeentra: app %q: %w", a.Name, err)
+			}
+			a.certs = append(a.certs, certs[0])
+		}
+		if a.GenerateCertificate {
+			if dir == "" {
+				return fmt.Errorf("fakeentra: app %q: generate_certificate needs a directory to write to", a.Name)
+			}
+			if err := a.generateCertificate(dir, now); err != nil {
+				return err
+			}
+		}
+	}
+	for _, u := range t.Users {
+		if u.Username == "" {
+			return errors.New("fakeentra: every user needs a username")
+		}
+		if u.ObjectID == "" {
+			u.ObjectID = newGUID()
+		}
+		if u.DisplayName == "" {
+			u.DisplayName = strings.SplitN(u.Username, "@", 2)[0]
+		}
+		for _, r := range append(append([]string{}, u.NoConsent...), u.MFARequired...) {
+			if t.resource(r) == nil {
+				return fmt.Errorf("fakeentra: user %q names unknown resource %q", u.Username, r)
+			}
+		}
+	}
+	for _, a := range t.Apps {
+		for _, p := range a.Permissions {
+			if t.resource(p.Resource) == nil {
+				return fmt.Errorf("fakeentra: app %q has a permission on unknown resource %q", a.Name, p.Resource)
+			}
+		}
+	}
+	return nil
+}
+
+func (a *App) generateCertificate(dir string, now time.Time) error {
+	cert, key, err := pki.SelfSigned("CN="+a.Name, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	if err != nil {
+		return err
+	}
+	return a.addGenerated(dir, cert, key)
+}
+
+func (a *App) addGenerated(dir string, cert *x509.Certificate, key *rsa.PrivateKey) error {
+	var err error
+	if a.certFile, err = pki.WriteFile(dir, a.Name+".crt.pem", pki.CertPEM(cert), 0o644); err != nil {
+		return err
+	}
+	if a.keyFile, err = pki.WriteFile(dir, a.Name+".key.pem", pki.KeyPEM(key), 0o600); err != nil {
+		return err
+	}
+	a.certs = append(a.certs, cert)
+	return nil
+}
+
+// CertificateFile and KeyFile are the PEM files written for an app with
+// GenerateCertificate, or "".
+func (a *App) CertificateFile() string { return a.certFile }
+
+// KeyFile: see CertificateFile.
+func (a *App) KeyFile() string { return a.keyFile }
+
+// App finds an app by name or client ID.
+func (t *Tenant) App(nameOrID string) *App {
+	for _, a := range t.Apps {
+		if a.Name == nameOrID || strings.EqualFold(a.ClientID, nameOrID) {
+			return a
+		}
+	}
+	return nil
+}
+
+// User finds a user by username (case-insensitive) or object ID.
+func (t *Tenant) User(nameOrID string) *User {
+	for _, u := range t.Users {
+		if strings.EqualFold(u.Username, nameOrID) || strings.EqualFold(u.ObjectID, nameOrID) {
+			return u
+		}
+	}
+	return nil
+}
+
+// resource finds an app by name, client ID or identifier URI. Identifier URIs
+// match without regard to case or a trailing slash, as Entra matches them.
+func (t *Tenant) resource(id string) *App {
+	if a := t.App(id); a != nil {
+		return a
+	}
+	norm := strings.TrimSuffix(strings.ToLower(id), "/")
+	for _, a := range t.Apps {
+		for _, u := range a.IdentifierURIs {
+			if strings.TrimSuffix(strings.ToLower(u), "/") == norm {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
+// refersTo reports whether ref names app a by name, client ID or identifier URI.
+func (t *Tenant) refersTo(ref string, a *App) bool { return t.resource(ref) == a }
+
+func (u *User) noConsentFor(t *Tenant, a *App) bool {
+	for _, r := range u.NoConsent {
+		if t.refersTo(r, a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *User) mfaRequiredFor(t *Tenant, a *App) bool {
+	for _, r := range u.MFARequired {
+		if t.refersTo(r, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// permission returns the client's permission entry on resource a, or nil.
+func (t *Tenant) permission(client, a *App) *Permission {
+	for i, p := range client.Permissions {
+		if t.refersTo(p.Resource, a) {
+			return &client.Permissions[i]
+		}
+	}
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,782 @@
+package fakeentra
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // x5t is SHA-1 by definition
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	grantPassword       = "password"
+	grantClientCreds    = "client_credentials"
+	grantJWTBearer      = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	grantRefresh        = "refresh_token"
+	grantTokenExchange  = "urn:ietf:params:oauth:grant-type:token-exchange"
+	clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+	// clockSkew is the tolerance on client assertions' exp and nbf.
+	clockSkew = 5 * time.Minute
+	// refreshLifetime bounds refresh tokens; Entra's are longer, tests need less.
+	refreshLifetime = 24 * time.Hour
+)
+
+// tokenRequest is the state of one token request as it is checked.
+type tokenRequest struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	tenant   *Tenant
+	ver      int // endpoint version, 1 or 2
+	form     func(string) string
+	rec      Record
+	endpoint string // this token endpoint's URL
+}
+
+// refreshGrant is what a refresh token stands for.
+type refreshGrant struct {
+	tenantID string
+	clientID string
+	userOID  string
+	resource string // resource app's client ID
+	amr      []string
+	expires  time.Time
+}
+
+func (s *Server) handleToken(ver int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.fault(w, r, "token") {
+			return
+		}
+		req := &tokenRequest{w: w, r: r, ver: ver}
+		req.rec = Record{Time: s.now(), ClientRequestID: r.Header.Get("client-request-id")}
+		resp, aerr := s.token(req)
+		if aerr != nil {
+			req.rec.Status, req.rec.Result, req.rec.Error, req.rec.Code = aerr.Status, "error", aerr.Error, aerr.Code
+			s.record(req.rec)
+			s.log.Info("token request refused", "tenant", req.rec.TenantID, "grant", req.rec.Grant,
+				"client_id", req.rec.ClientID, "status", aerr.Status, "error", aerr.Error, "code", aerr.Code)
+			s.writeError(w, r, aerr)
+			return
+		}
+		req.rec.Status, req.rec.Result = http.StatusOK, "success"
+		s.record(req.rec)
+		s.log.Info("token issued", "tenant", req.rec.TenantID, "grant", req.rec.Grant,
+			"client_id", req.rec.ClientID, "subject", req.rec.Subject, "scope", req.rec.Scope)
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func (s *Server) token(req *tokenRequest) (map[string]any, *aadError) {
+	r := req.r
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/x-www-form-urlencoded" {
+		return nil, newErr(http.StatusBadRequest, "invalid_request", 900144,
+			"The request body must contain the following parameter: 'grant_type'. The body must be application/x-www-form-urlencoded.")
+	}
+	r.Body = http.MaxBytesReader(req.w, r.Body, 1<<20)
+	if err := r.ParseForm(); err != nil {
+		return nil, newErr(http.StatusBadRequest, "invalid_request", 900144, "The request body could not be read: %v.", err)
+	}
+	req.form = r.PostForm.Get
+	req.rec.Grant = req.form("grant_type")
+	req.rec.ClientID = req.form("client_id")
+	req.rec.Scope = req.form("scope")
+
+	ref := r.PathValue("tenant")
+	req.tenant = s.tenantByRef(ref)
+	if req.tenant == nil && (strings.EqualFold(ref, "common") || strings.EqualFold(ref, "organizations")) {
+		req.tenant = s.commonTenant(req)
+	}
+	if req.tenant == nil {
+		return nil, newErr(http.StatusBadRequest, "invalid_tenant", 90002,
+			"Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", ref)
+	}
+	req.rec.TenantID = req.tenant.TenantID
+	req.endpoint = s.tokenEndpoint(req.tenant.TenantID, req.ver)
+
+	switch g := req.form("grant_type"); g {
+	case "":
+		return nil, errMissingParam("grant_type")
+	case grantPassword:
+		return s.passwordGrant(req)
+	case grantClientCreds:
+		return s.clientCredentialsGrant(req)
+	case grantJWTBearer:
+		return s.oboGrant(req)
+	case grantRefresh:
+		return s.refreshGrant(req)
+	default:
+		// Includes RFC 8693 token exchange, which Entra does not implement.
+		return nil, errUnsupportedGrant(g)
+	}
+}
+
+// commonTenant resolves /common and /organizations on the token endpoint: by
+// the username's domain for the password grant, else the primary tenant.
+func (s *Server) commonTenant(req *tokenRequest) *Tenant {
+	if u := req.form("username"); u != "" {
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			if t := s.tenantByRef(u[i+1:]); t != nil {
+				return t
+			}
+		}
+	}
+	return s.tenants[0]
+}
+
+// authMethod says how a client proved itself: azpacr/appidacr "0", "1", "2".
+type authMethod string
+
+const (
+	authPublic      authMethod = "0"
+	authSecret      authMethod = "1"
+	authCertificate authMethod = "2"
+)
+
+// authenticateClient checks the client's identity and credential.
+func (s *Server) authenticateClient(req *tokenRequest) (*App, authMethod, *aadError) {
+	clientID := req.form("client_id")
+	assertion := req.form("client_assertion")
+	if clientID == "" && assertion != "" {
+		// Entra takes the client from the assertion's sub when client_id is absent.
+		if p, err := parseJWT(assertion); err == nil {
+			clientID = p.claimString("sub")
+			req.rec.ClientID = clientID
+		}
+	}
+	if clientID == "" {
+		return nil, "", errMissingParam("client_id")
+	}
+	app := req.tenant.App(clientID)
+	if app == nil || app.ClientID != clientID && !strings.EqualFold(app.ClientID, clientID) {
+		return nil, "", errUnknownClient(clientID, req.tenant.TenantID)
+	}
+	secret := req.form("client_secret")
+	switch {
+	case secret != "" && assertion != "":
+		return nil, "", newErr(http.StatusBadRequest, "invalid_request", 90014,
+			"Only one of 'client_assertion' and 'client_secret' may be presented.")
+	case secret != "":
+		if app.PublicClient {
+			return nil, "", errPublicClientCredential()
+		}
+		for _, sec := range app.Secrets {
+			if subtle.ConstantTimeCompare([]byte(sec), []byte(secret)) == 1 {
+				return app, authSecret, nil
+			}
+		}
+		return nil, "", errBadSecret(app.ClientID)
+	case assertion != "":
+		if app.PublicClient {
+			return nil, "", errPublicClientCredential()
+		}
+		if req.form("client_assertion_type") != clientAssertionType {
+			return nil, "", errBadAssertionType()
+		}
+		if aerr := s.verifyClientAssertion(req, app, assertion); aerr != nil {
+			return nil, "", aerr
+		}
+		return app, authCertificate, nil
+	default:
+		if app.PublicClient {
+			return app, authPublic, nil
+		}
+		return nil, "", errNeedCredential()
+	}
+}
+
+// verifyClientAssertion checks a certificate client assertion as Entra does:
+// the thumbprint header names a certificate registered on the app (kid is
+// ignored), the signature verifies with it, aud is the token endpoint,
+// iss = sub = client ID, and the assertion and the certificate are in date.
+func (s *Server) verifyClientAssertion(req *tokenRequest, app *App, raw string) *aadError {
+	p, err := parseJWT(raw)
+	if err != nil {
+		return errMalformedJWT()
+	}
+	var thumb string
+	var match func(certIdx int) bool
+	if v := p.headerString("x5t#S256"); v != "" {
+		thumb = v
+		want := decodeThumbprint(v)
+		match = func(i int) bool {
+			h := sha256.Sum256(app.certs[i].Raw)
+			return want != nil && subtle.ConstantTimeCompare(h[:], want) == 1
+		}
+	} else if v := p.headerString("x5t"); v != "" {
+		thumb = v
+		want := decodeThumbprint(v)
+		match = func(i int) bool {
+			h := sha1.Sum(app.certs[i].Raw) //nolint:gosec
+			return want != nil && subtle.ConstantTimeCompare(h[:], want) == 1
+		}
+	} else if kid := p.headerString("kid"); kid != "" {
+		// Entra does not look keys up by kid: a kid (often the manifest's
+		// keyId GUID) names no certificate.
+		return errAssertionKeyNotFound(app.ClientID, kid)
+	} else {
+		return errNoThumbprint()
+	}
+	idx := -1
+	for i := range app.certs {
+		if match(i) {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return errAssertionKeyNotFound(app.ClientID, thumb)
+	}
+	cert := app.certs[idx]
+	if x5c, ok := p.header["x5c"].([]any); ok && len(x5c) > 0 {
+		leaf, _ := x5c[0].(string)
+		der, err := base64.StdEncoding.DecodeString(leaf)
+		if err != nil || subtle.ConstantTimeCompare(der, cert.Raw) != 1 {
+			return errAssertionKeyNotFound(app.ClientID, thumb)
+		}
+	}
+	now := s.now()
+	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
+		return errCertificateExpired(app.ClientID, thumb, cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	rsaPub, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return errAssertionKeyNotFound(app.ClientID, thumb)
+	}
+	if err := p.verify(rsaPub); err != nil {
+		return errAssertionBadSignature(app.ClientID, thumb)
+	}
+	aud := p.claimStrings("aud")
+	audOK := false
+	for _, a := range aud {
+		// Entra accepts the v2 or v1 token endpoint of the tenant.
+		if a == s.tokenEndpoint(req.tenant.TenantID, 2) || a == s.tokenEndpoint(req.tenant.TenantID, 1) {
+			audOK = true
+		}
+	}
+	if !audOK {
+		return errAssertionAudience(strings.Join(aud, " "), req.endpoint)
+	}
+	if p.claimString("iss") != app.ClientID || p.claimString("sub") != app.ClientID {
+		return errAssertionSubject(app.ClientID)
+	}
+	exp, hasExp := p.claimTime("exp")
+	nbf, hasNbf := p.claimTime("nbf")
+	if !hasExp || now.After(time.Unix(exp, 0).Add(clockSkew)) || (hasNbf && now.Add(clockSkew).Before(time.Unix(nbf, 0))) {
+		fmtT := func(v int64, ok bool) string {
+			if !ok {
+				return "(absent)"
+			}
+			return time.Unix(v, 0).UTC().Format(time.RFC3339)
+		}
+		return errAssertionTime(now.UTC().Format(time.RFC3339), fmtT(nbf, hasNbf), fmtT(exp, hasExp))
+	}
+	return nil
+}
+
+// decodeThumbprint reads a thumbprint header in any base64 alphabet, padded
+// or not. A hex thumbprint (the portal's form) decodes to other bytes and
+// so matches nothing, as in Entra.
+func decodeThumbprint(v string) []byte {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(v); err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// scopeRequest is the parsed scope parameter.
+type scopeRequest struct {
+	resource   *App
+	resourceID string   // the resource as the client named it
+	named      []string // named scopes (without resource prefix)
+	isDefault  bool
+	offline    bool
+	oidc       []string // openid, profile, email, offline_access as asked
+}
+
+// parseScopes resolves the scope (v2) or resource (v1) parameter to one resource.
+func (s *Server) parseScopes(req *tokenRequest) (*scopeRequest, *aadError) {
+	raw := strings.TrimSpace(req.form("scope"))
+	sr := &scopeRequest{}
+	if req.ver == 1 && req.form("resource") != "" {
+		res := req.form("resource")
+		sr.resourceID = res
+		if sr.resource = req.tenant.resource(res); sr.resource == nil {
+			return nil, errUnknownResource(res, req.tenant.TenantID)
+		}
+		sr.isDefault = true
+		return sr, nil
+	}
+	if raw == "" {
+		return nil, errMissingParam("scope")
+	}
+	var resources []string
+	for _, sc := range strings.Fields(raw) {
+		switch strings.ToLower(sc) {
+		case "openid", "profile", "email":
+			sr.oidc = append(sr.oidc, strings.ToLower(sc))
+			continue
+		case "offline_access":
+			sr.offline = true
+			sr.oidc = append(sr.oidc, "offline_access")
+			continue
+		}
+		i := strings.LastIndex(sc, "/")
+		if i <= 0 || i == len(sc)-1 {
+			// A bare scope such as User.Read belongs to Microsoft Graph,
+			// which this local tenant does not host.
+			res := "https://graph.microsoft.com"
+			if i == len(sc)-1 {
+				res = strings.TrimSuffix(sc, "/")
+			}
+			return nil, errUnknownResource(res, req.tenant.TenantID)
+		}
+		res, name := sc[:i], sc[i+1:]
+		app := req.tenant.resource(res)
+		if app == nil {
+			return nil, errUnknownResource(res, req.tenant.TenantID)
+		}
+		if sr.resource != nil && app != sr.resource {
+			return nil, errScopeManyResources(raw)
+		}
+		if sr.resource == nil {
+			resources = append(resources, res)
+		}
+		sr.resource, sr.resourceID = app, res
+		if name == ".default" {
+			sr.isDefault = true
+			continue
+		}
+		if !containsFold(app.Scopes, name) {
+			return nil, errScopeInvalid(sc)
+		}
+		sr.named = append(sr.named, name)
+	}
+	if sr.resource == nil {
+		return nil, errScopeNoResource()
+	}
+	if sr.isDefault && len(sr.named) > 0 {
+		return nil, errScopeDefaultMixed(raw)
+	}
+	return sr, nil
+}
+
+// delegatedScopes decides the scopes of a delegated token for client and user,
+// with Entra's consent rules: the client must hold the delegated permission
+// (admin-consented) and the user must not have withheld consent.
+func (s *Server) delegatedScopes(t *Tenant, client *App, user *User, sr *scopeRequest) ([]string, *aadError) {
+	perm := t.permission(client, sr.resource)
+	if user.noConsentFor(t, sr.resource) || perm == nil {
+		return nil, errConsent(client.ClientID, client.Name)
+	}
+	var granted []string
+	if sr.isDefault {
+		for _, sc := range perm.Scopes {
+			if containsFold(sr.resource.Scopes, sc) {
+				granted = append(granted, sc)
+			}
+		}
+		if len(granted) == 0 {
+			return nil, errConsent(client.ClientID, client.Name)
+		}
+		return granted, nil
+	}
+	for _, sc := range sr.named {
+		if !containsFold(perm.Scopes, sc) {
+			return nil, errConsent(client.ClientID, client.Name)
+		}
+	}
+	return sr.named, nil
+}
+
+// mfaClaims is the claims challenge for the MFA policy on a resource, shaped
+// like Entra's conditional-access challenges.
+func mfaClaims(resource *App) string {
+	h := sha256.Sum256([]byte("mfa-policy:" + resource.ClientID))
+	id := formatGUID(h[:16])
+	return `{"access_token":{"capolids":{"essential":true,"values":["` + id + `"]}}}`
+}
+
+// stepUpRequested reports whether a claims parameter asks for the resource's
+// MFA policy (the local stand-in for completing MFA interactively).
+func stepUpRequested(claims string, resource *App) bool {
+	if claims == "" {
+		return false
+	}
+	var c struct {
+		AccessToken map[string]struct {
+			Values []string `json:"values"`
+			Value  string   `json:"value"`
+		} `json:"access_token"`
+	}
+	if json.Unmarshal([]byte(claims), &c) != nil {
+		return false
+	}
+	h := sha256.Sum256([]byte("mfa-policy:" + resource.ClientID))
+	id := formatGUID(h[:16])
+	for name, v := range c.AccessToken {
+		if name == "capolids" && containsFold(v.Values, id) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) passwordGrant(req *tokenRequest) (map[string]any, *aadError) {
+	client, method, aerr := s.authenticateClient(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	username, password := req.form("username"), req.form("password")
+	if username == "" {
+		return nil, errMissingParam("username")
+	}
+	if password == "" {
+		return nil, errMissingParam("password")
+	}
+	sr, aerr := s.parseScopes(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	user := req.tenant.User(username)
+	if user == nil {
+		return nil, errUserNotFound(username, req.tenant.TenantID)
+	}
+	req.rec.Subject = user.ObjectID
+	if subtle.ConstantTimeCompare([]byte(user.Password), []byte(password)) != 1 {
+		return nil, errBadPassword()
+	}
+	if user.Disabled {
+		return nil, errUserDisabled()
+	}
+	scopes, aerr := s.delegatedScopes(req.tenant, client, user, sr)
+	if aerr != nil {
+		return nil, aerr
+	}
+	amr := []string{"pwd"}
+	if user.mfaRequiredFor(req.tenant, sr.resource) || stepUpRequested(req.form("claims"), sr.resource) {
+		if !stepUpRequested(req.form("claims"), sr.resource) {
+			return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
+		}
+		amr = append(amr, "mfa")
+	}
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, amr: amr}
+	return s.issue(req, g, true)
+}
+
+func (s *Server) clientCredentialsGrant(req *tokenRequest) (map[string]any, *aadError) {
+	client, method, aerr := s.authenticateClient(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if method == authPublic {
+		return nil, errNeedCredential()
+	}
+	sr, aerr := s.parseScopes(req)
+	if aerr != nil {
+		if aerr.Code == 70011 {
+			return nil, errClientCredentialsScope(req.form("scope"))
+		}
+		return nil, aerr
+	}
+	if !sr.isDefault {
+		return nil, errClientCredentialsScope(req.form("scope"))
+	}
+	var roles []string
+	if perm := req.tenant.permission(client, sr.resource); perm != nil {
+		for _, role := range perm.Roles {
+			if containsFold(sr.resource.AppRoles, role) {
+				roles = append(roles, role)
+			}
+		}
+	}
+	g := grant{tenant: req.tenant, client: client, method: method, sr: sr, roles: roles}
+	return s.issue(req, g, false)
+}
+
+func (s *Server) oboGrant(req *tokenRequest) (map[string]any, *aadError) {
+	if req.form("requested_token_use") != "on_behalf_of" {
+		return nil, errBadRequestedTokenUse()
+	}
+	client, method, aerr := s.authenticateClient(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if method == authPublic {
+		return nil, errNeedCredential()
+	}
+	assertion := req.form("assertion")
+	if assertion == "" {
+		return nil, errMissingParam("assertion")
+	}
+	sr, aerr := s.parseScopes(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	p, err := parseJWT(assertion)
+	if err != nil {
+		return nil, errMalformedJWT()
+	}
+	kid, x5t := p.headerString("kid"), p.headerString("x5t")
+	key := s.keys.lookup(kid, x5t)
+	if key == nil {
+		shown := kid
+		if shown == "" {
+			shown = x5t
+		}
+		return nil, errOBOKeyNotFound(shown)
+	}
+	if p.headerString("alg") != "RS256" || p.verify(&key.key.PublicKey) != nil {
+		return nil, errOBOBadSignature(key.kid)
+	}
+	iss := p.claimString("iss")
+	if t := s.tenantOfIssuer(iss); t == nil || t != req.tenant {
+		return nil, errOBOIssuer(iss)
+	}
+	now := s.now()
+	exp, hasExp := p.claimTime("exp")
+	nbf, hasNbf := p.claimTime("nbf")
+	if !hasExp || !now.Before(time.Unix(exp, 0)) || (hasNbf && now.Before(time.Unix(nbf, 0))) {
+		return nil, errOBOExpired(now.UTC().Format("2006-01-02T15:04:05.0000000Z"), time.Unix(exp, 0).UTC().Format("2006-01-02T15:04:05.0000000Z"))
+	}
+	aud := p.claimString("aud")
+	if !strings.EqualFold(aud, client.ClientID) && !containsIdentifier(client.IdentifierURIs, aud) {
+		return nil, errOBOAudience(aud, client.ClientID, client.Name)
+	}
+	if p.claimString("idtyp") == "app" || (p.claims["scp"] == nil && p.claims["roles"] != nil) {
+		return nil, errOBOAppOnly(client.ClientID)
+	}
+	user := req.tenant.User(p.claimString("oid"))
+	if user == nil {
+		return nil, errUserNotFound(p.claimString("oid"), req.tenant.TenantID)
+	}
+	req.rec.Subject = user.ObjectID
+	if user.Disabled {
+		return nil, errUserDisabled()
+	}
+	scopes, aerr := s.delegatedScopes(req.tenant, client, user, sr)
+	if aerr != nil {
+		return nil, aerr
+	}
+	amr := p.claimStrings("amr")
+	if user.mfaRequiredFor(req.tenant, sr.resource) && !containsFold(amr, "mfa") {
+		return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
+	}
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, amr: amr}
+	return s.issue(req, g, false)
+}
+
+func containsIdentifier(uris []string, aud string) bool {
+	norm := strings.TrimSuffix(strings.ToLower(aud), "/")
+	for _, u := range uris {
+		if strings.TrimSuffix(strings.ToLower(u), "/") == norm {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
+	client, method, aerr := s.authenticateClient(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	rt := req.form("refresh_token")
+	if rt == "" {
+		return nil, errMissingParam("refresh_token")
+	}
+	s.mu.Lock()
+	rg := s.refresh[rt]
+	s.mu.Unlock()
+	if rg == nil || rg.clientID != client.ClientID || rg.tenantID != req.tenant.TenantID || s.now().After(rg.expires) {
+		return nil, errBadRefreshToken()
+	}
+	user := req.tenant.User(rg.userOID)
+	if user == nil {
+		return nil, errBadRefreshToken()
+	}
+	req.rec.Subject = user.ObjectID
+	if user.Disabled {
+		return nil, errUserDisabled()
+	}
+	var sr *scopeRequest
+	if req.form("scope") != "" || req.form("resource") != "" {
+		if sr, aerr = s.parseScopes(req); aerr != nil {
+			return nil, aerr
+		}
+	} else {
+		res := req.tenant.App(rg.resource)
+		sr = &scopeRequest{resource: res, resourceID: res.ClientID, isDefault: true}
+	}
+	scopes, aerr := s.delegatedScopes(req.tenant, client, user, sr)
+	if aerr != nil {
+		return nil, aerr
+	}
+	amr := rg.amr
+	if user.mfaRequiredFor(req.tenant, sr.resource) && !containsFold(amr, "mfa") {
+		return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
+	}
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, amr: amr}
+	return s.issue(req, g, client.PublicClient)
+}
+
+// grant is a decided token request, ready to be issued.
+type grant struct {
+	tenant *Tenant
+	client *App
+	method authMethod
+	user   *User // nil for app-only
+	sr     *scopeRequest
+	scopes []string
+	roles  []string
+	amr    []string
+}
+
+// issue mints the access token (and refresh and ID tokens where due) and
+// builds the success response MSAL expects.
+func (s *Server) issue(req *tokenRequest, g grant, withIDToken bool) (map[string]any, *aadError) {
+	now := s.now()
+	lifetime := time.Duration(g.tenant.TokenLifetime)
+	at, err := s.mintAccess(g, now, lifetime)
+	if err != nil {
+		return nil, newErr(http.StatusInternalServerError, "server_error", 90033, "token signing failed")
+	}
+	// Echo what was asked, in the form asked: MSAL treats a requested scope
+	// missing from the answer as declined.
+	var echo []string
+	if g.sr.isDefault {
+		echo = append(echo, g.sr.resourceID+"/.default")
+	}
+	for _, sc := range g.scopes {
+		echo = append(echo, g.sr.resourceID+"/"+sc)
+	}
+	if g.user != nil {
+		echo = append(echo, g.sr.oidc...)
+	}
+	resp := map[string]any{
+		"token_type":     "Bearer",
+		"scope":          strings.Join(dedupe(echo), " "),
+		"expires_in":     int(lifetime.Seconds()),
+		"ext_expires_in": int(lifetime.Seconds()),
+		"access_token":   at,
+	}
+	if req.ver == 1 {
+		resp["expires_in"] = strconv.Itoa(int(lifetime.Seconds()))
+		resp["ext_expires_in"] = strconv.Itoa(int(lifetime.Seconds()))
+		resp["expires_on"] = strconv.FormatInt(now.Add(lifetime).Unix(), 10)
+		resp["not_before"] = strconv.FormatInt(now.Unix(), 10)
+		resp["resource"] = g.sr.resourceID
+	}
+	if g.user != nil {
+		if g.sr.offline || req.ver == 1 {
+			rt := randomToken()
+			s.mu.Lock()
+			s.refresh[rt] = &refreshGrant{tenantID: g.tenant.TenantID, clientID: g.client.ClientID,
+				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, amr: g.amr, expires: now.Add(refreshLifetime)}
+			s.mu.Unlock()
+			resp["refresh_token"] = rt
+		}
+		ci, _ := json.Marshal(map[string]string{"uid": g.user.ObjectID, "utid": g.tenant.TenantID})
+		resp["client_info"] = b64.EncodeToString(ci)
+		if withIDToken {
+			idt, err := s.mintID(g, now, lifetime)
+			if err != nil {
+				return nil, newErr(http.StatusInternalServerError, "server_error", 90033, "token signing failed")
+			}
+			resp["id_token"] = idt
+		}
+	}
+	req.rec.Scope = resp["scope"].(string)
+	return resp, nil
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	out := in[:0]
+	for _, v := range in {
+		if !seen[strings.ToLower(v)] {
+			seen[strings.ToLower(v)] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func randomToken() string {
+	b := make([]byte, 48)
+	_, _ = rand.Read(b)
+	return "1.AR" + b64.EncodeToString(b)
+}
+
+// writeError writes Entra's error body, echoing client-request-id as Entra
+// does and using it as the correlation ID.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *aadError) {
+	now := s.now().UTC()
+	trace := newGUID()
+	corr := r.Header.Get("client-request-id")
+	if !isGUID(corr) {
+		corr = newGUID()
+	}
+	ts := now.Format("2006-01-02 15:04:05Z")
+	body := errorBody{
+		Error:            e.Error,
+		ErrorDescription: fmt.Sprintf("%s Trace ID: %s Correlation ID: %s Timestamp: %s", e.String(), trace, corr, ts),
+		ErrorCodes:       []int{e.Code},
+		Timestamp:        ts,
+		TraceID:          trace,
+		CorrelationID:    corr,
+		ErrorURI:         fmt.Sprintf("%s/error?code=%d", s.baseURL, e.Code),
+		SubError:         e.SubError,
+		Claims:           e.Claims,
+	}
+	w.Header().Set("x-ms-request-id", trace)
+	if c := r.Header.Get("client-request-id"); c != "" {
+		w.Header().Set("client-request-id", c)
+	}
+	w.Header().Set("x-ms-clitelem", fmt.Sprintf("1,%d,0,,", e.Code))
+	writeJSON(w, e.Status, body)
+}
+
+func newGUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return formatGUID(b)
+}
+
+func formatGUID(b []byte) string {
+	h := hex.EncodeToString(b[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
+}
