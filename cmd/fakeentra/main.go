@@ -9,17 +9,25 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "fakeentra:", err)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: usage was printed; not a failure
+	}
+	if err != nil {
+		// The package's errors already start with "fakeentra: "; say it once.
+		fmt.Fprintln(os.Stderr, "fakeentra:", strings.TrimPrefix(err.Error(), "fakeentra: "))
 		os.Exit(1)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 )
@@ -34,6 +35,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		*dir = d
 	}
+	// The JSON line's paths must not depend on the working directory.
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	*dir = abs
 	cfg := fakeentra.Config{Dir: *dir, Addr: *addr}
 	if *tenantFile != "" {
 		t, err := fakeentra.LoadTenant(*tenantFile)

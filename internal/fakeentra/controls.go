@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -88,9 +89,9 @@ func (s *Server) ClearFaults() {
 }
 
 // SetLatency delays answers of the given endpoints ("token", "keys",
-// "discovery"; none means all) by d; 0 removes the delay.
+// "discovery"; none or "all" means all) by d; 0 removes the delay.
 func (s *Server) SetLatency(d time.Duration, endpoints ...string) {
-	if len(endpoints) == 0 {
+	if len(endpoints) == 0 || slices.Contains(endpoints, "all") {
 		endpoints = []string{"token", "keys", "discovery"}
 	}
 	s.cmu.Lock()
@@ -249,13 +250,22 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 			return
 		}
 		var eps []string
-		if e := r.URL.Query().Get("endpoint"); e != "" {
+		switch e := r.URL.Query().Get("endpoint"); e {
+		case "":
+		case "token", "keys", "discovery", "all":
 			eps = []string{e}
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("endpoint %q: want token, keys, discovery or all", e)})
+			return
 		}
 		s.SetLatency(d, eps...)
 		writeJSON(w, http.StatusOK, map[string]string{"status": "set"})
 	})
 	mux.HandleFunc("GET /_fakeentra/requests", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Requests())
+		recs := s.Requests()
+		if recs == nil {
+			recs = []Record{} // [] rather than null, for scripts
+		}
+		writeJSON(w, http.StatusOK, recs)
 	})
 }

@@ -153,11 +153,6 @@ func errBadPassword() *aadError {
 		"Error validating credentials due to invalid username or password.")
 }
 
-func errPasswordGrantConfidential() *aadError {
-	return newErr(http.StatusBadRequest, "invalid_client", 7000218,
-		"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-}
-
 func errConsent(clientID, name string) *aadError {
 	e := newErr(http.StatusBadRequest, "invalid_grant", 65001,
 		"The user or administrator has not consented to use the application with ID '%s' named '%s'. Send an interactive authorization request for this user and resource.", clientID, name)

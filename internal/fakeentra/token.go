@@ -409,9 +409,12 @@ func mfaClaims(resource *App) string {
 	return `{"access_token":{"capolids":{"essential":true,"values":["` + id + `"]}}}`
 }
 
-// stepUpRequested reports whether a claims parameter asks for the resource's
-// MFA policy (the local stand-in for completing MFA interactively).
-func stepUpRequested(claims string, resource *App) bool {
+// stepUpRequested reports whether a claims parameter asks for the MFA policy
+// of any resource of the tenant (the local stand-in for completing MFA
+// interactively). Any, not only the one asked for: the challenge of a
+// downstream API's policy, raised on an OBO call, comes back on the user's
+// sign-in for the middle tier, as MSAL.js sends it.
+func stepUpRequested(claims string, t *Tenant) bool {
 	if claims == "" {
 		return false
 	}
@@ -424,11 +427,13 @@ func stepUpRequested(claims string, resource *App) bool {
 	if json.Unmarshal([]byte(claims), &c) != nil {
 		return false
 	}
-	h := sha256.Sum256([]byte("mfa-policy:" + resource.ClientID))
-	id := formatGUID(h[:16])
-	for name, v := range c.AccessToken {
-		if name == "capolids" && containsFold(v.Values, id) {
-			return true
+	for _, resource := range t.Apps {
+		h := sha256.Sum256([]byte("mfa-policy:" + resource.ClientID))
+		id := formatGUID(h[:16])
+		for name, v := range c.AccessToken {
+			if name == "capolids" && containsFold(v.Values, id) {
+				return true
+			}
 		}
 	}
 	return false
@@ -466,8 +471,8 @@ func (s *Server) passwordGrant(req *tokenRequest) (map[string]any, *aadError) {
 		return nil, aerr
 	}
 	amr := []string{"pwd"}
-	if user.mfaRequiredFor(req.tenant, sr.resource) || stepUpRequested(req.form("claims"), sr.resource) {
-		if !stepUpRequested(req.form("claims"), sr.resource) {
+	if user.mfaRequiredFor(req.tenant, sr.resource) || stepUpRequested(req.form("claims"), req.tenant) {
+		if !stepUpRequested(req.form("claims"), req.tenant) {
 			return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
 		}
 		amr = append(amr, "mfa")

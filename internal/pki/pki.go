@@ -206,6 +206,10 @@ func WriteFile(dir, name string, data []byte, mode os.FileMode) (string, error) 
 	if err := os.WriteFile(p, data, mode); err != nil {
 		return "", fmt.Errorf("pki: %w", err)
 	}
+	// WriteFile keeps the mode of a file that already exists: enforce it.
+	if err := os.Chmod(p, mode); err != nil {
+		return "", fmt.Errorf("pki: %w", err)
+	}
 	return p, nil
 }
 
