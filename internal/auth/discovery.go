@@ -1,0 +1,87 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Metadata is what the gateway needs from a tenant's OIDC discovery: where
+// the signing keys are, and the issuers of v1 and v2 tokens as templates
+// with "{tenantid}" in place of the tenant ID.
+type Metadata struct {
+	JWKSURI          string
+	IssuerV2Template string
+	IssuerV1Template string
+}
+
+// Issuers returns the v2 and v1 issuers for a tenant.
+func (m Metadata) Issuers(tenantID string) (v2, v1 string) {
+	return strings.ReplaceAll(m.IssuerV2Template, "{tenantid}", tenantID),
+		strings.ReplaceAll(m.IssuerV1Template, "{tenantid}", tenantID)
+}
+
+// Discover reads the tenant's v2 and v1 OpenID configurations under
+// authorityHost (e.g. https://login.microsoftonline.com). client must have a
+// timeout. Entra's v1 issuer lives on another host (sts.windows.net), which is
+// why both documents are read rather than one issuer being derived.
+func Discover(ctx context.Context, client *http.Client, authorityHost, tenantID string) (Metadata, error) {
+	base := strings.TrimSuffix(authorityHost, "/") + "/" + tenantID
+	var v2, v1 struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := getJSON(ctx, client, base+"/v2.0/.well-known/openid-configuration", &v2); err != nil {
+		return Metadata{}, err
+	}
+	if err := getJSON(ctx, client, base+"/.well-known/openid-configuration", &v1); err != nil {
+		return Metadata{}, err
+	}
+	if v2.JWKSURI == "" || v2.Issuer == "" || v1.Issuer == "" {
+		return Metadata{}, fmt.Errorf("auth: discovery at %s: issuer or jwks_uri missing", base)
+	}
+	tmpl := func(iss string) (string, error) {
+		if strings.Contains(iss, "{tenantid}") {
+			return iss, nil
+		}
+		if !strings.Contains(iss, tenantID) {
+			return "", fmt.Errorf("auth: discovery at %s: issuer %q does not name tenant %s", base, iss, tenantID)
+		}
+		return strings.ReplaceAll(iss, tenantID, "{tenantid}"), nil
+	}
+	m := Metadata{JWKSURI: v2.JWKSURI}
+	var err error
+	if m.IssuerV2Template, err = tmpl(v2.Issuer); err != nil {
+		return Metadata{}, err
+	}
+	if m.IssuerV1Template, err = tmpl(v1.Issuer); err != nil {
+		return Metadata{}, err
+	}
+	return m, nil
+}
+
+func getJSON(ctx context.Context, client *http.Client, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("auth: discovery: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("auth: discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("auth: discovery %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("auth: discovery %s: HTTP %d: %.200s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("auth: discovery %s: %w", url, err)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package auth
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/obo-gateway/obo-gateway/internal/apierror"
+)
+
+// Policy is what a route demands of a valid token.
+type Policy struct {
+	// Scopes: a user (delegated) token must carry at least one of them.
+	Scopes []string
+	// Roles: an app-only token must carry at least one of them. A route
+	// with no Roles refuses app-only tokens.
+	Roles []string
+	// RequireUser refuses app-only tokens whatever their roles: a route that
+	// exchanges the token On-Behalf-Of needs a user's token.
+	RequireUser bool
+}
+
+// check applies the policy to a valid principal.
+func (pol Policy) check(p *Principal) *TokenError {
+	if p.AppOnly {
+		if pol.RequireUser {
+			return &TokenError{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: ReasonAppOnly,
+				Description: "this is an app-only token (client credentials); this route calls its API On-Behalf-Of a user and needs a user's token"}
+		}
+		for _, r := range pol.Roles {
+			if p.HasRole(r) {
+				return nil
+			}
+		}
+		return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
+			Description: "the token lacks an app role this route requires", Scope: strings.Join(pol.Roles, " ")}
+	}
+	if len(pol.Scopes) == 0 {
+		return nil
+	}
+	for _, s := range pol.Scopes {
+		if p.HasScope(s) {
+			return nil
+		}
+	}
+	return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
+		Description: "the token lacks a scope this route requires", Scope: strings.Join(pol.Scopes, " ")}
+}
+
+// Middleware returns chi middleware that reads the bearer token from the
+// Authorization header (only there), validates it, applies pol, and puts
+// the Principal in the request context. Refusals answer 401 or 403 with an
+// RFC 6750 WWW-Authenticate header and a JSON body; the next handler is not
+// called. log receives one line per refusal with the reason (never the token).
+func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, terr := bearerToken(r)
+			var p *Principal
+			if terr == nil {
+				var err error
+				p, err = v.Validate(r.Context(), raw)
+				if err != nil && !errors.As(err, &terr) {
+					terr = invalid(ReasonMalformed, "the token could not be validated", err)
+				}
+			} else {
+				v.cfg.Metrics.validated("invalid", terr.Reason)
+			}
+			if terr == nil {
+				terr = pol.check(p)
+			}
+			if terr != nil {
+				attrs := []any{"reason", string(terr.Reason), "status", terr.Status}
+				if terr.Err != nil {
+					attrs = append(attrs, "detail", terr.Err.Error())
+				}
+				if p != nil {
+					attrs = append(attrs, "principal", p)
+				}
+				log.InfoContext(r.Context(), "token refused", attrs...)
+				WriteError(w, r, terr)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
+		})
+	}
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, *TokenError) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		desc := "send the access token in the Authorization header: Bearer <token>"
+		if r.URL.Query().Has("access_token") {
+			desc = "tokens in the query string are not accepted; " + desc
+		}
+		return "", &TokenError{Status: http.StatusUnauthorized, Reason: ReasonMissing, Description: desc}
+	}
+	if len(vals) > 1 {
+		return "", &TokenError{Status: http.StatusBadRequest, Code: "invalid_request", Reason: ReasonMalformed,
+			Description: "more than one Authorization header"}
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", &TokenError{Status: http.StatusUnauthorized, Code: "invalid_request", Reason: ReasonMissing,
+			Description: "the Authorization header must be: Bearer <token>"}
+	}
+	return tok, nil
+}
+
+// WriteError answers a token refusal: RFC 6750 WWW-Authenticate (error,
+// error_description, scope) and a JSON body with the same fields.
+func WriteError(w http.ResponseWriter, r *http.Request, e *TokenError) {
+	params := []string{`realm="obo-gateway"`}
+	if e.Code != "" && e.Code != "temporarily_unavailable" {
+		params = append(params, `error="`+e.Code+`"`)
+		if e.Description != "" {
+			params = append(params, `error_description="`+quote(e.Description)+`"`)
+		}
+		if e.Scope != "" {
+			params = append(params, `scope="`+quote(e.Scope)+`"`)
+		}
+	}
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+		w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	code := e.Code
+	if code == "" {
+		code = "unauthorized"
+	}
+	apierror.Write(w, r, e.Status, code, e.Description)
+}
+
+// quote escapes a value for an RFC 7230 quoted-string, dropping control characters.
+func quote(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(c)
+		case c < 0x20 || c == 0x7f:
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}

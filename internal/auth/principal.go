@@ -1,0 +1,63 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Principal is a validated caller: who the token says it is. It holds the raw
+// token for the On-Behalf-Of exchange, reachable only through Token.
+type Principal struct {
+	raw string
+
+	ObjectID string // oid: the user's (or, app-only, the service principal's) object ID
+	TenantID string // tid
+	Subject  string // sub
+	ClientID string // azp (v2) or appid (v1): the app the token was issued to
+	Issuer   string
+	Audience string // the audience that matched
+	Version  string // "1.0" or "2.0"
+	KeyID    string // kid (or x5t) of the signing key
+	Scopes   []string
+	Roles    []string
+	// AppOnly is true for tokens from client credentials (no scp): they have no
+	// user, so they cannot be exchanged On-Behalf-Of.
+	AppOnly   bool
+	ExpiresAt time.Time
+}
+
+// Token returns the token exactly as received, to be passed as the OBO
+// assertion. It must never be logged or sent upstream.
+func (p *Principal) Token() string { return p.raw }
+
+// HasScope reports whether the token carries the delegated scope.
+func (p *Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s) }
+
+// HasRole reports whether the token carries the app role.
+func (p *Principal) HasRole(r string) bool { return slices.Contains(p.Roles, r) }
+
+// LogValue implements slog.LogValuer: identifiers only, never the token.
+func (p *Principal) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("oid", p.ObjectID),
+		slog.String("tid", p.TenantID),
+		slog.String("azp", p.ClientID),
+		slog.String("kid", p.KeyID),
+		slog.Bool("app_only", p.AppOnly),
+	)
+}
+
+type principalKey struct{}
+
+// FromContext returns the request's validated principal, or nil.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// NewContext returns ctx carrying p.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}

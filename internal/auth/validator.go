@@ -1,0 +1,184 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// ValidatorConfig configures a Validator.
+type ValidatorConfig struct {
+	// Keys finds signing keys. Required.
+	Keys KeySet
+	// Metadata gives the issuer templates (from Discover). Required.
+	Metadata Metadata
+	// TenantID is the gateway's home tenant. Required.
+	TenantID string
+	// AllowedTenants are further tenants whose tokens are accepted
+	// (multi-tenant apps, guests' home tenants).
+	AllowedTenants []string
+	// ClientID is the gateway's application (client) ID, the audience of v2 tokens. Required.
+	ClientID string
+	// Audiences are further accepted audiences: the App ID URIs (api://…).
+	Audiences []string
+	// Leeway tolerates clock skew on exp, nbf and iat; default 1 minute.
+	Leeway  time.Duration
+	Now     func() time.Time
+	Metrics *Metrics
+}
+
+// Validator validates Entra access tokens meant for this gateway. It is
+// safe for concurrent use.
+type Validator struct {
+	cfg       ValidatorConfig
+	tenants   map[string]bool
+	audiences map[string]bool
+}
+
+// maxTokenBytes bounds what is parsed; Entra tokens are a few KiB even with groups.
+const maxTokenBytes = 16 << 10
+
+// NewValidator checks cfg and returns a Validator.
+func NewValidator(cfg ValidatorConfig) (*Validator, error) {
+	if cfg.Keys == nil || cfg.TenantID == "" || cfg.ClientID == "" || cfg.Metadata.IssuerV2Template == "" {
+		return nil, errors.New("auth: ValidatorConfig needs Keys, Metadata, TenantID and ClientID")
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v := &Validator{cfg: cfg, tenants: map[string]bool{}, audiences: map[string]bool{}}
+	for _, t := range append([]string{cfg.TenantID}, cfg.AllowedTenants...) {
+		v.tenants[strings.ToLower(t)] = true
+	}
+	for _, a := range append([]string{cfg.ClientID}, cfg.Audiences...) {
+		v.audiences[normAudience(a)] = true
+	}
+	return v, nil
+}
+
+func normAudience(a string) string { return strings.TrimSuffix(strings.ToLower(a), "/") }
+
+// Validate checks a raw bearer token: RS256 signature by a key of the
+// tenant's set, exp/nbf/iat within the leeway, tid allowed, iss the v1 or v2
+// issuer of that tid, aud this gateway. Errors are *TokenError.
+func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
+	p, err := v.validate(ctx, raw)
+	var te *TokenError
+	if errors.As(err, &te) {
+		v.cfg.Metrics.validated("invalid", te.Reason)
+		return nil, te
+	}
+	v.cfg.Metrics.validated("valid", "")
+	return p, nil
+}
+
+func (v *Validator) validate(ctx context.Context, raw string) (*Principal, error) {
+	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
+		return nil, invalid(ReasonMalformed, "the bearer token is not a JWT", nil)
+	}
+	msg, err := jws.Parse([]byte(raw))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, invalid(ReasonMalformed, "the bearer token is not a JWT", err)
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	if _, ok := h.Get("nonce"); ok {
+		// Microsoft Graph tokens carry a nonce header and verify only for Graph.
+		return nil, invalid(ReasonAudience, "the token is a Microsoft Graph token; request a token for this API instead", nil)
+	}
+	if h.Algorithm() != jwa.RS256 {
+		return nil, invalid(ReasonAlgorithm, "the token must be signed with RS256", fmt.Errorf("alg %q", h.Algorithm()))
+	}
+	kid, x5t := h.KeyID(), h.X509CertThumbprint()
+	key, err := v.cfg.Keys.Key(ctx, kid, x5t)
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		return nil, invalid(ReasonUnknownKey, "the token is not signed by a key of the tenant", fmt.Errorf("kid %q x5t %q: %w", kid, x5t, err))
+	case err != nil:
+		return nil, &TokenError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: ReasonKeysNotReady,
+			Description: "the tenant's signing keys are not available yet; retry shortly", Err: err}
+	}
+	tok, err := jwt.Parse([]byte(raw),
+		jwt.WithKey(jwa.RS256, key),
+		jwt.WithValidate(true),
+		jwt.WithAcceptableSkew(v.cfg.Leeway),
+		jwt.WithClock(jwt.ClockFunc(v.cfg.Now)),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+	)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired()):
+		return nil, invalid(ReasonExpired, "the token has expired", err)
+	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
+		return nil, invalid(ReasonNotYetValid, "the token is not valid yet", err)
+	case jwt.IsValidationError(err):
+		return nil, invalid(ReasonMalformed, "the token lacks required claims", err)
+	default:
+		return nil, invalid(ReasonSignature, "the token signature is invalid", err)
+	}
+
+	tid := claimString(tok, "tid")
+	if tid == "" || !v.tenants[strings.ToLower(tid)] {
+		return nil, invalid(ReasonTenant, "the token's tenant is not allowed", fmt.Errorf("tid %q", tid))
+	}
+	iss := tok.Issuer()
+	v2, v1 := v.cfg.Metadata.Issuers(tid)
+	if iss != v2 && iss != v1 {
+		return nil, invalid(ReasonIssuer, "the token's issuer is not the tenant's", fmt.Errorf("iss %q for tid %q", iss, tid))
+	}
+	p := &Principal{
+		raw: raw, TenantID: tid, Issuer: iss, KeyID: kid,
+		ObjectID:  claimString(tok, "oid"),
+		Subject:   tok.Subject(),
+		Version:   claimString(tok, "ver"),
+		ExpiresAt: tok.Expiration(),
+	}
+	if p.KeyID == "" {
+		p.KeyID = x5t
+	}
+	for _, a := range tok.Audience() {
+		if v.audiences[normAudience(a)] {
+			p.Audience = a
+			break
+		}
+	}
+	if p.Audience == "" {
+		return nil, invalid(ReasonAudience, "the token is not meant for this API (audience mismatch)",
+			fmt.Errorf("aud %q", tok.Audience()))
+	}
+	if p.ClientID = claimString(tok, "azp"); p.ClientID == "" {
+		p.ClientID = claimString(tok, "appid")
+	}
+	if scp := claimString(tok, "scp"); scp != "" {
+		p.Scopes = strings.Fields(scp)
+	}
+	if roles, ok := tok.Get("roles"); ok {
+		if list, ok := roles.([]any); ok {
+			for _, r := range list {
+				if s, ok := r.(string); ok {
+					p.Roles = append(p.Roles, s)
+				}
+			}
+		}
+	}
+	p.AppOnly = claimString(tok, "idtyp") == "app" || len(p.Scopes) == 0
+	return p, nil
+}
+
+func claimString(tok jwt.Token, name string) string {
+	v, ok := tok.Get(name)
+	if !ok {
+		return ""
+	}
+	s, _ := v.(string)
+	return s
+}

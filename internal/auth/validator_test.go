@@ -1,0 +1,148 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func newTestValidator(t *testing.T, now time.Time, m *Metrics) *Validator {
+	t.Helper()
+	k := sharedKeys(t)
+	ks, err := NewStaticKeySet(setOf(t, k[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValidator(ValidatorConfig{
+		Keys: ks, Metadata: testMetadata, TenantID: testTenant, AllowedTenants: []string{otherTenant},
+		ClientID: testClientID, Audiences: []string{testAppIDURI}, Leeway: time.Minute,
+		Now: func() time.Time { return now }, Metrics: m,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestValidate(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	k := sharedKeys(t)
+	with := func(changes map[string]any) map[string]any {
+		c := userClaims(now)
+		for name, v := range changes {
+			if v == nil {
+				delete(c, name)
+			} else {
+				c[name] = v
+			}
+		}
+		return c
+	}
+	forgedHS256 := func() string {
+		tok := jwt.New()
+		for n, v := range userClaims(now) {
+			_ = tok.Set(n, v)
+		}
+		h := jws.NewHeaders()
+		_ = h.Set(jws.KeyIDKey, k[0].kid)
+		raw, err := jwt.Sign(tok, jwt.WithKey(jwa.HS256, []byte("a shared secret guessed by an attacker"), jws.WithProtectedHeaders(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}()
+	valid := sign(t, k[0], userClaims(now), nil)
+	parts := strings.Split(valid, ".")
+	tampered := parts[0] + "." + strings.Split(sign(t, k[0], with(map[string]any{"oid": "someone-else"}), nil), ".")[1] + "." + parts[2]
+	algNone := parts[0][:0] + "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + "."
+
+	tests := []struct {
+		name   string
+		token  string
+		reason Reason // "" = valid
+		check  func(t *testing.T, p *Principal)
+	}{
+		{name: "v2 user token", token: valid, check: func(t *testing.T, p *Principal) {
+			if p.ObjectID != "11111111-aaaa-4aaa-8aaa-111111111111" || p.TenantID != testTenant || p.AppOnly ||
+				!p.HasScope("access_as_user") || p.ClientID != "2d6f1f73-7a8e-4d8e-9c37-6b1a1f0c5e11" || p.KeyID != k[0].kid {
+				t.Errorf("principal = %+v", p)
+			}
+			if p.Token() != valid {
+				t.Error("Token() is not the token as received")
+			}
+		}},
+		{name: "v1 token with App ID URI audience and appid", token: sign(t, k[0], with(map[string]any{
+			"iss": "https://sts.example/" + testTenant + "/", "aud": testAppIDURI, "ver": "1.0", "azp": nil, "appid": "client-app",
+		}), nil), check: func(t *testing.T, p *Principal) {
+			if p.Audience != testAppIDURI || p.ClientID != "client-app" || p.Version != "1.0" {
+				t.Errorf("principal = %+v", p)
+			}
+		}},
+		{name: "audience with different case and trailing slash", token: sign(t, k[0], with(map[string]any{"aud": "API://OBO-Gateway/"}), nil)},
+		{name: "allowed other tenant", token: sign(t, k[0], with(map[string]any{
+			"tid": otherTenant, "iss": "https://login.example/" + otherTenant + "/v2.0"}), nil)},
+		{name: "app-only token is valid (policy decides)", token: sign(t, k[0], with(map[string]any{"scp": nil, "roles": []string{"Gateway.Call"}, "idtyp": "app"}), nil),
+			check: func(t *testing.T, p *Principal) {
+				if !p.AppOnly || !p.HasRole("Gateway.Call") {
+					t.Errorf("principal = %+v", p)
+				}
+			}},
+		{name: "expired within leeway", token: sign(t, k[0], with(map[string]any{"exp": now.Add(-30 * time.Second).Unix()}), nil)},
+		{name: "expired beyond leeway", token: sign(t, k[0], with(map[string]any{"exp": now.Add(-2 * time.Minute).Unix()}), nil), reason: ReasonExpired},
+		{name: "not yet valid", token: sign(t, k[0], with(map[string]any{"nbf": now.Add(10 * time.Minute).Unix()}), nil), reason: ReasonNotYetValid},
+		{name: "no exp", token: sign(t, k[0], with(map[string]any{"exp": nil}), nil), reason: ReasonMalformed},
+		{name: "issuer of another tenant than tid", token: sign(t, k[0], with(map[string]any{"iss": "https://login.example/" + otherTenant + "/v2.0"}), nil), reason: ReasonIssuer},
+		{name: "foreign issuer", token: sign(t, k[0], with(map[string]any{"iss": "https://evil.example/" + testTenant + "/v2.0"}), nil), reason: ReasonIssuer},
+		{name: "tenant not allowed", token: sign(t, k[0], with(map[string]any{
+			"tid": "99999999-9999-4999-8999-999999999999", "iss": "https://login.example/99999999-9999-4999-8999-999999999999/v2.0"}), nil), reason: ReasonTenant},
+		{name: "no tid", token: sign(t, k[0], with(map[string]any{"tid": nil}), nil), reason: ReasonTenant},
+		{name: "Graph audience", token: sign(t, k[0], with(map[string]any{"aud": "https://graph.microsoft.com"}), nil), reason: ReasonAudience},
+		{name: "Graph token with nonce header", token: sign(t, k[0], userClaims(now), map[string]any{"nonce": "abc"}), reason: ReasonAudience},
+		{name: "unknown kid", token: sign(t, k[1], userClaims(now), nil), reason: ReasonUnknownKey},
+		{name: "self-signed with kid of the tenant's key", token: sign(t, &testKey{kid: k[0].kid, priv: k[1].priv}, userClaims(now), nil), reason: ReasonSignature},
+		{name: "tampered payload", token: tampered, reason: ReasonSignature},
+		{name: "HS256 with the tenant key's kid", token: forgedHS256, reason: ReasonAlgorithm},
+		{name: "alg none", token: algNone, reason: ReasonAlgorithm},
+		{name: "x5t only, no kid", token: sign(t, k[0], userClaims(now), map[string]any{jws.KeyIDKey: nil, jws.X509CertThumbprintKey: "x5t-" + k[0].kid})},
+		{name: "not a JWT", token: "not-a-jwt", reason: ReasonMalformed},
+		{name: "garbage segments", token: "a.b.c", reason: ReasonMalformed},
+		{name: "oversized", token: strings.Repeat("a", maxTokenBytes) + ".b.c", reason: ReasonMalformed},
+	}
+	reg := prometheus.NewRegistry()
+	v := newTestValidator(t, now, NewMetrics(reg))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Validate(context.Background(), tt.token)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				if tt.check != nil {
+					tt.check(t, p)
+				}
+				return
+			}
+			var te *TokenError
+			if !errors.As(err, &te) {
+				t.Fatalf("Validate = %v, %v; want a *TokenError with reason %s", p, err, tt.reason)
+			}
+			if te.Reason != tt.reason || te.Status != 401 || te.Code != "invalid_token" {
+				t.Errorf("got reason %s status %d code %s (%v); want %s 401 invalid_token", te.Reason, te.Status, te.Code, te, tt.reason)
+			}
+			if strings.Contains(te.Description, tt.token) || (te.Err != nil && strings.Contains(te.Err.Error(), tt.token)) {
+				t.Error("the error carries the token")
+			}
+		})
+	}
+	if got := testutil.ToFloat64(v.cfg.Metrics.validations.WithLabelValues("invalid", string(ReasonExpired))); got != 1 {
+		t.Errorf("invalid/expired validations = %v, want 1", got)
+	}
+}

@@ -1,0 +1,131 @@
+// Package config reads the gateway's configuration: a YAML file, then
+// environment variables over it (the Azure SDK's names where they exist),
+// then defaults, then a validation that names the field and the fix.
+//
+// Only cmd/gateway knows every setting; each package gets its own small Config.
+package config
+
+import "time"
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the address of the API listener. Default ":8080".
+	Listen string `yaml:"listen"`
+	// AdminListen is the address of /metrics, /healthz and /readyz. Default ":9090".
+	AdminListen string `yaml:"admin_listen"`
+	// TLS serves the API listener over HTTPS when set.
+	TLS *ServerTLS `yaml:"tls"`
+
+	Entra Entra `yaml:"entra"`
+	// Routes map path prefixes to upstream APIs. At least one.
+	Routes []Route `yaml:"routes"`
+	CORS   CORS    `yaml:"cors"`
+	// TrustedProxies are the networks (CIDRs) of proxies in front of the
+	// gateway whose X-Forwarded-For/-Proto/-Host are believed. Others' are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// ShutdownGrace bounds the drain of in-flight requests on SIGTERM. Default 20s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+}
+
+// ServerTLS is the API listener's certificate.
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Entra is the gateway's identity in its tenant.
+type Entra struct {
+	// TenantID is the home tenant (GUID). Env AZURE_TENANT_ID. Required.
+	TenantID string `yaml:"tenant_id"`
+	// ClientID is the gateway app's application (client) ID. Env AZURE_CLIENT_ID. Required.
+	ClientID string `yaml:"client_id"`
+	// AuthorityHost is the Entra host. Env AZURE_AUTHORITY_HOST.
+	// Default https://login.microsoftonline.com (sovereign clouds:
+	// https://login.microsoftonline.us, https://login.partner.microsoftonline.cn).
+	AuthorityHost string `yaml:"authority_host"`
+	// InstanceDiscovery asks Entra to validate the authority host. Default:
+	// on for Microsoft's hosts, off for any other (the local tenant).
+	InstanceDiscovery *bool `yaml:"instance_discovery"`
+	// Audiences are the App ID URIs accepted as aud besides ClientID (e.g. api://obo-gateway).
+	Audiences []string `yaml:"audiences"`
+	// AllowedTenants are further tenants whose users' tokens are accepted
+	// (multi-tenant apps, guests). Their exchanges go to their own tenant.
+	AllowedTenants []string `yaml:"allowed_tenants"`
+	// ClockSkew is the leeway on exp, nbf and iat. Default 1m; at most 5m.
+	ClockSkew Duration `yaml:"clock_skew"`
+	// Certificate is the gateway's client credential.
+	Certificate Certificate `yaml:"certificate"`
+	// CAFile adds CA certificates (PEM) trusted for Entra's TLS (the local
+	// tenant, or a TLS-inspecting egress proxy).
+	CAFile string `yaml:"ca_file"`
+	// TokenTimeout bounds one OBO exchange. Default 10s.
+	TokenTimeout Duration `yaml:"token_timeout"`
+	// KeysRefreshInterval is how often the signing keys are refreshed in the
+	// background. Default 1h.
+	KeysRefreshInterval Duration `yaml:"keys_refresh_interval"`
+	// KeysMinRefreshInterval is the least time between refreshes caused by
+	// unknown key IDs. Default 30s.
+	KeysMinRefreshInterval Duration `yaml:"keys_min_refresh_interval"`
+}
+
+// Certificate locates the gateway's certificate credential.
+type Certificate struct {
+	// Path is a PEM file (certificate + RSA key, PKCS#1 or PKCS#8, optionally
+	// encrypted) or a PFX/PKCS#12 file. Env AZURE_CLIENT_CERTIFICATE_PATH. Required.
+	Path string `yaml:"path"`
+	// KeyPath is a separate PEM key file, when the key is not in Path.
+	KeyPath string `yaml:"key_path"`
+	// Password opens an encrypted key or a PFX. Env AZURE_CLIENT_CERTIFICATE_PASSWORD.
+	// Prefer the environment: a password in a file is a secret in a file.
+	Password string `yaml:"password"`
+	// SendX5C sends the certificate chain with each assertion (subject name +
+	// issuer authentication). Env AZURE_CLIENT_SEND_CERTIFICATE_CHAIN.
+	SendX5C bool `yaml:"send_x5c"`
+}
+
+// Route maps a path prefix to an upstream API.
+type Route struct {
+	// Name labels metrics and logs: lowercase letters, digits, - and _. Required, unique.
+	Name string `yaml:"name"`
+	// PathPrefix is matched at a path-segment boundary: /orders matches
+	// /orders and /orders/1, not /ordersx. Required, starts with /.
+	PathPrefix string `yaml:"path_prefix"`
+	// Upstream is the base URL of the API (http or https). Required.
+	Upstream string `yaml:"upstream"`
+	// StripPrefix removes PathPrefix before forwarding.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// DownstreamScopes are exchanged for On-Behalf-Of: one resource, either
+	// <app-id-uri>/.default or named scopes. Empty: no exchange, and no
+	// Authorization header goes upstream.
+	DownstreamScopes []string `yaml:"downstream_scopes"`
+	// RequiredScopes: a user token must carry at least one. Empty: any
+	// valid user token for the gateway.
+	RequiredScopes []string `yaml:"required_scopes"`
+	// RequiredRoles: an app-only token must carry at least one; only on
+	// routes without DownstreamScopes (OBO needs a user).
+	RequiredRoles []string `yaml:"required_roles"`
+	// Timeout bounds the upstream exchange (until the response headers).
+	// Default 30s. Streamed bodies are not cut by it.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// CORS lets browser frontends call the gateway.
+type CORS struct {
+	// AllowedOrigins are exact origins (https://app.example.com); "*" allows
+	// any origin (credentials are never allowed). Empty: CORS off.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedHeaders are request headers allowed besides Authorization and
+	// Content-Type.
+	AllowedHeaders []string `yaml:"allowed_headers"`
+	// MaxAge is how long browsers may cache a preflight. Default 10m.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// Duration is a time.Duration written as "30s", "5m" in YAML and in the environment.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

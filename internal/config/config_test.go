@@ -1,0 +1,1058 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// password is the certificate password of the test files: no error and no
+// redacted output may contain it.
+const password = "Pa55-w0rd-s3cret!"
+
+// files are the readable files a full configuration names.
+type files struct {
+	dir, cert, key, ca, tlsCert, tlsKey string
+}
+
+func newFiles(t *testing.T) files {
+	t.Helper()
+	dir := t.TempDir()
+	return files{
+		dir:     dir,
+		cert:    writeFile(t, dir, "gateway.pem", "-----BEGIN CERTIFICATE-----\n"),
+		key:     writeFile(t, dir, "gateway.key", "-----BEGIN PRIVATE KEY-----\n"),
+		ca:      writeFile(t, dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n"),
+		tlsCert: writeFile(t, dir, "tls.crt", "-----BEGIN CERTIFICATE-----\n"),
+		tlsKey:  writeFile(t, dir, "tls.key", "-----BEGIN PRIVATE KEY-----\n"),
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fullYAML sets every setting to a value other than its default.
+func fullYAML(f files) string {
+	return fmt.Sprintf(`listen: 127.0.0.1:8443
+admin_listen: 127.0.0.1:9443
+tls:
+  cert_file: %q
+  key_file: %q
+entra:
+  tenant_id: 3f2a9c4e-8b1d-4e6f-9a7c-2d5e8f1b0c34
+  client_id: 9d7e6c5b-4a3f-4e2d-8c1b-0a9f8e7d6c5b
+  authority_host: https://login.microsoftonline.com
+  instance_discovery: true
+  audiences: [api://obo-gateway]
+  allowed_tenants: [b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e]
+  clock_skew: 2m
+  certificate:
+    path: %q
+    key_path: %q
+    password: %q
+    send_x5c: false
+  ca_file: %q
+  token_timeout: 15s
+  keys_refresh_interval: 30m
+  keys_min_refresh_interval: 1m
+routes:
+  - name: orders
+    path_prefix: /orders
+    upstream: https://orders.internal.example.com
+    strip_prefix: true
+    downstream_scopes: [api://orders-api/.default]
+    required_scopes: [access_as_user]
+    timeout: 20s
+  - name: graph-me
+    path_prefix: /graph
+    upstream: https://graph.microsoft.com/v1.0
+    strip_prefix: false
+    downstream_scopes: [https://graph.microsoft.com/User.Read]
+    required_scopes: [access_as_user]
+    timeout: 10s
+  - name: inventory-app
+    path_prefix: /inventory
+    upstream: http://inventory.internal.example.com:8080
+    required_roles: [Inventory.Read]
+    timeout: 5s
+cors:
+  allowed_origins: [https://app.example.com]
+  allowed_headers: [X-Request-Id]
+  max_age: 5m
+trusted_proxies: [10.0.0.0/8, 192.0.2.10]
+shutdown_grace: 30s
+log_level: warn
+`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca)
+}
+
+// minimalYAML sets only what has no default.
+func minimalYAML(cert string) string {
+	return fmt.Sprintf(`entra:
+  tenant_id: 3f2a9c4e-8b1d-4e6f-9a7c-2d5e8f1b0c34
+  client_id: 9d7e6c5b-4a3f-4e2d-8c1b-0a9f8e7d6c5b
+  certificate:
+    path: %q
+routes:
+  - name: orders
+    path_prefix: /orders
+    upstream: https://orders.internal.example.com
+`, cert)
+}
+
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func load(t *testing.T, content string, env map[string]string) (*Config, error) {
+	t.Helper()
+	return Load(writeFile(t, t.TempDir(), "gateway.yaml", content), envMap(env))
+}
+
+func mustLoad(t *testing.T, content string, env map[string]string) *Config {
+	t.Helper()
+	c, err := load(t, content, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func wantFull(f files) *Config {
+	return &Config{
+		Listen:      "127.0.0.1:8443",
+		AdminListen: "127.0.0.1:9443",
+		TLS:         &ServerTLS{CertFile: f.tlsCert, KeyFile: f.tlsKey},
+		Entra: Entra{
+			TenantID:               "3f2a9c4e-8b1d-4e6f-9a7c-2d5e8f1b0c34",
+			ClientID:               "9d7e6c5b-4a3f-4e2d-8c1b-0a9f8e7d6c5b",
+			AuthorityHost:          "https://login.microsoftonline.com",
+			InstanceDiscovery:      ptr(true),
+			Audiences:              []string{"api://obo-gateway"},
+			AllowedTenants:         []string{"b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"},
+			ClockSkew:              Duration(2 * time.Minute),
+			Certificate:            Certificate{Path: f.cert, KeyPath: f.key, Password: password},
+			CAFile:                 f.ca,
+			TokenTimeout:           Duration(15 * time.Second),
+			KeysRefreshInterval:    Duration(30 * time.Minute),
+			KeysMinRefreshInterval: Duration(time.Minute),
+		},
+		Routes: []Route{
+			{Name: "orders", PathPrefix: "/orders", Upstream: "https://orders.internal.example.com", StripPrefix: true,
+				DownstreamScopes: []string{"api://orders-api/.default"}, RequiredScopes: []string{"access_as_user"}, Timeout: Duration(20 * time.Second)},
+			{Name: "graph-me", PathPrefix: "/graph", Upstream: "https://graph.microsoft.com/v1.0",
+				DownstreamScopes: []string{"https://graph.microsoft.com/User.Read"}, RequiredScopes: []string{"access_as_user"}, Timeout: Duration(10 * time.Second)},
+			{Name: "inventory-app", PathPrefix: "/inventory", Upstream: "http://inventory.internal.example.com:8080",
+				RequiredRoles: []string{"Inventory.Read"}, Timeout: Duration(5 * time.Second)},
+		},
+		CORS: CORS{
+			AllowedOrigins: []string{"https://app.example.com"},
+			AllowedHeaders: []string{"X-Request-Id"},
+			MaxAge:         Duration(5 * time.Minute),
+		},
+		TrustedProxies: []string{"10.0.0.0/8", "192.0.2.10"},
+		ShutdownGrace:  Duration(30 * time.Second),
+		LogLevel:       "warn",
+	}
+}
+
+func TestLoadFullFile(t *testing.T) {
+	f := newFiles(t)
+	got := mustLoad(t, fullYAML(f), nil)
+	if want := wantFull(f); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Load:\n got %#v\nwant %#v", got.Redacted(), want.Redacted())
+	}
+
+	// What Load returns, written back as YAML, loads to the same Config
+	// (compared as YAML: an empty list reads back as empty, not nil).
+	out, err := yaml.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := yaml.Marshal(mustLoad(t, string(out), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, out) {
+		t.Fatalf("round trip changed the configuration:\n%s\nbecame\n%s", out, again)
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	f := newFiles(t)
+	c := mustLoad(t, minimalYAML(f.cert), nil)
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"listen", c.Listen, ":8080"},
+		{"admin_listen", c.AdminListen, ":9090"},
+		{"tls", c.TLS, (*ServerTLS)(nil)},
+		{"shutdown_grace", c.ShutdownGrace, Duration(20 * time.Second)},
+		{"log_level", c.LogLevel, "info"},
+		{"entra.authority_host", c.Entra.AuthorityHost, "https://login.microsoftonline.com"},
+		{"entra.instance_discovery", c.Entra.InstanceDiscovery, ptr(true)},
+		{"entra.clock_skew", c.Entra.ClockSkew, Duration(time.Minute)},
+		{"entra.token_timeout", c.Entra.TokenTimeout, Duration(10 * time.Second)},
+		{"entra.keys_refresh_interval", c.Entra.KeysRefreshInterval, Duration(time.Hour)},
+		{"entra.keys_min_refresh_interval", c.Entra.KeysMinRefreshInterval, Duration(30 * time.Second)},
+		{"entra.certificate.send_x5c", c.Entra.Certificate.SendX5C, false},
+		{"routes[0].timeout", c.Routes[0].Timeout, Duration(30 * time.Second)},
+		{"routes[0].strip_prefix", c.Routes[0].StripPrefix, false},
+		{"cors.max_age", c.CORS.MaxAge, Duration(10 * time.Minute)},
+		{"cors.allowed_origins", c.CORS.AllowedOrigins, []string(nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tc.got, tc.want) {
+				t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadNormalises(t *testing.T) {
+	f := newFiles(t)
+	t.Run("empty tls section is no TLS", func(t *testing.T) {
+		c := mustLoad(t, minimalYAML(f.cert)+"tls:\n  cert_file: \"\"\n  key_file: \"\"\n", nil)
+		if c.TLS != nil {
+			t.Errorf("TLS = %+v, want nil", c.TLS)
+		}
+	})
+	t.Run("trailing slash of the authority host dropped", func(t *testing.T) {
+		c := mustLoad(t, minimalYAML(f.cert), map[string]string{"AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us/"})
+		if c.Entra.AuthorityHost != "https://login.microsoftonline.us" {
+			t.Errorf("authority_host = %q", c.Entra.AuthorityHost)
+		}
+	})
+}
+
+func TestInstanceDiscoveryDefault(t *testing.T) {
+	f := newFiles(t)
+	for _, tc := range []struct {
+		host     string
+		explicit string // the file's instance_discovery, "" for none
+		want     bool
+	}{
+		{"https://login.microsoftonline.com", "", true},
+		{"https://login.microsoftonline.us", "", true},
+		{"https://login.partner.microsoftonline.cn", "", true},
+		{"https://login.microsoft.com", "", true},
+		{"https://login.windows.net", "", true},
+		{"https://login.chinacloudapi.cn", "", true},
+		{"https://login-us.microsoftonline.com", "", true},
+		{"https://login.usgovcloudapi.net", "", true},
+		{"https://LOGIN.microsoftonline.com:443", "", true},
+		{"https://127.0.0.1:8443", "", false},
+		{"https://fakeentra.test", "", false},
+		{"https://login.microsoftonline.com.evil.example", "", false},
+		{"https://login.microsoftonline.com", "false", false},
+		{"https://127.0.0.1:8443", "true", true},
+	} {
+		t.Run(tc.host+"/"+tc.explicit, func(t *testing.T) {
+			content := strings.Replace(minimalYAML(f.cert), "entra:\n", "entra:\n  authority_host: "+tc.host+"\n", 1)
+			if tc.explicit != "" {
+				content = strings.Replace(content, "entra:\n", "entra:\n  instance_discovery: "+tc.explicit+"\n", 1)
+			}
+			c := mustLoad(t, content, nil)
+			if got := *c.Entra.InstanceDiscovery; got != tc.want {
+				t.Errorf("instance_discovery = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	f := newFiles(t)
+	for _, tc := range []struct {
+		name    string
+		replace [2]string // applied to the minimal file
+		want    string
+	}{
+		{"top level", [2]string{"entra:\n", "lisen: :8080\nentra:\n"}, `line 1: unknown key "lisen" in the top level`},
+		{"entra", [2]string{"  client_id:", "  tenantid: x\n  client_id:"}, `line 3: unknown key "tenantid" in entra`},
+		{"certificate", [2]string{"    path:", "    passwrod: x\n    path:"}, `line 5: unknown key "passwrod" in entra.certificate`},
+		{"route", [2]string{"    upstream:", "    upstrem: x\n    upstream:"}, `line 9: unknown key "upstrem" in a route (routes[])`},
+		{"cors", [2]string{"routes:\n", "cors:\n  allowed_origin: [x]\nroutes:\n"}, `line 7: unknown key "allowed_origin" in cors`},
+		{"tls", [2]string{"routes:\n", "tls:\n  cert: x\nroutes:\n"}, `line 7: unknown key "cert" in tls`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			content := strings.Replace(minimalYAML(f.cert), tc.replace[0], tc.replace[1], 1)
+			_, err := load(t, content, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load error = %v, want it to contain %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "config: ") || !strings.Contains(err.Error(), "gateway.yaml") {
+				t.Errorf("error %q does not start with config: and name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	f := newFiles(t)
+	base := minimalYAML(f.cert)
+	for _, tc := range []struct {
+		name    string
+		content string
+		want    []string
+	}{
+		{"duration without unit", base + "shutdown_grace: 30\n", []string{"line 10:", `"30" is not a duration`, `"30s"`}},
+		{"duration in words", strings.Replace(base, "    upstream:", "    timeout: 5 minutes\n    upstream:", 1), []string{"line 9:", `"5 minutes" is not a duration`, `"1h30m"`}},
+		{"duration as a list", base + "shutdown_grace: [1s]\n", []string{"line 10:", "a duration is a single value"}},
+		{"several problems at once", base + "shutdown_grace: 3\nlog_levl: x\n", []string{"line 10:", "line 11:", `unknown key "log_levl"`}},
+		{"wrong type", strings.Replace(base, "    path:", "    send_x5c: maybe\n    path:", 1), []string{"line 5:", "the string `maybe` is not a boolean (true or false)"}},
+		{"scalar for a list", base + "trusted_proxies: 10.0.0.0/8\n", []string{"line 10:", "is not a list"}},
+		{"list for a string", base + "log_level: [info]\n", []string{"line 10:", "a list is not a string"}},
+		{"not a mapping", "hello\n", []string{"line 1:", "the string `hello` is not a mapping"}},
+		{"duplicate key", base + "listen: :1\nlisten: :2\n", []string{"line 11:", `"listen" already defined`}},
+		{"two documents", base + "---\nlisten: :1\n", []string{"more than one YAML document"}},
+		{"syntax error", "entra: [\n", []string{"config: ", "line"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.content, nil)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+
+	t.Run("missing file", func(t *testing.T) {
+		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil))
+		if err == nil || !strings.Contains(err.Error(), "nope.yaml") || !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Load error = %v, want a not-exist error naming the file", err)
+		}
+	})
+	t.Run("empty file takes everything from the environment", func(t *testing.T) {
+		_, err := load(t, "# nothing here\n", map[string]string{"AZURE_TENANT_ID": "3f2a9c4e-8b1d-4e6f-9a7c-2d5e8f1b0c34"})
+		if err == nil || !strings.Contains(err.Error(), "config: routes: at least one route") || strings.Contains(err.Error(), "entra.tenant_id") {
+			t.Fatalf("Load error = %v, want only the missing routes and others, not entra.tenant_id", err)
+		}
+	})
+}
+
+// yamlLeaves lists the YAML paths of t's settings: entra.tenant_id,
+// routes[].name, ...
+func yamlLeaves(t reflect.Type, prefix string) []string {
+	var paths []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft.Kind() == reflect.Struct:
+			paths = append(paths, yamlLeaves(ft, prefix+tag+".")...)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			paths = append(paths, yamlLeaves(ft.Elem(), prefix+tag+"[].")...)
+		default:
+			paths = append(paths, prefix+tag)
+		}
+	}
+	return paths
+}
+
+// fieldByPath returns the field at a YAML path of yamlLeaves, taking
+// element routeIndex of lists of structs; it is invalid behind a nil pointer.
+func fieldByPath(v reflect.Value, path string, routeIndex int) reflect.Value {
+	for seg := range strings.SplitSeq(path, ".") {
+		name, list := strings.CutSuffix(seg, "[]")
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}
+			}
+			v = v.Elem()
+		}
+		found := false
+		for i := range v.NumField() {
+			if tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); tag == name {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			panic("no field " + path)
+		}
+		if list {
+			v = v.Index(routeIndex)
+		}
+	}
+	return v
+}
+
+func TestEnvVarsCoverEverySetting(t *testing.T) {
+	leaves := yamlLeaves(reflect.TypeFor[Config](), "")
+	byField := map[string][]string{}
+	names := map[string]bool{}
+	for _, v := range EnvVars() {
+		if names[v.Name] {
+			t.Errorf("%s listed twice", v.Name)
+		}
+		names[v.Name] = true
+		if !slices.Contains(leaves, v.Field) {
+			t.Errorf("%s sets %q, which is not a setting", v.Name, v.Field)
+		}
+		if v.Description == "" {
+			t.Errorf("%s has no description", v.Name)
+		}
+		if !strings.HasPrefix(v.Name, "OBO_GATEWAY_") && !strings.HasPrefix(v.Name, "AZURE_") {
+			t.Errorf("%s: want OBO_GATEWAY_ or AZURE_", v.Name)
+		}
+		byField[v.Field] = append(byField[v.Field], v.Name)
+	}
+	for _, leaf := range leaves {
+		n := len(byField[leaf])
+		if leaf == "routes[].name" {
+			n++ // the key of route variables, not settable
+		}
+		if n != 1 {
+			t.Errorf("%s has %d variables %v, want 1", leaf, n, byField[leaf])
+		}
+	}
+}
+
+// envSample is a value for one variable and what the field becomes.
+type envSample struct {
+	route string // for route variables: the route whose field is set
+	value string
+	want  any // the field's value after Load
+}
+
+// envSamples has one sample per variable of EnvVars, keyed by Field; each
+// differs from fullYAML's value and keeps the configuration valid.
+func envSamples(t *testing.T, f files) map[string]envSample {
+	t.Helper()
+	other := func(name string) string { return writeFile(t, f.dir, name, "x") }
+	return map[string]envSample{
+		"listen":                          {value: "127.0.0.1:18080", want: "127.0.0.1:18080"},
+		"admin_listen":                    {value: "127.0.0.1:19090", want: "127.0.0.1:19090"},
+		"tls.cert_file":                   {value: other("tls2.crt"), want: other("tls2.crt")},
+		"tls.key_file":                    {value: other("tls2.key"), want: other("tls2.key")},
+		"entra.tenant_id":                 {value: "11111111-2222-4333-8444-555555555555", want: "11111111-2222-4333-8444-555555555555"},
+		"entra.client_id":                 {value: "66666666-7777-4888-9999-aaaaaaaaaaaa", want: "66666666-7777-4888-9999-aaaaaaaaaaaa"},
+		"entra.authority_host":            {value: "https://login.microsoftonline.us", want: "https://login.microsoftonline.us"},
+		"entra.instance_discovery":        {value: "0", want: ptr(false)},
+		"entra.audiences":                 {value: "api://obo-gateway, https://gateway.contoso.com,", want: []string{"api://obo-gateway", "https://gateway.contoso.com"}},
+		"entra.allowed_tenants":           {value: "11111111-2222-4333-8444-555555555555,66666666-7777-4888-9999-aaaaaaaaaaaa", want: []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-9999-aaaaaaaaaaaa"}},
+		"entra.clock_skew":                {value: "90s", want: Duration(90 * time.Second)},
+		"entra.certificate.path":          {value: other("cert2.pem"), want: other("cert2.pem")},
+		"entra.certificate.key_path":      {value: other("key2.pem"), want: other("key2.pem")},
+		"entra.certificate.password":      {value: "env-" + password, want: "env-" + password},
+		"entra.certificate.send_x5c":      {value: "TRUE", want: true},
+		"entra.ca_file":                   {value: other("ca2.pem"), want: other("ca2.pem")},
+		"entra.token_timeout":             {value: "7s", want: Duration(7 * time.Second)},
+		"entra.keys_refresh_interval":     {value: "2h", want: Duration(2 * time.Hour)},
+		"entra.keys_min_refresh_interval": {value: "45s", want: Duration(45 * time.Second)},
+		"cors.allowed_origins":            {value: "https://a.example.com,http://localhost:3000", want: []string{"https://a.example.com", "http://localhost:3000"}},
+		"cors.allowed_headers":            {value: "X-A, X-B", want: []string{"X-A", "X-B"}},
+		"cors.max_age":                    {value: "1m", want: Duration(time.Minute)},
+		"trusted_proxies":                 {value: "192.0.2.0/24, 2001:db8::1", want: []string{"192.0.2.0/24", "2001:db8::1"}},
+		"shutdown_grace":                  {value: "45s", want: Duration(45 * time.Second)},
+		"log_level":                       {value: "debug", want: "debug"},
+		"routes[].path_prefix":            {route: "graph-me", value: "/me", want: "/me"},
+		"routes[].upstream":               {route: "graph-me", value: "https://graph.microsoft.com/beta", want: "https://graph.microsoft.com/beta"},
+		"routes[].strip_prefix":           {route: "graph-me", value: "1", want: true},
+		"routes[].downstream_scopes":      {route: "graph-me", value: "https://graph.microsoft.com/User.Read,https://graph.microsoft.com/Mail.Read", want: []string{"https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/Mail.Read"}},
+		"routes[].required_scopes":        {route: "graph-me", value: "access_as_user,Graph.Me", want: []string{"access_as_user", "Graph.Me"}},
+		"routes[].required_roles":         {route: "inventory-app", value: "Inventory.Read,Inventory.Admin", want: []string{"Inventory.Read", "Inventory.Admin"}},
+		"routes[].timeout":                {route: "graph-me", value: "3s", want: Duration(3 * time.Second)},
+	}
+}
+
+func routeIndex(c *Config, name string) int {
+	return slices.IndexFunc(c.Routes, func(r Route) bool { return r.Name == name })
+}
+
+func TestEnvOverrides(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	base := mustLoad(t, content, nil)
+	samples := envSamples(t, f)
+	seen := map[string]bool{}
+	for _, v := range EnvVars() {
+		t.Run(v.Name, func(t *testing.T) {
+			s, ok := samples[v.Field]
+			if !ok {
+				t.Fatalf("no sample for %s (%s): add one to envSamples", v.Name, v.Field)
+			}
+			seen[v.Field] = true
+			name, idx := v.Name, 0
+			if s.route != "" {
+				name = strings.Replace(name, "<NAME>", routeEnvName(s.route), 1)
+				if idx = routeIndex(base, s.route); idx < 0 {
+					t.Fatalf("no route %s in the file", s.route)
+				}
+			}
+			c := mustLoad(t, content, map[string]string{name: s.value})
+			got, before := fieldByPath(reflect.ValueOf(c), v.Field, idx), fieldByPath(reflect.ValueOf(base), v.Field, idx)
+			if !reflect.DeepEqual(got.Interface(), s.want) {
+				t.Errorf("%s=%q: %s = %v, want %v", name, s.value, v.Field, got, s.want)
+			}
+			if reflect.DeepEqual(before.Interface(), s.want) {
+				t.Errorf("the sample for %s equals the file's value: it proves nothing", v.Name)
+			}
+		})
+	}
+	for field := range samples {
+		if !seen[field] {
+			t.Errorf("envSamples has %s, which no variable sets", field)
+		}
+	}
+}
+
+func TestEnvOverridesCreateTLS(t *testing.T) {
+	f := newFiles(t)
+	c := mustLoad(t, minimalYAML(f.cert), map[string]string{"OBO_GATEWAY_TLS_CERT_FILE": f.tlsCert, "OBO_GATEWAY_TLS_KEY_FILE": f.tlsKey})
+	if c.TLS == nil || c.TLS.CertFile != f.tlsCert || c.TLS.KeyFile != f.tlsKey {
+		t.Fatalf("TLS = %+v", c.TLS)
+	}
+}
+
+func TestEnvEmptyIsUnset(t *testing.T) {
+	f := newFiles(t)
+	env := map[string]string{}
+	for _, v := range EnvVars() {
+		env[strings.Replace(v.Name, "<NAME>", "ORDERS", 1)] = ""
+	}
+	c := mustLoad(t, fullYAML(f), env)
+	if want := wantFull(f); !reflect.DeepEqual(c, want) {
+		t.Fatalf("empty variables changed the configuration: %#v", c.Redacted())
+	}
+}
+
+func TestEnvBadValues(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	var tested int
+	for _, v := range EnvVars() {
+		ft := fieldByPath(reflect.ValueOf(&Config{TLS: &ServerTLS{}, Routes: []Route{{}}}), v.Field, 0).Type()
+		var bad string
+		switch {
+		case ft == reflect.TypeFor[Duration]():
+			bad = "5 minutes"
+		case ft == reflect.TypeFor[bool]() || ft == reflect.TypeFor[*bool]():
+			bad = "yes"
+		default:
+			continue
+		}
+		tested++
+		name := strings.Replace(v.Name, "<NAME>", "ORDERS", 1)
+		t.Run(name, func(t *testing.T) {
+			_, err := load(t, content, map[string]string{name: bad})
+			want := fmt.Sprintf("config: %s: %q is not a ", name, bad)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Load error = %v, want %q", err, want)
+			}
+		})
+	}
+	if tested < 8 {
+		t.Fatalf("only %d boolean and duration variables", tested)
+	}
+
+	t.Run("all bad values at once", func(t *testing.T) {
+		_, err := load(t, content, map[string]string{"OBO_GATEWAY_SHUTDOWN_GRACE": "x", "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN": "on"})
+		if err == nil || !strings.Contains(err.Error(), "OBO_GATEWAY_SHUTDOWN_GRACE") || !strings.Contains(err.Error(), "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN") {
+			t.Fatalf("Load error = %v, want both variables", err)
+		}
+	})
+}
+
+func TestRouteEnvOverrides(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		// got reads the fields the case changes; want is their value, or
+		// wantErr the error.
+		got     func(*Config) string
+		want    string
+		wantErr string
+	}{
+		{name: "name with a dash", env: map[string]string{"OBO_GATEWAY_ROUTE_GRAPH_ME_UPSTREAM": "https://graph.microsoft.com/beta"},
+			got:  func(c *Config) string { return c.Routes[1].Upstream + " " + c.Routes[0].Upstream },
+			want: "https://graph.microsoft.com/beta https://orders.internal.example.com"},
+		{name: "only the named route changes", env: map[string]string{"OBO_GATEWAY_ROUTE_ORDERS_TIMEOUT": "1s"},
+			got:  func(c *Config) string { return fmt.Sprint(c.Routes[0].Timeout, " ", c.Routes[1].Timeout) },
+			want: "1s 10s"},
+		{name: "the result is validated", env: map[string]string{"OBO_GATEWAY_ROUTE_ORDERS_DOWNSTREAM_SCOPES": "api://orders-api/default"},
+			wantErr: `config: routes[0].downstream_scopes[0]: "api://orders-api/default": did you mean api://orders-api/.default? (AADSTS70011)`},
+		{name: "bad boolean names the variable", env: map[string]string{"OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX": "yes"},
+			wantErr: `config: OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX: "yes" is not a boolean: write true, false, 1 or 0`},
+		{name: "bad duration names the variable", env: map[string]string{"OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT": "10"},
+			wantErr: `config: OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT: "10" is not a duration`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, content, tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Load error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.got(c); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckEnviron(t *testing.T) {
+	f := newFiles(t)
+	c := mustLoad(t, fullYAML(f), nil)
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    []string // variables named in the error; none: no error
+	}{
+		{"known route fields", []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM=https://x", "OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT=1s", "OBO_GATEWAY_ROUTE_INVENTORY_APP_REQUIRED_ROLES=a"}, nil},
+		{"other variables are not route variables", []string{"PATH=/bin", "OBO_GATEWAY_LISTEN=:1", "OBO_GATEWAY_CONFIG=/etc/x.yaml"}, nil},
+		{"empty values are unset", []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM="}, nil},
+		{"a route not in the file", []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM=https://billing"}, []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM", "orders, graph-me, inventory-app"}},
+		{"a name written with a dash", []string{"OBO_GATEWAY_ROUTE_GRAPH-ME_UPSTREAM=https://x"}, []string{"OBO_GATEWAY_ROUTE_GRAPH-ME_UPSTREAM"}},
+		{"a misspelt field", []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTRAEM=https://x", "OBO_GATEWAY_ROUTE_ORDERS_SCOPES=a"}, []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTRAEM", "OBO_GATEWAY_ROUTE_ORDERS_SCOPES", "DOWNSTREAM_SCOPES"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.CheckEnviron(tc.environ)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("CheckEnviron: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("CheckEnviron succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// validationCase changes a valid configuration; field is the YAML path of
+// the problem Validate must report, with want in its message, or "" when
+// the change is valid.
+type validationCase struct {
+	name   string
+	mutate func(*Config)
+	field  string
+	want   string
+}
+
+// validationCases break each rule of Validate, and check the edges.
+func validationCases(f files) []validationCase {
+	missing := filepath.Join(f.dir, "missing.pem")
+	return []validationCase{
+		// Listeners.
+		{"listen empty", func(c *Config) { c.Listen = "" }, "listen", "required: set listen or OBO_GATEWAY_LISTEN"},
+		{"listen without port", func(c *Config) { c.Listen = "8080" }, "listen", "is not host:port"},
+		{"listen port out of range", func(c *Config) { c.Listen = ":99999" }, "listen", "port must be a number from 0 to 65535"},
+		{"listen named port", func(c *Config) { c.Listen = ":http" }, "listen", "port must be a number"},
+		{"admin_listen empty", func(c *Config) { c.AdminListen = "" }, "admin_listen", "OBO_GATEWAY_ADMIN_LISTEN"},
+		{"admin_listen equals listen", func(c *Config) { c.Listen, c.AdminListen = ":8080", ":8080" }, "admin_listen", "need their own port"},
+		{"admin_listen on listen's port, all interfaces", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:8080", ":8080" }, "admin_listen", "need their own port"},
+		{"listeners on port 0", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:0", "127.0.0.1:0" }, "", ""},
+		{"listeners on one port, different hosts", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:8080", "10.1.2.3:8080" }, "", ""},
+		{"tls cert without key", func(c *Config) { c.TLS.KeyFile = "" }, "tls.key_file", "required when tls.cert_file is set"},
+		{"tls key without cert", func(c *Config) { c.TLS.CertFile = "" }, "tls.cert_file", "required when tls.key_file is set"},
+		{"tls cert unreadable", func(c *Config) { c.TLS.CertFile = missing }, "tls.cert_file", "cannot read"},
+		{"tls key is a directory", func(c *Config) { c.TLS.KeyFile = f.dir }, "tls.key_file", "is a directory"},
+
+		// Entra.
+		{"tenant_id empty", func(c *Config) { c.Entra.TenantID = "" }, "entra.tenant_id", "set entra.tenant_id or AZURE_TENANT_ID to the Directory (tenant) ID GUID from the app registration's Overview page"},
+		{"tenant_id common", func(c *Config) { c.Entra.TenantID = "common" }, "entra.tenant_id", "OBO exchanges go to the gateway's own tenant"},
+		{"tenant_id organizations", func(c *Config) { c.Entra.TenantID = "organizations" }, "entra.tenant_id", "entra.allowed_tenants"},
+		{"tenant_id consumers", func(c *Config) { c.Entra.TenantID = "Consumers" }, "entra.tenant_id", "is not a tenant"},
+		{"tenant_id domain", func(c *Config) { c.Entra.TenantID = "contoso.onmicrosoft.com" }, "entra.tenant_id", "is not a GUID"},
+		{"client_id empty", func(c *Config) { c.Entra.ClientID = "" }, "entra.client_id", "set entra.client_id or AZURE_CLIENT_ID"},
+		{"client_id App ID URI", func(c *Config) { c.Entra.ClientID = "api://obo-gateway" }, "entra.client_id", "belongs in entra.audiences"},
+		{"allowed_tenants not a GUID", func(c *Config) {
+			c.Entra.AllowedTenants = []string{"b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e", "fabrikam.com"}
+		}, "entra.allowed_tenants[1]", "is not a GUID"},
+		{"allowed_tenants common", func(c *Config) { c.Entra.AllowedTenants = []string{"common"} }, "entra.allowed_tenants[0]", "is not a tenant"},
+		{"authority_host http", func(c *Config) { c.Entra.AuthorityHost = "http://login.microsoftonline.com" }, "entra.authority_host", "https only"},
+		{"authority_host with tenant", func(c *Config) {
+			c.Entra.AuthorityHost = "https://login.microsoftonline.com/3f2a9c4e-8b1d-4e6f-9a7c-2d5e8f1b0c34"
+		}, "entra.authority_host", "put the tenant in entra.tenant_id"},
+		{"authority_host with v2.0 path", func(c *Config) { c.Entra.AuthorityHost = "https://login.microsoftonline.com/common/v2.0" }, "entra.authority_host", "has a path"},
+		{"authority_host not a URL", func(c *Config) { c.Entra.AuthorityHost = "login.microsoftonline.com" }, "entra.authority_host", "is not a URL"},
+		{"authority_host with query", func(c *Config) { c.Entra.AuthorityHost = "https://login.microsoftonline.com?x=1" }, "entra.authority_host", "https://host[:port] only"},
+		{"authority_host local tenant", func(c *Config) { c.Entra.AuthorityHost = "https://127.0.0.1:8443" }, "", ""},
+		{"audience not a URI", func(c *Config) { c.Entra.Audiences = []string{"obo-gateway"} }, "entra.audiences[0]", "is not an absolute URI"},
+		{"audience GUID", func(c *Config) { c.Entra.Audiences = []string{"api://x", "9d7e6c5b-4a3f-4e2d-8c1b-0a9f8e7d6c5b"} }, "entra.audiences[1]", "is a GUID"},
+		{"audience https", func(c *Config) { c.Entra.Audiences = []string{"https://gateway.contoso.com"} }, "", ""},
+		{"clock_skew too long", func(c *Config) { c.Entra.ClockSkew = Duration(6 * time.Minute) }, "entra.clock_skew", "use 0 to 5m"},
+		{"clock_skew negative", func(c *Config) { c.Entra.ClockSkew = Duration(-time.Second) }, "entra.clock_skew", "out of range"},
+		{"clock_skew 5m", func(c *Config) { c.Entra.ClockSkew = Duration(5 * time.Minute) }, "", ""},
+		{"token_timeout zero", func(c *Config) { c.Entra.TokenTimeout = 0 }, "entra.token_timeout", "must be positive"},
+		{"keys_refresh_interval negative", func(c *Config) { c.Entra.KeysRefreshInterval = Duration(-time.Hour) }, "entra.keys_refresh_interval", "must be positive"},
+		{"keys_min_refresh_interval zero", func(c *Config) { c.Entra.KeysMinRefreshInterval = 0 }, "entra.keys_min_refresh_interval", "must be positive"},
+		{"keys_min_refresh_interval above the interval", func(c *Config) { c.Entra.KeysMinRefreshInterval = Duration(2 * time.Hour) }, "entra.keys_min_refresh_interval", "longer than entra.keys_refresh_interval"},
+		{"certificate path empty", func(c *Config) { c.Entra.Certificate.Path = "" }, "entra.certificate.path", "set entra.certificate.path or AZURE_CLIENT_CERTIFICATE_PATH"},
+		{"certificate path missing", func(c *Config) { c.Entra.Certificate.Path = missing }, "entra.certificate.path", "cannot read \"" + missing + "\": no such file"},
+		{"certificate path a directory", func(c *Config) { c.Entra.Certificate.Path = f.dir }, "entra.certificate.path", "is a directory"},
+		{"certificate key_path missing", func(c *Config) { c.Entra.Certificate.KeyPath = missing }, "entra.certificate.key_path", "cannot read"},
+		{"certificate key_path unset", func(c *Config) { c.Entra.Certificate.KeyPath = "" }, "", ""},
+		{"ca_file missing", func(c *Config) { c.Entra.CAFile = missing }, "entra.ca_file", "cannot read"},
+
+		// Routes.
+		{"no routes", func(c *Config) { c.Routes = nil }, "routes", "at least one route is required"},
+		{"name empty", func(c *Config) { c.Routes[1].Name = "" }, "routes[1].name", "required"},
+		{"name upper case", func(c *Config) { c.Routes[1].Name = "Graph" }, "routes[1].name", "use lowercase letters, digits, '-' and '_'"},
+		{"name with a dot", func(c *Config) { c.Routes[1].Name = "graph.me" }, "routes[1].name", "lowercase"},
+		{"name starting with a dash", func(c *Config) { c.Routes[1].Name = "-graph" }, "routes[1].name", "starting with a letter or digit"},
+		{"name duplicate", func(c *Config) { c.Routes[2].Name = "orders" }, "routes[2].name", "also the name of routes[0]"},
+		{"names sharing variables", func(c *Config) { c.Routes[2].Name = "graph_me" }, "routes[2].name", "share the variables OBO_GATEWAY_ROUTE_GRAPH_ME_*"},
+		{"path_prefix empty", func(c *Config) { c.Routes[0].PathPrefix = "" }, "routes[0].path_prefix", "required"},
+		{"path_prefix relative", func(c *Config) { c.Routes[0].PathPrefix = "orders" }, "routes[0].path_prefix", "must start with '/'"},
+		{"path_prefix query", func(c *Config) { c.Routes[0].PathPrefix = "/orders?x=1" }, "routes[0].path_prefix", "no '?', '#' or '*'"},
+		{"path_prefix fragment", func(c *Config) { c.Routes[0].PathPrefix = "/orders#x" }, "routes[0].path_prefix", "no '?', '#' or '*'"},
+		{"path_prefix wildcard", func(c *Config) { c.Routes[0].PathPrefix = "/orders/*" }, "routes[0].path_prefix", "no '?', '#' or '*'"},
+		{"path_prefix dot-dot", func(c *Config) { c.Routes[0].PathPrefix = "/orders/../admin" }, "routes[0].path_prefix", "must not contain '..'"},
+		{"path_prefix trailing slash", func(c *Config) { c.Routes[0].PathPrefix = "/orders/" }, "routes[0].path_prefix", "drop the trailing '/' (write /orders)"},
+		{"path_prefix root", func(c *Config) { c.Routes[0].PathPrefix = "/" }, "", ""},
+		{"path_prefix duplicate", func(c *Config) { c.Routes[2].PathPrefix = "/orders" }, "routes[2].path_prefix", "also the path_prefix of routes[0]"},
+		{"upstream empty", func(c *Config) { c.Routes[1].Upstream = "" }, "routes[1].upstream", "required"},
+		{"upstream without scheme", func(c *Config) { c.Routes[1].Upstream = "orders.internal.example.com" }, "routes[1].upstream", "is not an absolute URL"},
+		{"upstream relative", func(c *Config) { c.Routes[1].Upstream = "/orders" }, "routes[1].upstream", "is not an absolute URL"},
+		{"upstream ftp", func(c *Config) { c.Routes[1].Upstream = "ftp://files.example.com" }, "routes[1].upstream", "scheme must be http or https"},
+		{"upstream query", func(c *Config) { c.Routes[1].Upstream = "https://x.example.com/api?v=1" }, "routes[1].upstream", "no query or fragment"},
+		{"upstream fragment", func(c *Config) { c.Routes[1].Upstream = "https://x.example.com/api#top" }, "routes[1].upstream", "no query or fragment"},
+		{"upstream credentials", func(c *Config) { c.Routes[1].Upstream = "https://svc:hunter2@x.example.com" }, "routes[1].upstream", "remove the user information"},
+		{"scope missing dot", func(c *Config) { c.Routes[0].DownstreamScopes = []string{"api://orders-api/default"} }, "routes[0].downstream_scopes[0]", "did you mean api://orders-api/.default? (AADSTS70011)"},
+		{"scope bare", func(c *Config) { c.Routes[1].DownstreamScopes = []string{"User.Read"} }, "routes[1].downstream_scopes[0]", "write the full scope, e.g. https://graph.microsoft.com/User.Read"},
+		{"scope .default alone", func(c *Config) { c.Routes[0].DownstreamScopes = []string{".default"} }, "routes[0].downstream_scopes[0]", "has no resource"},
+		{"scope resource without scope", func(c *Config) { c.Routes[0].DownstreamScopes = []string{"api://orders-api"} }, "routes[0].downstream_scopes[0]", "did you mean api://orders-api/.default?"},
+		{"scope trailing slash", func(c *Config) { c.Routes[0].DownstreamScopes = []string{"api://orders-api/"} }, "routes[0].downstream_scopes[0]", "ends with '/'"},
+		{"scope resource not a URI", func(c *Config) { c.Routes[0].DownstreamScopes = []string{"orders/read"} }, "routes[0].downstream_scopes[0]", "neither an App ID URI"},
+		{"scope with a space", func(c *Config) { c.Routes[0].DownstreamScopes = []string{"api://orders-api/a api://orders-api/b"} }, "routes[0].downstream_scopes[0]", "one scope per list item"},
+		{"scope openid", func(c *Config) {
+			c.Routes[1].DownstreamScopes = []string{"https://graph.microsoft.com/User.Read", "openid"}
+		}, "routes[1].downstream_scopes[1]", "is an OpenID Connect scope"},
+		{"scope offline_access", func(c *Config) { c.Routes[1].DownstreamScopes = []string{"offline_access"} }, "routes[1].downstream_scopes[0]", "OpenID Connect"},
+		{"scope profile", func(c *Config) { c.Routes[1].DownstreamScopes = []string{"profile"} }, "routes[1].downstream_scopes[0]", "OpenID Connect"},
+		{"scope email", func(c *Config) { c.Routes[1].DownstreamScopes = []string{"email"} }, "routes[1].downstream_scopes[0]", "OpenID Connect"},
+		{"scopes of two resources", func(c *Config) {
+			c.Routes[0].DownstreamScopes = []string{"api://orders-api/Orders.Read", "https://graph.microsoft.com/User.Read"}
+		}, "routes[0].downstream_scopes", "2 resources (api://orders-api, https://graph.microsoft.com)"},
+		{"scopes .default with named", func(c *Config) {
+			c.Routes[0].DownstreamScopes = []string{"api://orders-api/.default", "api://orders-api/Orders.Read"}
+		}, "routes[0].downstream_scopes", "mixes /.default with named scopes"},
+		{"scopes named, one resource", func(c *Config) {
+			c.Routes[0].DownstreamScopes = []string{"api://orders-api/Orders.Read", "api://orders-api/Orders.Write"}
+		}, "", ""},
+		{"scope GUID resource", func(c *Config) {
+			c.Routes[0].DownstreamScopes = []string{"00000003-0000-0000-c000-000000000000/.default"}
+		}, "", ""},
+		{"scope path resource", func(c *Config) { c.Routes[0].DownstreamScopes = []string{"api://contoso.com/orders/.default"} }, "", ""},
+		{"required_scopes full URI", func(c *Config) { c.Routes[0].RequiredScopes = []string{"api://obo-gateway/access_as_user"} }, "routes[0].required_scopes[0]", `write "access_as_user"`},
+		{"required_scopes empty item", func(c *Config) { c.Routes[0].RequiredScopes = []string{""} }, "routes[0].required_scopes[0]", "one scope name per list item"},
+		{"required_roles empty item", func(c *Config) { c.Routes[2].RequiredRoles = []string{"a b"} }, "routes[2].required_roles[0]", "one app role value per list item"},
+		{"required_roles with downstream_scopes", func(c *Config) { c.Routes[0].RequiredRoles = []string{"Orders.Sync"} }, "routes[0].required_roles", "OBO needs a user's token; app-only tokens cannot be exchanged"},
+		{"timeout zero", func(c *Config) { c.Routes[2].Timeout = 0 }, "routes[2].timeout", "must be positive"},
+		{"timeout negative", func(c *Config) { c.Routes[2].Timeout = Duration(-time.Second) }, "routes[2].timeout", "must be positive"},
+
+		// CORS.
+		{"origins star", func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }, "", ""},
+		{"origins star with others", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://a.example.com", "*"} }, "cors.allowed_origins[1]", "list it alone"},
+		{"origin with path", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example.com/"} }, "cors.allowed_origins[0]", "an origin has no path: write https://app.example.com"},
+		{"origin without scheme", func(c *Config) { c.CORS.AllowedOrigins = []string{"app.example.com"} }, "cors.allowed_origins[0]", "is not an origin"},
+		{"origin other scheme", func(c *Config) { c.CORS.AllowedOrigins = []string{"ftp://app.example.com"} }, "cors.allowed_origins[0]", "is not an origin"},
+		{"origin upper case", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://App.example.com"} }, "cors.allowed_origins[0]", "lower case"},
+		{"origin with port", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://localhost:3000"} }, "", ""},
+		{"allowed_headers bad", func(c *Config) { c.CORS.AllowedHeaders = []string{"X-Ok", "X Bad"} }, "cors.allowed_headers[1]", "is not a header name"},
+		{"max_age negative", func(c *Config) { c.CORS.MaxAge = Duration(-time.Second) }, "cors.max_age", "must not be negative"},
+
+		// The rest.
+		{"trusted proxy bad CIDR", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/33"} }, "trusted_proxies[1]", "is not a CIDR"},
+		{"trusted proxy not an IP", func(c *Config) { c.TrustedProxies = []string{"proxy.internal"} }, "trusted_proxies[0]", "neither a CIDR"},
+		{"trusted proxy with zone", func(c *Config) { c.TrustedProxies = []string{"fe80::1%eth0"} }, "trusted_proxies[0]", "neither a CIDR"},
+		{"trusted proxy IPv6", func(c *Config) { c.TrustedProxies = []string{"2001:db8::/32", "::1"} }, "", ""},
+		{"log_level bad", func(c *Config) { c.LogLevel = "verbose" }, "log_level", "use debug, info, warn or error"},
+		{"log_level upper case", func(c *Config) { c.LogLevel = "INFO" }, "log_level", "use debug, info, warn or error"},
+		{"shutdown_grace negative", func(c *Config) { c.ShutdownGrace = Duration(-time.Second) }, "shutdown_grace", "must not be negative"},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	for _, tc := range validationCases(f) {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustLoad(t, content, nil)
+			tc.mutate(c)
+			err := c.Validate()
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate succeeded, want %s: %s", tc.field, tc.want)
+			}
+			var found bool
+			for _, e := range unjoin(err) {
+				var fe *FieldError
+				if errors.As(e, &fe) && fe.Field == tc.field && strings.Contains(fe.Problem, tc.want) {
+					found = true
+					if want := "config: " + tc.field + ": "; !strings.HasPrefix(e.Error(), want) {
+						t.Errorf("%q does not start with %q", e, want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("Validate:\n%v\nwant a problem with %s containing %q", err, tc.field, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("a URL's password in %q", err)
+			}
+		})
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := &Config{Routes: []Route{{Name: "Bad"}}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate succeeded")
+	}
+	for _, field := range []string{"listen", "admin_listen", "entra.tenant_id", "entra.client_id", "entra.authority_host",
+		"entra.certificate.path", "routes[0].name", "routes[0].path_prefix", "routes[0].upstream", "routes[0].timeout", "log_level"} {
+		if !strings.Contains(err.Error(), "config: "+field+": ") {
+			t.Errorf("no problem with %s in:\n%v", field, err)
+		}
+	}
+}
+
+// TestPasswordNeverShown breaks every rule with the password set in the
+// file and in the environment, and looks for it in every message.
+func TestPasswordNeverShown(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	envPassword := "env-" + password
+	check := func(t *testing.T, what, s string) {
+		t.Helper()
+		for _, p := range []string{password, envPassword} {
+			if strings.Contains(s, p) {
+				t.Errorf("%s shows the password: %s", what, s)
+			}
+		}
+	}
+	for _, tc := range validationCases(f) {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustLoad(t, content, nil)
+			tc.mutate(c)
+			if err := c.Validate(); err != nil {
+				check(t, "Validate", err.Error())
+			}
+			c.Entra.Certificate.Password = envPassword
+			if err := c.Validate(); err != nil {
+				check(t, "Validate", err.Error())
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		content string
+		env     map[string]string
+	}{
+		{"env password with bad settings", content, map[string]string{
+			"AZURE_CLIENT_CERTIFICATE_PASSWORD": envPassword, "AZURE_TENANT_ID": "common",
+			"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN": "maybe", "AZURE_CLIENT_CERTIFICATE_PATH": filepath.Join(f.dir, "none"),
+		}},
+		{"password as a mapping", strings.Replace(content, fmt.Sprintf("password: %q", password), "password: {x: "+password+"}", 1), nil},
+		{"password with unknown keys", strings.Replace(content, "    send_x5c:", "    passwrd: x\n    send_x5c:", 1), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.content, tc.env)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			check(t, "Load", err.Error())
+		})
+	}
+
+	t.Run("printing and logging", func(t *testing.T) {
+		c := mustLoad(t, content, map[string]string{"AZURE_CLIENT_CERTIFICATE_PASSWORD": envPassword})
+		r := c.Redacted()
+		if r.Entra.Certificate.Password != "REDACTED" {
+			t.Errorf("Redacted password = %q", r.Entra.Certificate.Password)
+		}
+		if c.Entra.Certificate.Password != envPassword {
+			t.Errorf("Redacted changed the original")
+		}
+		y, err := yaml.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, "YAML of Redacted", string(y))
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			check(t, verb, fmt.Sprintf(verb, c))
+			check(t, verb, fmt.Sprintf(verb, *c))
+			check(t, verb, fmt.Sprintf(verb, c.Entra))
+		}
+		var text, js bytes.Buffer
+		slog.New(slog.NewTextHandler(&text, nil)).Info("config", "config", c, "entra", c.Entra, "certificate", c.Entra.Certificate)
+		slog.New(slog.NewJSONHandler(&js, nil)).Info("config", "config", c, "entra", c.Entra, "certificate", c.Entra.Certificate)
+		check(t, "slog text", text.String())
+		check(t, "slog JSON", js.String())
+		if !strings.Contains(js.String(), "REDACTED") || !strings.Contains(text.String(), "REDACTED") {
+			t.Errorf("the logs do not say REDACTED:\n%s\n%s", text.String(), js.String())
+		}
+	})
+}
+
+func TestRedacted(t *testing.T) {
+	f := newFiles(t)
+	c := mustLoad(t, fullYAML(f), nil)
+	r := c.Redacted()
+
+	// Apart from the password, the copy is equal.
+	want := wantFull(f)
+	want.Entra.Certificate.Password = "REDACTED"
+	if !reflect.DeepEqual(r, want) {
+		t.Fatalf("Redacted = %#v", r)
+	}
+	// It is a deep copy: changing it leaves c alone.
+	r.TLS.CertFile = "x"
+	*r.Entra.InstanceDiscovery = false
+	r.Entra.Audiences[0] = "x"
+	r.Entra.AllowedTenants[0] = "x"
+	r.Routes[0].DownstreamScopes[0] = "x"
+	r.Routes[0].RequiredScopes[0] = "x"
+	r.Routes[2].RequiredRoles[0] = "x"
+	r.Routes[1].Name = "x"
+	r.CORS.AllowedOrigins[0] = "x"
+	r.CORS.AllowedHeaders[0] = "x"
+	r.TrustedProxies[0] = "x"
+	if !reflect.DeepEqual(c, wantFull(f)) {
+		t.Fatalf("changing the redacted copy changed the original: %#v", c.Redacted())
+	}
+
+	t.Run("no password stays empty", func(t *testing.T) {
+		c := &Config{}
+		if got := c.Redacted().Entra.Certificate.Password; got != "" {
+			t.Errorf("password = %q, want empty", got)
+		}
+	})
+}
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proxies []string
+		want    []netip.Prefix
+	}{
+		{"none", nil, nil},
+		{"CIDRs", []string{"10.0.0.0/8", "2001:db8::/32"}, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}},
+		{"single IPs", []string{"192.0.2.10", "2001:db8::1"}, []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("2001:db8::1/128")}},
+		{"host bits cleared", []string{"10.1.2.3/8"}, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		{"invalid skipped", []string{"nope", "10.0.0.0/8"}, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Config{TrustedProxies: tc.proxies}
+			if got := c.TrustedProxyPrefixes(); !slices.Equal(got, tc.want) {
+				t.Errorf("TrustedProxyPrefixes = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRouteResource(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		scopes []string
+		want   string
+	}{
+		{"no exchange", nil, ""},
+		{".default", []string{"api://orders-api/.default"}, "api://orders-api"},
+		{"named scopes", []string{"https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/Mail.Read"}, "https://graph.microsoft.com"},
+		{"GUID resource", []string{"00000003-0000-0000-c000-000000000000/.default"}, "00000003-0000-0000-c000-000000000000"},
+		{"resource with a path", []string{"api://contoso.com/orders/.default"}, "api://contoso.com/orders"},
+		{"bare scope", []string{"User.Read"}, ""},
+		{"bare resource", []string{"api://orders-api"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Route{DownstreamScopes: tc.scopes}
+			if got := r.Resource(); got != tc.want {
+				t.Errorf("Resource = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDurationYAML(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Duration
+		err  string
+	}{
+		{"30s", Duration(30 * time.Second), ""},
+		{"5m", Duration(5 * time.Minute), ""},
+		{"1h30m", Duration(90 * time.Minute), ""},
+		{"250ms", Duration(250 * time.Millisecond), ""},
+		{`"10s"`, Duration(10 * time.Second), ""},
+		{"30", 0, `line 1: "30" is not a duration: write a number with a unit, e.g. "30s", "5m" or "1h30m"`},
+		{"1d", 0, `line 1: "1d" is not a duration`},
+		{"{a: 1}", 0, "line 1: a duration is a single value"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var d Duration
+			err := yaml.Unmarshal([]byte(tc.in), &d)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || d != tc.want {
+				t.Fatalf("got %v, %v; want %v", d, err, tc.want)
+			}
+			out, err := yaml.Marshal(d)
+			if err != nil || strings.TrimSpace(string(out)) != tc.want.String() {
+				t.Errorf("Marshal = %q, %v", out, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The defaults, documented in docs/configuration.md.
+const (
+	defaultListen                 = ":8080"
+	defaultAdminListen            = ":9090"
+	defaultShutdownGrace          = 20 * time.Second
+	defaultLogLevel               = "info"
+	defaultAuthorityHost          = "https://login.microsoftonline.com"
+	defaultClockSkew              = time.Minute
+	defaultTokenTimeout           = 10 * time.Second
+	defaultKeysRefreshInterval    = time.Hour
+	defaultKeysMinRefreshInterval = 30 * time.Second
+	defaultRouteTimeout           = 30 * time.Second
+	defaultCORSMaxAge             = 10 * time.Minute
+)
+
+// applyDefaults fills what neither the file nor the environment set. A zero
+// duration counts as unset. It also normalises: a trailing "/" is dropped
+// from the authority host, and a tls section with neither file is removed
+// (TLS is nil exactly when the API listener serves plain HTTP).
+func (c *Config) applyDefaults() {
+	setDefault(&c.Listen, defaultListen)
+	setDefault(&c.AdminListen, defaultAdminListen)
+	setDefault(&c.LogLevel, defaultLogLevel)
+	setDefault(&c.ShutdownGrace, Duration(defaultShutdownGrace))
+	if c.TLS != nil && c.TLS.CertFile == "" && c.TLS.KeyFile == "" {
+		c.TLS = nil
+	}
+
+	e := &c.Entra
+	e.AuthorityHost = strings.TrimRight(e.AuthorityHost, "/")
+	setDefault(&e.AuthorityHost, defaultAuthorityHost)
+	if e.InstanceDiscovery == nil {
+		on := isMicrosoftAuthorityHost(e.AuthorityHost)
+		e.InstanceDiscovery = &on
+	}
+	setDefault(&e.ClockSkew, Duration(defaultClockSkew))
+	setDefault(&e.TokenTimeout, Duration(defaultTokenTimeout))
+	setDefault(&e.KeysRefreshInterval, Duration(defaultKeysRefreshInterval))
+	setDefault(&e.KeysMinRefreshInterval, Duration(defaultKeysMinRefreshInterval))
+
+	for i := range c.Routes {
+		setDefault(&c.Routes[i].Timeout, Duration(defaultRouteTimeout))
+	}
+	setDefault(&c.CORS.MaxAge, Duration(defaultCORSMaxAge))
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// isMicrosoftAuthorityHost reports whether authorityHost (a URL such as
+// https://login.microsoftonline.us) is one of Microsoft's Entra hosts, in
+// any cloud: those are the hosts instance discovery knows.
+func isMicrosoftAuthorityHost(authorityHost string) bool {
+	u, err := url.Parse(authorityHost)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Hostname()) {
+	case "login.microsoftonline.com", "login.microsoftonline.us",
+		"login.partner.microsoftonline.cn", "login.microsoft.com",
+		"login.windows.net", "login.chinacloudapi.cn",
+		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
+		return true
+	}
+	return false
+}

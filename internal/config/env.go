@@ -1,0 +1,279 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// EnvVar documents one environment variable that overrides a setting.
+type EnvVar struct {
+	// Name is the variable, e.g. AZURE_TENANT_ID. Route variables are
+	// patterns: OBO_GATEWAY_ROUTE_<NAME>_UPSTREAM, where <NAME> is the
+	// route's name upper-cased with '-' written '_'.
+	Name string
+	// Field is the YAML path it sets, e.g. entra.tenant_id or routes[].upstream.
+	Field string
+	// Description says what the value is and how it is written.
+	Description string
+}
+
+// routeEnvPrefix starts every route variable.
+const routeEnvPrefix = "OBO_GATEWAY_ROUTE_"
+
+// EnvVars lists every environment variable Load reads, in the order of the
+// file's settings. The result is a fresh slice.
+func EnvVars() []EnvVar {
+	var vs []EnvVar
+	for _, s := range envSettings() {
+		vs = append(vs, s.EnvVar)
+	}
+	for _, s := range routeEnvSettings() {
+		vs = append(vs, EnvVar{
+			Name:        routeEnvPrefix + "<NAME>_" + s.suffix,
+			Field:       "routes[]." + s.field,
+			Description: s.description,
+		})
+	}
+	return vs
+}
+
+// envSetting is one variable of the top-level table.
+type envSetting struct {
+	EnvVar
+	set func(c *Config, value string) error
+}
+
+// routeEnvSetting is one field of a route, set by
+// OBO_GATEWAY_ROUTE_<NAME>_<suffix>.
+type routeEnvSetting struct {
+	suffix      string
+	field       string // below routes[i]
+	description string
+	set         func(r *Route, value string) error
+}
+
+// envSettings is the table of top-level variables: the Azure SDK's names
+// where they exist, OBO_GATEWAY_<YAML PATH> otherwise.
+func envSettings() []envSetting {
+	tls := func(c *Config) *ServerTLS {
+		if c.TLS == nil {
+			c.TLS = &ServerTLS{}
+		}
+		return c.TLS
+	}
+	return []envSetting{
+		{EnvVar{"OBO_GATEWAY_LISTEN", "listen", "address of the API listener, host:port"},
+			setString(func(c *Config) *string { return &c.Listen })},
+		{EnvVar{"OBO_GATEWAY_ADMIN_LISTEN", "admin_listen", "address of /metrics, /healthz and /readyz, host:port"},
+			setString(func(c *Config) *string { return &c.AdminListen })},
+		{EnvVar{"OBO_GATEWAY_TLS_CERT_FILE", "tls.cert_file", "PEM certificate (chain) of the API listener"},
+			setString(func(c *Config) *string { return &tls(c).CertFile })},
+		{EnvVar{"OBO_GATEWAY_TLS_KEY_FILE", "tls.key_file", "PEM private key of the API listener"},
+			setString(func(c *Config) *string { return &tls(c).KeyFile })},
+
+		{EnvVar{"AZURE_TENANT_ID", "entra.tenant_id", "Directory (tenant) ID, a GUID"},
+			setString(func(c *Config) *string { return &c.Entra.TenantID })},
+		{EnvVar{"AZURE_CLIENT_ID", "entra.client_id", "Application (client) ID of the gateway's app registration, a GUID"},
+			setString(func(c *Config) *string { return &c.Entra.ClientID })},
+		{EnvVar{"AZURE_AUTHORITY_HOST", "entra.authority_host", "Entra host URL, e.g. https://login.microsoftonline.us"},
+			setString(func(c *Config) *string { return &c.Entra.AuthorityHost })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY", "entra.instance_discovery", "validate the authority host with Entra: true, false, 1 or 0"},
+			setBoolPtr(func(c *Config) **bool { return &c.Entra.InstanceDiscovery })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_AUDIENCES", "entra.audiences", "App ID URIs accepted as aud, comma-separated"},
+			setList(func(c *Config) *[]string { return &c.Entra.Audiences })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_ALLOWED_TENANTS", "entra.allowed_tenants", "further tenant IDs whose users are accepted, comma-separated"},
+			setList(func(c *Config) *[]string { return &c.Entra.AllowedTenants })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_CLOCK_SKEW", "entra.clock_skew", "leeway on exp, nbf and iat, e.g. 1m"},
+			setDuration(func(c *Config) *Duration { return &c.Entra.ClockSkew })},
+		{EnvVar{"AZURE_CLIENT_CERTIFICATE_PATH", "entra.certificate.path", "PEM or PFX file of the gateway's certificate credential"},
+			setString(func(c *Config) *string { return &c.Entra.Certificate.Path })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH", "entra.certificate.key_path", "separate PEM private key file, when the key is not in the certificate file"},
+			setString(func(c *Config) *string { return &c.Entra.Certificate.KeyPath })},
+		{EnvVar{"AZURE_CLIENT_CERTIFICATE_PASSWORD", "entra.certificate.password", "password of an encrypted key or PFX file"},
+			setString(func(c *Config) *string { return &c.Entra.Certificate.Password })},
+		{EnvVar{"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "entra.certificate.send_x5c", "send the certificate chain (x5c) for subject name + issuer authentication: true, false, 1 or 0"},
+			setBool(func(c *Config) *bool { return &c.Entra.Certificate.SendX5C })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_CA_FILE", "entra.ca_file", "PEM CA certificates trusted for Entra's TLS, besides the system's"},
+			setString(func(c *Config) *string { return &c.Entra.CAFile })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_TOKEN_TIMEOUT", "entra.token_timeout", "bound on one OBO exchange, e.g. 10s"},
+			setDuration(func(c *Config) *Duration { return &c.Entra.TokenTimeout })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_KEYS_REFRESH_INTERVAL", "entra.keys_refresh_interval", "background refresh of Entra's signing keys, e.g. 1h"},
+			setDuration(func(c *Config) *Duration { return &c.Entra.KeysRefreshInterval })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_KEYS_MIN_REFRESH_INTERVAL", "entra.keys_min_refresh_interval", "least time between refreshes caused by unknown key IDs, e.g. 30s"},
+			setDuration(func(c *Config) *Duration { return &c.Entra.KeysMinRefreshInterval })},
+
+		{EnvVar{"OBO_GATEWAY_CORS_ALLOWED_ORIGINS", "cors.allowed_origins", "browser origins allowed, comma-separated, or *"},
+			setList(func(c *Config) *[]string { return &c.CORS.AllowedOrigins })},
+		{EnvVar{"OBO_GATEWAY_CORS_ALLOWED_HEADERS", "cors.allowed_headers", "request headers allowed besides Authorization and Content-Type, comma-separated"},
+			setList(func(c *Config) *[]string { return &c.CORS.AllowedHeaders })},
+		{EnvVar{"OBO_GATEWAY_CORS_MAX_AGE", "cors.max_age", "how long browsers may cache a preflight, e.g. 10m"},
+			setDuration(func(c *Config) *Duration { return &c.CORS.MaxAge })},
+		{EnvVar{"OBO_GATEWAY_TRUSTED_PROXIES", "trusted_proxies", "CIDRs or IPs of proxies whose X-Forwarded-* headers are believed, comma-separated"},
+			setList(func(c *Config) *[]string { return &c.TrustedProxies })},
+		{EnvVar{"OBO_GATEWAY_SHUTDOWN_GRACE", "shutdown_grace", "drain time for in-flight requests on SIGTERM, e.g. 20s"},
+			setDuration(func(c *Config) *Duration { return &c.ShutdownGrace })},
+		{EnvVar{"OBO_GATEWAY_LOG_LEVEL", "log_level", "debug, info, warn or error"},
+			setString(func(c *Config) *string { return &c.LogLevel })},
+	}
+}
+
+// routeEnvSettings is the table of route fields settable by
+// OBO_GATEWAY_ROUTE_<NAME>_<suffix>. The name itself is not: it is the key.
+func routeEnvSettings() []routeEnvSetting {
+	return []routeEnvSetting{
+		{"PATH_PREFIX", "path_prefix", "path prefix the route matches, e.g. /orders",
+			setString(func(r *Route) *string { return &r.PathPrefix })},
+		{"UPSTREAM", "upstream", "base URL of the upstream API",
+			setString(func(r *Route) *string { return &r.Upstream })},
+		{"STRIP_PREFIX", "strip_prefix", "remove the path prefix before forwarding: true, false, 1 or 0",
+			setBool(func(r *Route) *bool { return &r.StripPrefix })},
+		{"DOWNSTREAM_SCOPES", "downstream_scopes", "scopes of the OBO exchange, comma-separated, e.g. api://orders-api/.default",
+			setList(func(r *Route) *[]string { return &r.DownstreamScopes })},
+		{"REQUIRED_SCOPES", "required_scopes", "delegated scopes a user token needs (one of), comma-separated",
+			setList(func(r *Route) *[]string { return &r.RequiredScopes })},
+		{"REQUIRED_ROLES", "required_roles", "app roles an app-only token needs (one of), comma-separated",
+			setList(func(r *Route) *[]string { return &r.RequiredRoles })},
+		{"TIMEOUT", "timeout", "bound on the upstream exchange until the response headers, e.g. 30s",
+			setDuration(func(r *Route) *Duration { return &r.Timeout })},
+	}
+}
+
+// routeEnvName is how a route's name is written in its variables:
+// upper-cased, '-' as '_'.
+func routeEnvName(name string) string {
+	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
+}
+
+// applyEnv applies every non-empty variable getenv reports, returning all
+// the bad values at once, each naming its variable.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	var errs []error
+	for _, s := range envSettings() {
+		if v := getenv(s.Name); v != "" {
+			if err := s.set(c, v); err != nil {
+				errs = append(errs, fmt.Errorf("config: %s: %w", s.Name, err))
+			}
+		}
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		for _, s := range routeEnvSettings() {
+			name := routeEnvPrefix + routeEnvName(r.Name) + "_" + s.suffix
+			if v := getenv(name); v != "" {
+				if err := s.set(r, v); err != nil {
+					errs = append(errs, fmt.Errorf("config: %s: %w", name, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckEnviron reports every non-empty OBO_GATEWAY_ROUTE_* variable in
+// environ ("NAME=value" entries, as from os.Environ) that sets no field of
+// a route of c: a route variable naming no route, or a misspelt field.
+// Load cannot see those, having only getenv.
+func (c *Config) CheckEnviron(environ []string) error {
+	known := map[string]bool{}
+	for _, r := range c.Routes {
+		for _, s := range routeEnvSettings() {
+			known[routeEnvPrefix+routeEnvName(r.Name)+"_"+s.suffix] = true
+		}
+	}
+	names := make([]string, 0, len(c.Routes))
+	for _, r := range c.Routes {
+		names = append(names, r.Name)
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, routeEnvPrefix) || value == "" || known[name] {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("config: %s names no route field: route variables are %s<NAME>_<FIELD>, NAME one of the routes in the file (%s) upper-cased with '-' as '_', FIELD one of %s",
+			name, routeEnvPrefix, strings.Join(names, ", "), strings.Join(routeEnvSuffixes(), ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+func routeEnvSuffixes() []string {
+	var ss []string
+	for _, s := range routeEnvSettings() {
+		ss = append(ss, s.suffix)
+	}
+	return ss
+}
+
+// The setters below parse a variable's value into the field that field
+// returns. The returned errors do not repeat the value of a string setting,
+// so a password cannot reach them.
+
+func setString[T any](field func(*T) *string) func(*T, string) error {
+	return func(t *T, v string) error {
+		*field(t) = v
+		return nil
+	}
+}
+
+func setList[T any](field func(*T) *[]string) func(*T, string) error {
+	return func(t *T, v string) error {
+		*field(t) = splitList(v)
+		return nil
+	}
+}
+
+func setBool[T any](field func(*T) *bool) func(*T, string) error {
+	return func(t *T, v string) error {
+		b, err := parseBool(v)
+		if err != nil {
+			return err
+		}
+		*field(t) = b
+		return nil
+	}
+}
+
+func setBoolPtr[T any](field func(*T) **bool) func(*T, string) error {
+	return func(t *T, v string) error {
+		b, err := parseBool(v)
+		if err != nil {
+			return err
+		}
+		*field(t) = &b
+		return nil
+	}
+}
+
+func setDuration[T any](field func(*T) *Duration) func(*T, string) error {
+	return func(t *T, v string) error {
+		d, err := parseDuration(v)
+		if err != nil {
+			return err
+		}
+		*field(t) = d
+		return nil
+	}
+}
+
+// splitList splits a comma-separated value, trimming spaces and dropping
+// empty items.
+func splitList(v string) []string {
+	var items []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean: write true, false, 1 or 0", v)
+}

@@ -1,0 +1,462 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FieldError is one problem Validate found: the setting, by its YAML path
+// (e.g. routes[1].upstream), and what is wrong with it and how to fix it.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return "config: " + e.Field + ": " + e.Problem }
+
+// problems collects FieldErrors.
+type problems []error
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+var (
+	guidRE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	routeNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+)
+
+// maxClockSkew bounds entra.clock_skew: more would accept tokens long expired.
+const maxClockSkew = 5 * time.Minute
+
+// Validate checks c as Load leaves it (defaults applied) and returns every
+// problem at once, joined with errors.Join; each is a *FieldError naming
+// the setting by its YAML path and the fix. It checks that the files named
+// exist and can be read, not what they hold. No message contains the
+// certificate password.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateListeners(&p)
+	c.validateEntra(&p)
+	c.validateRoutes(&p)
+	c.validateCORS(&p)
+	for i, s := range c.TrustedProxies {
+		if _, err := parseTrustedProxy(s); err != nil {
+			p.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		p.add("shutdown_grace", "must not be negative (%s); e.g. 20s", c.ShutdownGrace)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log_level", "%q is not a level: use debug, info, warn or error", c.LogLevel)
+	}
+	return errors.Join(p...)
+}
+
+func (c *Config) validateListeners(p *problems) {
+	apiHost, apiPort, apiOK := checkListen(p, "listen", "OBO_GATEWAY_LISTEN", c.Listen)
+	admHost, admPort, admOK := checkListen(p, "admin_listen", "OBO_GATEWAY_ADMIN_LISTEN", c.AdminListen)
+	if apiOK && admOK && apiPort == admPort && apiPort != "0" && sameHost(apiHost, admHost) {
+		p.add("admin_listen", "%q is the address of listen (%q): the admin endpoints need their own port, e.g. :9090", c.AdminListen, c.Listen)
+	}
+	if t := c.TLS; t != nil && (t.CertFile != "" || t.KeyFile != "") {
+		switch {
+		case t.CertFile == "":
+			p.add("tls.cert_file", "required when tls.key_file is set: give both files, or neither to serve plain HTTP")
+		case t.KeyFile == "":
+			p.add("tls.key_file", "required when tls.cert_file is set: give both files, or neither to serve plain HTTP")
+		}
+		checkReadable(p, "tls.cert_file", t.CertFile)
+		checkReadable(p, "tls.key_file", t.KeyFile)
+	}
+}
+
+// checkListen checks a host:port listen address; port 0 picks a free port.
+func checkListen(p *problems, field, env, addr string) (host, port string, ok bool) {
+	if addr == "" {
+		p.add(field, "required: set %s or %s to host:port, e.g. :8080 or 127.0.0.1:8080", field, env)
+		return "", "", false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(field, "%q is not host:port: write e.g. :8080, 0.0.0.0:8080 or [::1]:8080", addr)
+		return "", "", false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.add(field, "%q: the port must be a number from 0 to 65535", addr)
+		return "", "", false
+	}
+	return host, port, true
+}
+
+// sameHost reports whether two listen hosts can collide on one port: equal,
+// or either is every interface.
+func sameHost(a, b string) bool {
+	everywhere := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return a == b || everywhere(a) || everywhere(b)
+}
+
+func (c *Config) validateEntra(p *problems) {
+	e := &c.Entra
+	switch t := e.TenantID; {
+	case t == "":
+		p.add("entra.tenant_id", "required: set entra.tenant_id or AZURE_TENANT_ID to the Directory (tenant) ID GUID from the app registration's Overview page")
+	case isMultiTenantAlias(t):
+		p.add("entra.tenant_id", "%q is not a tenant: OBO exchanges go to the gateway's own tenant, so set its Directory (tenant) ID GUID (the app registration's Overview page); to accept users of other tenants, list their IDs in entra.allowed_tenants", t)
+	case !guidRE.MatchString(t):
+		p.add("entra.tenant_id", "%q is not a GUID: set the Directory (tenant) ID GUID from the app registration's Overview page (not the domain name)", t)
+	}
+	switch id := e.ClientID; {
+	case id == "":
+		p.add("entra.client_id", "required: set entra.client_id or AZURE_CLIENT_ID to the Application (client) ID GUID from the app registration's Overview page")
+	case !guidRE.MatchString(id):
+		p.add("entra.client_id", "%q is not a GUID: set the Application (client) ID GUID from the app registration's Overview page (an App ID URI such as api://… belongs in entra.audiences)", id)
+	}
+	for i, t := range e.AllowedTenants {
+		field := fmt.Sprintf("entra.allowed_tenants[%d]", i)
+		switch {
+		case isMultiTenantAlias(t):
+			p.add(field, "%q is not a tenant: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
+		case !guidRE.MatchString(t):
+			p.add(field, "%q is not a GUID: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
+		}
+	}
+	checkAuthorityHost(p, e.AuthorityHost)
+	for i, a := range e.Audiences {
+		field := fmt.Sprintf("entra.audiences[%d]", i)
+		switch {
+		case guidRE.MatchString(a):
+			p.add(field, "%q is a GUID: the client ID is accepted as audience already (entra.client_id); entra.audiences lists App ID URIs such as api://obo-gateway", a)
+		case !isAbsoluteURI(a):
+			p.add(field, "%q is not an absolute URI: write the App ID URI from the app registration's Expose an API page, e.g. api://obo-gateway or https://gateway.contoso.com", a)
+		}
+	}
+	if e.ClockSkew < 0 || e.ClockSkew.D() > maxClockSkew {
+		p.add("entra.clock_skew", "%s is out of range: use 0 to 5m (default 1m)", e.ClockSkew)
+	}
+	if e.TokenTimeout <= 0 {
+		p.add("entra.token_timeout", "must be positive (%s); e.g. 10s", e.TokenTimeout)
+	}
+	if e.KeysRefreshInterval <= 0 {
+		p.add("entra.keys_refresh_interval", "must be positive (%s); e.g. 1h", e.KeysRefreshInterval)
+	}
+	if e.KeysMinRefreshInterval <= 0 {
+		p.add("entra.keys_min_refresh_interval", "must be positive (%s); e.g. 30s", e.KeysMinRefreshInterval)
+	} else if e.KeysRefreshInterval > 0 && e.KeysMinRefreshInterval > e.KeysRefreshInterval {
+		p.add("entra.keys_min_refresh_interval", "%s is longer than entra.keys_refresh_interval (%s): it bounds refreshes between the regular ones", e.KeysMinRefreshInterval, e.KeysRefreshInterval)
+	}
+
+	// The password is never checked nor printed: the obo package opens the file.
+	if e.Certificate.Path == "" {
+		p.add("entra.certificate.path", "required: set entra.certificate.path or AZURE_CLIENT_CERTIFICATE_PATH to the PEM or PFX file of the certificate uploaded to the app registration (Certificates & secrets)")
+	} else {
+		checkReadable(p, "entra.certificate.path", e.Certificate.Path)
+	}
+	if e.Certificate.KeyPath != "" {
+		checkReadable(p, "entra.certificate.key_path", e.Certificate.KeyPath)
+	}
+	if e.CAFile != "" {
+		checkReadable(p, "entra.ca_file", e.CAFile)
+	}
+}
+
+func isMultiTenantAlias(t string) bool {
+	switch strings.ToLower(t) {
+	case "common", "organizations", "consumers":
+		return true
+	}
+	return false
+}
+
+func checkAuthorityHost(p *problems, host string) {
+	const field = "entra.authority_host"
+	u, err := url.Parse(host)
+	switch {
+	case host == "":
+		p.add(field, "required: e.g. https://login.microsoftonline.com (the default)")
+	case err != nil || u.Host == "":
+		p.add(field, "%q is not a URL: write https://host, e.g. https://login.microsoftonline.com or https://login.microsoftonline.us", host)
+	case u.Scheme != "https":
+		p.add(field, "%q: Entra is reached over https only: write https://%s", host, u.Host)
+	case u.Path != "" && u.Path != "/":
+		p.add(field, "%q has a path: the authority host is https://host[:port] only; put the tenant in entra.tenant_id (write https://%s)", host, u.Host)
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		p.add(field, "%q: write https://host[:port] only, e.g. https://%s", host, u.Host)
+	}
+}
+
+func (c *Config) validateRoutes(p *problems) {
+	if len(c.Routes) == 0 {
+		p.add("routes", "at least one route is required (name, path_prefix, upstream)")
+	}
+	names := map[string]int{}    // name → index
+	envNames := map[string]int{} // routeEnvName → index
+	prefixes := map[string]int{} // path_prefix → index
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		at := func(f string) string { return fmt.Sprintf("routes[%d].%s", i, f) }
+
+		switch {
+		case r.Name == "":
+			p.add(at("name"), "required: a short label for metrics and logs, e.g. orders")
+		case !routeNameRE.MatchString(r.Name):
+			p.add(at("name"), "%q: use lowercase letters, digits, '-' and '_', starting with a letter or digit", r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				p.add(at("name"), "%q is also the name of routes[%d]: names must be unique", r.Name, j)
+			} else if j, dup := envNames[routeEnvName(r.Name)]; dup {
+				p.add(at("name"), "%q and %q (routes[%d]) share the variables %s%s_*: rename one", r.Name, c.Routes[j].Name, j, routeEnvPrefix, routeEnvName(r.Name))
+			}
+			names[r.Name] = i
+			envNames[routeEnvName(r.Name)] = i
+		}
+
+		if msg := pathPrefixProblem(r.PathPrefix); msg != "" {
+			p.add(at("path_prefix"), "%s", msg)
+		} else if j, dup := prefixes[r.PathPrefix]; dup {
+			p.add(at("path_prefix"), "%q is also the path_prefix of routes[%d]: each prefix belongs to one route", r.PathPrefix, j)
+		} else {
+			prefixes[r.PathPrefix] = i
+		}
+
+		if msg := upstreamProblem(r.Upstream); msg != "" {
+			p.add(at("upstream"), "%s", msg)
+		}
+		checkDownstreamScopes(p, at("downstream_scopes"), r.DownstreamScopes)
+		for j, s := range r.RequiredScopes {
+			f := fmt.Sprintf("%s[%d]", at("required_scopes"), j)
+			switch {
+			case s == "" || strings.ContainsAny(s, " \t,"):
+				p.add(f, "%q: write one scope name per list item", s)
+			case strings.Contains(s, "/"):
+				p.add(f, "%q: a token's scp claim holds bare scope names: write %q", s, s[strings.LastIndex(s, "/")+1:])
+			}
+		}
+		for j, role := range r.RequiredRoles {
+			if role == "" || strings.ContainsAny(role, " \t,") {
+				p.add(fmt.Sprintf("%s[%d]", at("required_roles"), j), "%q: write one app role value per list item", role)
+			}
+		}
+		if len(r.RequiredRoles) > 0 && len(r.DownstreamScopes) > 0 {
+			p.add(at("required_roles"), "not allowed with downstream_scopes: OBO needs a user's token; app-only tokens cannot be exchanged (AADSTS7000114). Serve app-only callers on a route without downstream_scopes")
+		}
+		if r.Timeout <= 0 {
+			p.add(at("timeout"), "must be positive (%s); e.g. 30s (the default)", r.Timeout)
+		}
+	}
+}
+
+// pathPrefixProblem says what is wrong with a route's path prefix, or "".
+func pathPrefixProblem(pp string) string {
+	switch {
+	case pp == "":
+		return "required: the path the route serves, e.g. /orders (or / for everything)"
+	case !strings.HasPrefix(pp, "/"):
+		return fmt.Sprintf("%q must start with '/': write /%s", pp, pp)
+	case strings.ContainsAny(pp, "?#*"):
+		return fmt.Sprintf("%q: a prefix is a plain path, matched at a segment boundary: no '?', '#' or '*'", pp)
+	case strings.Contains(pp, ".."):
+		return fmt.Sprintf("%q must not contain '..'", pp)
+	case pp != "/" && strings.HasSuffix(pp, "/"):
+		return fmt.Sprintf("%q: drop the trailing '/' (write %s): /orders matches /orders and /orders/1 already", pp, strings.TrimRight(pp, "/"))
+	}
+	return ""
+}
+
+// upstreamProblem says what is wrong with an upstream URL, or "". It never
+// prints a password in the URL.
+func upstreamProblem(up string) string {
+	if up == "" {
+		return "required: the base URL of the API, e.g. https://orders.internal.example.com"
+	}
+	u, err := url.Parse(up)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "is not an absolute URL: write http(s)://host[:port][/base/path], e.g. https://orders.internal.example.com"
+	}
+	shown := u.Redacted()
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("%q: the scheme must be http or https", shown)
+	case u.User != nil:
+		return fmt.Sprintf("%q: remove the user information: the gateway authenticates upstream with the OBO token", shown)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Sprintf("%q: an upstream has no query or fragment: write the base URL only", shown)
+	}
+	return ""
+}
+
+// checkDownstreamScopes checks a route's OBO scopes: one resource, either
+// <resource>/.default or named scopes, never the OpenID Connect ones.
+func checkDownstreamScopes(p *problems, field string, scopes []string) {
+	var resources []string
+	var hasDefault, hasNamed bool
+	for j, s := range scopes {
+		f := fmt.Sprintf("%s[%d]", field, j)
+		switch {
+		case s == "":
+			p.add(f, "empty: write a scope such as api://orders-api/.default")
+			continue
+		case strings.ContainsAny(s, " \t,"):
+			p.add(f, "%q: write one scope per list item", s)
+			continue
+		case isOIDCScope(s):
+			p.add(f, "%q is an OpenID Connect scope, not the downstream API's: remove it (MSAL adds openid, profile and offline_access itself)", s)
+			continue
+		}
+		resource, scope, ok := splitScope(s)
+		if !ok {
+			switch {
+			case strings.Contains(s, "://") || guidRE.MatchString(s):
+				p.add(f, "%q names a resource but no scope: did you mean %s/.default?", s, strings.TrimRight(s, "/"))
+			case strings.EqualFold(strings.TrimPrefix(s, "."), "default"):
+				p.add(f, "%q has no resource: write the API's App ID URI before it, e.g. api://orders-api/.default", s)
+			default:
+				p.add(f, "%q has no resource: write the full scope, e.g. https://graph.microsoft.com/%s (or api://<api>/%s)", s, s, s)
+			}
+			continue
+		}
+		switch {
+		case scope == "":
+			p.add(f, "%q ends with '/': write %s/.default or %s/<scope>", s, resource, resource)
+			continue
+		case scope != ".default" && strings.EqualFold(strings.TrimPrefix(scope, "."), "default"):
+			p.add(f, "%q: did you mean %s/.default? (AADSTS70011)", s, resource)
+			continue
+		case !isAbsoluteURI(resource) && !guidRE.MatchString(resource):
+			p.add(f, "%q: the resource %q is neither an App ID URI (api://…, https://…) nor an application ID GUID", s, resource)
+			continue
+		case scope == ".default":
+			hasDefault = true
+		default:
+			hasNamed = true
+		}
+		if !slices.Contains(resources, resource) {
+			resources = append(resources, resource)
+		}
+	}
+	if len(resources) > 1 {
+		p.add(field, "the scopes name %d resources (%s): one OBO exchange gets a token for one resource (AADSTS28000); use a route per downstream API", len(resources), strings.Join(resources, ", "))
+	}
+	if hasDefault && hasNamed {
+		p.add(field, "mixes /.default with named scopes (AADSTS70011): use <resource>/.default alone, or named scopes only")
+	}
+}
+
+// splitScope splits "<resource>/<scope>" at the last '/'; ok is false when
+// there is no resource (a bare scope, or a bare URI like api://orders-api).
+func splitScope(s string) (resource, scope string, ok bool) {
+	i := strings.LastIndex(s, "/")
+	if i <= 0 || strings.HasSuffix(s[:i], ":/") {
+		return "", s, false
+	}
+	return s[:i], s[i+1:], true
+}
+
+func isOIDCScope(s string) bool {
+	switch strings.ToLower(s) {
+	case "openid", "profile", "offline_access", "email":
+		return true
+	}
+	return false
+}
+
+// isAbsoluteURI reports whether s is a URI with a scheme and an authority
+// or opaque part: api://obo-gateway, https://graph.microsoft.com, urn:x.
+func isAbsoluteURI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != "" && (u.Host != "" || u.Opaque != "")
+}
+
+func (c *Config) validateCORS(p *problems) {
+	origins := c.CORS.AllowedOrigins
+	for i, o := range origins {
+		field := fmt.Sprintf("cors.allowed_origins[%d]", i)
+		if o == "*" {
+			if len(origins) > 1 {
+				p.add(field, "\"*\" allows every origin: list it alone, or list exact origins")
+			}
+			continue
+		}
+		if msg := originProblem(o); msg != "" {
+			p.add(field, "%s", msg)
+		}
+	}
+	for i, h := range c.CORS.AllowedHeaders {
+		if h == "" || strings.IndexFunc(h, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+			p.add(fmt.Sprintf("cors.allowed_headers[%d]", i), "%q is not a header name, e.g. X-Request-Id", h)
+		}
+	}
+	if c.CORS.MaxAge < 0 {
+		p.add("cors.max_age", "must not be negative (%s); e.g. 10m", c.CORS.MaxAge)
+	}
+}
+
+// originProblem says what is wrong with a CORS origin, or "". An origin is
+// what browsers send: scheme://host[:port], lower-case, no path.
+func originProblem(o string) string {
+	u, err := url.Parse(o)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		return fmt.Sprintf("%q is not an origin: write scheme://host[:port], e.g. https://app.example.com, or \"*\"", o)
+	case u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil:
+		return fmt.Sprintf("%q: an origin has no path: write %s://%s", o, u.Scheme, u.Host)
+	case o != strings.ToLower(o):
+		return fmt.Sprintf("%q: browsers send origins in lower case: write %s", o, strings.ToLower(o))
+	}
+	return ""
+}
+
+// isTokenChar reports whether r may appear in an HTTP header name (RFC 9110 tchar).
+func isTokenChar(r rune) bool {
+	return r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		strings.ContainsRune("!#$%&'*+-.^_`|~", r))
+}
+
+// parseTrustedProxy reads a CIDR or a single IP (as a /32 or /128).
+func parseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR: write e.g. 10.0.0.0/8 or fd00::/8", s)
+		}
+		return pfx.Masked(), nil
+	}
+	addr, err := netip.ParseAddr(s)
+	if err != nil || addr.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an IP address (192.0.2.10)", s)
+	}
+	return netip.PrefixFrom(addr, addr.BitLen()), nil
+}
+
+// checkReadable checks that a configured file can be opened for reading.
+func checkReadable(p *problems, field, path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		p.add(field, "cannot read %q: %v", path, err)
+		return
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		p.add(field, "%q is a directory: name the file", path)
+	}
+}

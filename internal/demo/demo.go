@@ -1,0 +1,277 @@
+// Package demo runs the whole flow on loopback with one command: the local
+// tenant (fakeentra), a sample downstream API and the gateway configured
+// against them, and tells the developer what to try.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/gateway"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
+	"github.com/obo-gateway/obo-gateway/internal/sampleapi"
+)
+
+// Options configure the demo.
+type Options struct {
+	// Listen and AdminListen are the gateway's addresses; default 127.0.0.1:0.
+	Listen, AdminListen string
+	// Dir receives the tenant's CA, the gateway's credential and config; default a new temporary directory.
+	Dir string
+	// JSON prints one JSON line once ready instead of the instructions.
+	JSON    bool
+	Version string
+	Logger  *slog.Logger
+}
+
+// Info is the demo's JSON line. Its keys are a contract: acceptance tests
+// and scripts drive the demo through them.
+type Info struct {
+	GatewayURL       string               `json:"gateway_url"`
+	AdminURL         string               `json:"admin_url"`
+	UpstreamURL      string               `json:"upstream_url"`
+	Authority        string               `json:"authority"`
+	TokenEndpoint    string               `json:"token_endpoint"`
+	CAFile           string               `json:"ca_file"`
+	TenantID         string               `json:"tenant_id"`
+	FrontendClientID string               `json:"frontend_client_id"`
+	Scope            string               `json:"scope"`
+	Routes           map[string]string    `json:"routes"`
+	Users            []fakeentra.UserInfo `json:"users"`
+	ConfigFile       string               `json:"config_file"`
+	// AccessToken is a fresh token for the first user, for the curl line.
+	AccessToken string `json:"access_token"`
+}
+
+// Scope is what a frontend asks for to call the demo gateway.
+const Scope = "api://obo-gateway/access_as_user"
+
+// Run starts the demo and serves until ctx ends.
+func Run(ctx context.Context, opt Options, stdout io.Writer) error {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Listen == "" {
+		opt.Listen = "127.0.0.1:0"
+	}
+	if opt.AdminListen == "" {
+		opt.AdminListen = "127.0.0.1:0"
+	}
+	if opt.Dir == "" {
+		d, err := os.MkdirTemp("", "obo-gateway-demo-")
+		if err != nil {
+			return err
+		}
+		opt.Dir = d
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Dir: opt.Dir, Logger: opt.Logger.With("component", "fakeentra")})
+	if err != nil {
+		return fmt.Errorf("demo: local tenant: %w", err)
+	}
+	defer tenant.Close()
+
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: sample API: %w", err)
+	}
+	upstream := &http.Server{Handler: sampleapi.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = upstream.Serve(upLn) }()
+	defer upstream.Close()
+	upURL := "http://" + upLn.Addr().String()
+
+	fe := tenant.Info()
+	cfgPath := filepath.Join(opt.Dir, "gateway.yaml")
+	if err := os.WriteFile(cfgPath, []byte(configYAML(opt, fe, upURL)), 0o600); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cfgPath, func(string) string { return "" })
+	if err != nil {
+		return fmt.Errorf("demo: generated configuration: %w", err)
+	}
+	reg := metrics.NewRegistry(opt.Version)
+	gw, err := gateway.New(ctx, cfg, gateway.Deps{Logger: opt.Logger, Registry: reg})
+	if err != nil {
+		return err
+	}
+
+	ready := make(chan gateway.Addrs, 1)
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Serve(ctx, func(a gateway.Addrs) { ready <- a }) }()
+	var addrs gateway.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-errc:
+		return err
+	}
+	if err := waitReady(ctx, gw); err != nil {
+		return err
+	}
+	user := fe.Users[0]
+	tok, err := passwordToken(ctx, tenant.HTTPClient(), fe.TokenEndpoint, fe.Apps["frontend"].ClientID, user.Username, user.Password)
+	if err != nil {
+		return fmt.Errorf("demo: token for %s: %w", user.Username, err)
+	}
+	info := Info{
+		GatewayURL: "http://" + addrs.API, AdminURL: "http://" + addrs.Admin, UpstreamURL: upURL,
+		Authority: fe.Authority, TokenEndpoint: fe.TokenEndpoint, CAFile: fe.CAFile, TenantID: fe.TenantID,
+		FrontendClientID: fe.Apps["frontend"].ClientID, Scope: Scope,
+		Routes: map[string]string{}, Users: fe.Users, ConfigFile: cfgPath, AccessToken: tok,
+	}
+	for _, r := range cfg.Routes {
+		info.Routes[r.Name] = r.PathPrefix
+	}
+	if opt.JSON {
+		line, _ := json.Marshal(info)
+		fmt.Fprintf(stdout, "%s\n", line)
+	} else {
+		printInstructions(stdout, info)
+	}
+	err = <-errc
+	return err
+}
+
+func waitReady(ctx context.Context, gw *gateway.Gateway) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for gw.Ready() != nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: gateway not ready: %w", gw.Ready())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func configYAML(opt Options, fe fakeentra.Info, upstream string) string {
+	gw := fe.Apps["gateway"]
+	host := fe.Authority[:strings.LastIndex(fe.Authority, "/")]
+	return fmt.Sprintf(`# Generated by "gateway demo": the gateway against the local tenant (fakeentra).
+listen: %q
+admin_listen: %q
+shutdown_grace: 5s
+entra:
+  tenant_id: %s
+  client_id: %s
+  authority_host: %s
+  instance_discovery: false
+  audiences: [%s]
+  ca_file: %s
+  certificate:
+    path: %s
+    key_path: %s
+cors:
+  allowed_origins: ["http://localhost:3000", "http://127.0.0.1:3000"]
+routes:
+  - name: orders        # consented: the happy path
+    path_prefix: /orders
+    upstream: %s/orders
+    strip_prefix: true
+    downstream_scopes: [api://orders-api/Orders.Read]
+    required_scopes: [access_as_user]
+  - name: hr            # the downstream requires MFA for alice: a claims challenge
+    path_prefix: /hr
+    upstream: %s/hr
+    strip_prefix: true
+    downstream_scopes: [api://hr-api/.default]
+    required_scopes: [access_as_user]
+  - name: inventory     # nobody consented: consent_required
+    path_prefix: /inventory
+    upstream: %s/inventory
+    strip_prefix: true
+    downstream_scopes: [api://inventory-api/.default]
+    required_scopes: [access_as_user]
+`, opt.Listen, opt.AdminListen, fe.TenantID, gw.ClientID, host, strings.Join(gw.IdentifierURIs, ", "),
+		fe.CAFile, gw.CertificateFile, gw.KeyFile, upstream, upstream, upstream)
+}
+
+// passwordToken gets a user token as a frontend would (public client,
+// password grant), over plain HTTP: the demo does not use the gateway's code.
+func passwordToken(ctx context.Context, c *http.Client, endpoint, clientID, user, password string) (string, error) {
+	form := url.Values{
+		"grant_type": {"password"}, "client_id": {clientID}, "username": {user}, "password": {password},
+		"scope": {Scope + " openid profile offline_access"},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", err
+	}
+	if body.AccessToken == "" {
+		return "", errors.New(body.Error + ": " + body.Description)
+	}
+	return body.AccessToken, nil
+}
+
+func printInstructions(w io.Writer, in Info) {
+	u := in.Users[0]
+	fmt.Fprintf(w, `OBO Gateway demo is running (Ctrl-C to stop).
+
+  gateway      %s
+  admin        %s/metrics  %s/readyz
+  sample API   %s
+  local tenant %s  (CA: %s)
+  config       %s
+
+Call the consented API as %s (token valid 1 hour):
+
+  curl -s %s/orders/items -H "Authorization: Bearer %s"
+
+The sample API answers with the claims of the token it received: aud is the
+orders API, oid is %s's, and it is never the token you sent.
+
+Other outcomes:
+  curl -si %s/hr/payslips     -H "Authorization: Bearer $TOKEN"   # 401 insufficient_claims: MFA claims challenge
+  curl -si %s/inventory/stock -H "Authorization: Bearer $TOKEN"   # 403 consent_required
+  curl -si %s/orders/items                                        # 401: no token
+
+Get another token (users: %s):
+
+  TOKEN=$(curl -s --cacert %s %s \
+    -d grant_type=password -d client_id=%s \
+    -d username=%s --data-urlencode 'password=%s' \
+    --data-urlencode 'scope=%s openid offline_access' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+`, in.GatewayURL, in.AdminURL, in.AdminURL, in.UpstreamURL, in.Authority, in.CAFile, in.ConfigFile,
+		u.Username, in.GatewayURL, in.AccessToken, u.Username,
+		in.GatewayURL, in.GatewayURL, in.GatewayURL, userList(in.Users),
+		in.CAFile, in.TokenEndpoint, in.FrontendClientID, u.Username, u.Password, in.Scope)
+}
+
+func userList(us []fakeentra.UserInfo) string {
+	var names []string
+	for _, u := range us {
+		names = append(names, u.Username)
+	}
+	return strings.Join(names, ", ")
+}

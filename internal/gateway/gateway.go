@@ -1,0 +1,181 @@
+// Package gateway wires the gateway together: it builds the token
+// validator, the On-Behalf-Of exchanger and the reverse proxy from the
+// configuration, and serves the API and admin listeners.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/proxy"
+)
+
+// Deps are what the gateway takes from its caller rather than making.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// TokenSource gets downstream tokens; *obo.Exchanger is one.
+type TokenSource interface {
+	Exchange(ctx context.Context, req obo.Request) (obo.Token, error)
+}
+
+// Gateway is a configured gateway, ready to serve.
+type Gateway struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	now       func() time.Time
+	keys      *auth.RemoteKeySet
+	validator *auth.Validator
+	tokens    TokenSource
+	cert      *obo.Certificate
+	proxy     *proxy.Proxy
+	httpm     *metrics.HTTP
+	authority string // https://host/<tenant>, for claims challenges
+
+	draining atomic.Bool
+}
+
+// New builds a gateway: it loads the certificate, reads the tenant's OIDC
+// discovery (failing if Entra cannot be reached), and starts loading the
+// signing keys in the background; the keys are refreshed until ctx ends.
+func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: deps.Logger, reg: deps.Registry, now: deps.Now}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.reg == nil {
+		g.reg = prometheus.NewRegistry()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	e := cfg.Entra
+	cert, err := obo.LoadCertificate(e.Certificate.Path, e.Certificate.KeyPath, e.Certificate.Password)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: entra.certificate: %w", err)
+	}
+	g.cert = cert
+	if leaf := cert.Leaf(); g.now().After(leaf.NotAfter) {
+		g.log.Error("the gateway certificate has expired: Entra will refuse every exchange (AADSTS700024)",
+			"not_after", leaf.NotAfter, "subject", leaf.Subject.String())
+	}
+	entraClient, err := entraHTTPClient(e.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	host := strings.TrimSuffix(e.AuthorityHost, "/")
+	g.authority = host + "/" + e.TenantID
+
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	md, err := auth.Discover(dctx, entraClient, host, e.TenantID)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: OIDC discovery of tenant %s at %s failed (check entra.tenant_id, entra.authority_host and network egress to Entra): %w", e.TenantID, host, err)
+	}
+	authm := auth.NewMetrics(g.reg)
+	g.keys, err = auth.NewRemoteKeySet(ctx, auth.RemoteKeySetConfig{
+		URL: md.JWKSURI, HTTPClient: entraClient,
+		RefreshInterval: e.KeysRefreshInterval.D(), MinRefreshInterval: e.KeysMinRefreshInterval.D(),
+		Logger: g.log, Metrics: authm, Now: g.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.validator, err = auth.NewValidator(auth.ValidatorConfig{
+		Keys: g.keys, Metadata: md, TenantID: e.TenantID, AllowedTenants: e.AllowedTenants,
+		ClientID: e.ClientID, Audiences: e.Audiences, Leeway: e.ClockSkew.D(), Now: g.now, Metrics: authm,
+	})
+	if err != nil {
+		return nil, err
+	}
+	discovery := false
+	if e.InstanceDiscovery != nil {
+		discovery = *e.InstanceDiscovery
+	}
+	g.tokens, err = obo.New(obo.Config{
+		AuthorityHost: host, TenantID: e.TenantID, ClientID: e.ClientID,
+		Certificate: cert, SendX5C: e.Certificate.SendX5C, InstanceDiscovery: discovery,
+		HTTPClient: entraClient, Timeout: e.TokenTimeout.D(),
+		Metrics: obo.NewMetrics(g.reg), Logger: g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.proxy = proxy.New(proxy.Config{
+		Transport:      proxy.NewTransport(proxy.TransportConfig{}),
+		TrustedProxies: cfg.TrustedProxyPrefixes(),
+		Logger:         g.log,
+		Metrics:        proxy.NewMetrics(g.reg),
+	})
+	g.httpm = metrics.NewHTTP(g.reg)
+	return g, nil
+}
+
+// entraHTTPClient is the client for Entra (discovery, keys, tokens): system
+// roots plus caFile, bounded timeouts, enough idle connections for bursts.
+func entraHTTPClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	if caFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: entra.ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("gateway: entra.ca_file %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// Ready reports why the gateway cannot serve yet, or nil.
+func (g *Gateway) Ready() error {
+	var errs []error
+	if g.draining.Load() {
+		errs = append(errs, errors.New("shutting down"))
+	}
+	if !g.keys.Ready() {
+		errs = append(errs, errors.New("signing keys not loaded yet"))
+	}
+	if leaf := g.cert.Leaf(); g.now().After(leaf.NotAfter) {
+		errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	return errors.Join(errs...)
+}
+
+func mustParseURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		// Validated by config; reaching here is a programmer error.
+		panic(fmt.Sprintf("gateway: upstream %q: %v", s, err))
+	}
+	return u
+}

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/reqid"
+)
+
+// requestInfo collects, for the access log, what inner handlers learn.
+type requestInfo struct {
+	route     string
+	principal *auth.Principal
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	i, _ := ctx.Value(infoKey{}).(*requestInfo)
+	return i
+}
+
+// accessLog writes one line per request: request ID, method, path (never
+// the query, which could carry secrets), route, status, duration, the user's
+// oid and tid, and the upstream status.
+func (g *Gateway) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{route: "unmatched"}
+		ctx, outcome := proxy.WithOutcome(context.WithValue(r.Context(), infoKey{}, info))
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		defer func() {
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
+			}
+			attrs := []slog.Attr{
+				slog.String("request_id", reqid.FromContext(r.Context())),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.String("route", info.route),
+				slog.Int("status", status),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Int("bytes", ww.BytesWritten()),
+			}
+			if p := info.principal; p != nil {
+				attrs = append(attrs, slog.String("oid", p.ObjectID), slog.String("tid", p.TenantID))
+			}
+			if outcome.UpstreamStatus != 0 {
+				attrs = append(attrs, slog.Int("upstream_status", outcome.UpstreamStatus),
+					slog.Float64("upstream_ms", float64(outcome.UpstreamDuration.Microseconds())/1000))
+			}
+			if outcome.Err != "" {
+				attrs = append(attrs, slog.String("upstream_error", outcome.Err))
+			}
+			g.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		}()
+		next.ServeHTTP(ww, r.WithContext(ctx))
+	})
+}
+
+// recoverer turns a panic into a 500 JSON answer and a log line, except
+// http.ErrAbortHandler, which the reverse proxy uses to abort a response.
+func (g *Gateway) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if rec := recover(); rec != nil {
+				if rec == http.ErrAbortHandler {
+					panic(rec)
+				}
+				g.log.Error("panic serving request", "request_id", reqid.FromContext(r.Context()), "panic", rec)
+				apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

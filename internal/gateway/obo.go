@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/proxy"
+)
+
+// exchange is the middleware of a route that gets the downstream token
+// On-Behalf-Of the validated user, or answers the frontend why it cannot.
+// On routes without downstream scopes nothing is exchanged and no
+// Authorization header goes upstream.
+func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := auth.FromContext(r.Context())
+			if info := infoFrom(r.Context()); info != nil {
+				info.principal = p
+			}
+			ctx := proxy.WithSecret(r.Context(), p.Token())
+			if len(rt.DownstreamScopes) > 0 {
+				tok, err := g.tokens.Exchange(ctx, obo.Request{
+					Assertion: p.Token(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name,
+				})
+				if err != nil {
+					g.oboFailed(w, r, rt, p, err)
+					return
+				}
+				ctx = proxy.WithUpstreamToken(ctx, tok.AccessToken)
+			}
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// oboFailed answers a failed exchange by class and logs what the operator
+// needs: the AADSTS code, the hint, and Entra's trace and correlation IDs.
+func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Route, p *auth.Principal, err error) {
+	var oe *obo.Error
+	if !errors.As(err, &oe) {
+		oe = &obo.Error{Err: err, Code: "msal_error"}
+	}
+	class := oe.Class()
+	attrs := []any{
+		"route", rt.Name, "class", string(class), "error_code", oe.CodeLabel(), "error", oe.Code,
+		"suberror", oe.SubError, "entra_status", oe.Status, "trace_id", oe.TraceID,
+		"correlation_id", oe.CorrelationID, "hint", oe.Hint(), "principal", p,
+	}
+	if oe.Err != nil {
+		attrs = append(attrs, "detail", oe.Err.Error())
+	}
+	level := g.log.Info
+	if class == obo.ClassGateway || class == obo.ClassUnavailable {
+		level = g.log.Error
+	}
+	level("on-behalf-of exchange failed", attrs...)
+
+	switch class {
+	case obo.ClassInteraction:
+		claims := base64.StdEncoding.EncodeToString([]byte(oe.Claims))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", authorization_uri="`+g.authority+
+			`/oauth2/v2.0/authorize", error="insufficient_claims", claims="`+claims+`"`)
+		apierror.WriteBody(w, r, http.StatusUnauthorized, apierror.Body{
+			Error:       "insufficient_claims",
+			Description: "the downstream API requires more from the user (e.g. multi-factor authentication): acquire a new token with these claims (MSAL.js: claims request parameter) and retry",
+			Claims:      claims,
+		})
+	case obo.ClassInvalidAssertion:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", error="invalid_token", error_description="the token cannot be exchanged for the downstream API; acquire a new token"`)
+		apierror.Write(w, r, http.StatusUnauthorized, "invalid_token", "the token cannot be exchanged for the downstream API (Entra ID refused it): acquire a new token for this API")
+	case obo.ClassConsent:
+		apierror.Write(w, r, http.StatusForbidden, "consent_required",
+			"the user has not consented to let this API call "+resourceOf(rt)+" on their behalf: sign the user in interactively to grant consent (or ask an admin to grant it), then retry")
+	case obo.ClassUser:
+		apierror.Write(w, r, http.StatusForbidden, "access_denied", "the user's account cannot be used (it is disabled or blocked)")
+	case obo.ClassUnavailable:
+		retry := 5
+		if oe.RetryAfter > 0 {
+			retry = int((oe.RetryAfter.Seconds()) + 0.999)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		apierror.Write(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider is unavailable or throttling; retry later")
+	default:
+		apierror.Write(w, r, http.StatusBadGateway, "bad_gateway", "the gateway could not obtain a token for the upstream API; the operator has been alerted (quote the request_id)")
+	}
+}
+
+func resourceOf(rt config.Route) string {
+	if res := rt.Resource(); res != "" {
+		return res
+	}
+	return "the downstream API"
+}

@@ -1,0 +1,95 @@
+// Package metrics holds the gateway's Prometheus registry and its HTTP
+// metrics. The registry is created per process (never the global one) and
+// passed to each package's NewMetrics.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewRegistry returns a registry with the Go and process collectors and
+// obo_gateway_build_info{version,goversion}.
+func NewRegistry(version string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "obo_gateway_build_info",
+		Help: "Build information; always 1.",
+	}, []string{"version", "goversion"}).WithLabelValues(version, runtime.Version()).Set(1)
+	return reg
+}
+
+// Handler serves the registry's metrics.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: false})
+}
+
+// HTTP are the per-route request metrics of the API listener.
+type HTTP struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
+}
+
+// NewHTTP registers the request metrics on reg.
+func NewHTTP(reg prometheus.Registerer) *HTTP {
+	f := promauto.With(reg)
+	return &HTTP{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "obo_gateway_http_requests_total",
+			Help: "Requests answered, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "obo_gateway_http_request_duration_seconds",
+			Help:    "Time to answer a request (until the handler returns), by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		inFlight: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "obo_gateway_http_requests_in_flight",
+			Help: "Requests being answered, by route.",
+		}, []string{"route"}),
+	}
+}
+
+// Middleware records the requests of one route. route must be a bounded
+// label (the route's name, or "unmatched"), never a path.
+func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
+	inflight := m.inFlight.WithLabelValues(route)
+	duration := m.duration.WithLabelValues(route)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			inflight.Inc()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			defer func() {
+				inflight.Dec()
+				duration.Observe(time.Since(start).Seconds())
+				status := ww.Status()
+				if status == 0 {
+					status = http.StatusOK
+				}
+				m.requests.WithLabelValues(route, method(r.Method), strconv.Itoa(status)).Inc()
+			}()
+			next.ServeHTTP(ww, r)
+		})
+	}
+}
+
+// method bounds the method label to the standard methods.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}

@@ -1,0 +1,188 @@
+package obo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+)
+
+// Error is a failed exchange, with what Entra said. It never holds the
+// user's token or the gateway's credential.
+type Error struct {
+	// Status is Entra's HTTP status; 0 when no answer came (network, timeout).
+	Status        int
+	Code          string // OAuth error: invalid_grant, interaction_required, …
+	SubError      string // consent_required, basic_action, …
+	Codes         []int  // AADSTS codes
+	Description   string // Entra's error_description (no secrets; for logs)
+	TraceID       string
+	CorrelationID string
+	// Claims is the claims challenge (JSON) of interaction_required answers.
+	Claims string
+	// RetryAfter is Entra's Retry-After, when it sent one.
+	RetryAfter time.Duration
+	// Timeout is set when the exchange ran out of time.
+	Timeout bool
+	// Err is the cause, sanitised: never MSAL's raw error, which embeds the request.
+	Err error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Status == 0 && e.Err != nil:
+		return "obo: token request failed: " + e.Err.Error()
+	case e.AADSTS() != 0:
+		return fmt.Sprintf("obo: Entra answered HTTP %d %s AADSTS%d", e.Status, e.Code, e.AADSTS())
+	default:
+		return strings.TrimSpace(fmt.Sprintf("obo: Entra answered HTTP %d %s", e.Status, e.Code))
+	}
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AADSTS is the last (most specific) AADSTS code, or 0: Entra lists a
+// generic code before the specific one, e.g. [70002, 500133].
+func (e *Error) AADSTS() int {
+	if len(e.Codes) == 0 {
+		return 0
+	}
+	return e.Codes[len(e.Codes)-1]
+}
+
+// CodeLabel is the metric label for the error: "AADSTS50013", "http_429",
+// "timeout", "network" or "other".
+func (e *Error) CodeLabel() string {
+	switch {
+	case e.AADSTS() != 0:
+		return "AADSTS" + strconv.Itoa(e.AADSTS())
+	case e.Timeout:
+		return "timeout"
+	case e.Status != 0:
+		return "http_" + strconv.Itoa(e.Status)
+	case e.Err != nil && isNetwork(e.Err):
+		return "network"
+	default:
+		return "other"
+	}
+}
+
+// Class says who must act on the error; it decides the frontend's answer.
+// It branches on error, suberror and claims first, as Microsoft advises (codes
+// change); the AADSTS code refines it through the catalogue.
+func (e *Error) Class() Class {
+	switch {
+	case e.Claims != "" || e.Code == "interaction_required":
+		return ClassInteraction
+	case e.SubError == "consent_required":
+		return ClassConsent
+	case e.Timeout, e.Status == http.StatusTooManyRequests, e.Status >= 500,
+		e.Status == 0 && e.Code != "msal_error":
+		return ClassUnavailable
+	}
+	if entry, ok := catalogue[e.AADSTS()]; ok {
+		return entry.Class
+	}
+	return ClassGateway
+}
+
+// Hint is the operator's hint for the error's AADSTS code, or a generic one.
+func (e *Error) Hint() string {
+	if entry, ok := catalogue[e.AADSTS()]; ok {
+		return entry.Hint
+	}
+	return e.Class().hint()
+}
+
+// fromMSAL turns MSAL's error into an *Error, reading Entra's JSON body.
+func fromMSAL(ctx context.Context, err error) *Error {
+	var ce msalerrors.CallErr
+	if errors.As(err, &ce) && ce.Resp != nil {
+		e := &Error{Status: ce.Resp.StatusCode}
+		body, _ := io.ReadAll(io.LimitReader(ce.Resp.Body, 64<<10))
+		var b struct {
+			Error         string `json:"error"`
+			SubError      string `json:"suberror"`
+			Description   string `json:"error_description"`
+			ErrorCodes    []int  `json:"error_codes"`
+			TraceID       string `json:"trace_id"`
+			CorrelationID string `json:"correlation_id"`
+			Claims        string `json:"claims"`
+		}
+		if json.Unmarshal(body, &b) == nil {
+			e.Code, e.SubError, e.Description, e.Codes = b.Error, b.SubError, b.Description, b.ErrorCodes
+			e.TraceID, e.CorrelationID, e.Claims = b.TraceID, b.CorrelationID, b.Claims
+		}
+		if e.TraceID == "" {
+			e.TraceID = ce.Resp.Header.Get("x-ms-request-id")
+		}
+		if ra := ce.Resp.Header.Get("Retry-After"); ra != "" {
+			if secs, perr := strconv.Atoi(ra); perr == nil && secs >= 0 {
+				e.RetryAfter = time.Duration(secs) * time.Second
+			} else if t, perr := http.ParseTime(ra); perr == nil {
+				e.RetryAfter = max(0, time.Until(t))
+			}
+		}
+		e.Err = fmt.Errorf("token endpoint answered HTTP %d", e.Status)
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
+		return &Error{Timeout: true, Err: context.DeadlineExceeded}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &Error{Err: context.Canceled}
+	}
+	if isNetwork(err) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return &Error{Timeout: true, Err: errors.New("token endpoint timed out")}
+		}
+		return &Error{Err: fmt.Errorf("network: %w", unwrapNet(err))}
+	}
+	// MSAL's local errors (discovery, declined scopes, bad responses): they
+	// name URLs and fields, not credentials.
+	return &Error{Status: 0, Code: "msal_error", Err: errors.New(sanitizeMSAL(err.Error()))}
+}
+
+// sanitizeMSAL keeps MSAL's message unless it quotes a response that held
+// tokens (MSAL's JSON errors embed the whole body), and bounds its length.
+func sanitizeMSAL(msg string) string {
+	if strings.Contains(msg, "eyJ") || strings.Contains(msg, "access_token") || strings.Contains(msg, "refresh_token") {
+		return "MSAL could not use the token endpoint's answer (details withheld: the answer held tokens)"
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe)
+}
+
+// unwrapNet keeps the innermost network error, dropping MSAL's wrapping.
+// Failing that it keeps http.Client's *url.Error (method, token endpoint URL
+// and cause, such as EOF or an HTTP/2 stream reset: no credentials), which is
+// itself a net.Error, so CodeLabel still says "network".
+func unwrapNet(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue
+	}
+	return errors.New("connection failed")
+}

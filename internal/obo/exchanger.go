@@ -1,0 +1,138 @@
+// Package obo exchanges a user's access token for a downstream API's token
+// with the OAuth 2.0 On-Behalf-Of flow, through one MSAL Go confidential
+// client that proves itself with the gateway's certificate.
+//
+// Errors are *Error, carrying Entra's status, error, suberror, AADSTS codes,
+// trace and correlation IDs and claims challenge, classified (Class) into
+// what the frontend and the operator must do.
+package obo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+)
+
+// Config configures an Exchanger.
+type Config struct {
+	// AuthorityHost is the Entra host, e.g. https://login.microsoftonline.com,
+	// https://login.microsoftonline.us, or the local tenant's https://127.0.0.1:port.
+	AuthorityHost string
+	// TenantID is the gateway's home tenant; ClientID its application ID.
+	TenantID string
+	ClientID string
+	// Certificate is the gateway's credential. Required.
+	Certificate *Certificate
+	// SendX5C sends the certificate chain (x5c) in the client assertion, for
+	// subject name + issuer authentication.
+	SendX5C bool
+	// InstanceDiscovery asks Entra which hosts are aliases of the authority;
+	// it must be off for hosts Entra does not know (the local tenant).
+	InstanceDiscovery bool
+	// ClientCapabilities are declared to Entra (e.g. "cp1" for continuous
+	// access evaluation).
+	ClientCapabilities []string
+	// HTTPClient talks to Entra; it must have a timeout. Required.
+	HTTPClient *http.Client
+	// Timeout bounds one exchange; default 10s.
+	Timeout time.Duration
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Exchanger performs OBO exchanges. It is safe for concurrent use; one is
+// built per process, so MSAL resolves the authority once.
+type Exchanger struct {
+	cfg    Config
+	client confidential.Client
+}
+
+// Request is one exchange.
+type Request struct {
+	// Assertion is the user's token exactly as received (no "Bearer ").
+	Assertion string
+	// TenantID is the token's tid; exchanges for users of other allowed
+	// tenants go to their own tenant.
+	TenantID string
+	// Scopes are the downstream scopes, e.g. api://orders/.default.
+	Scopes []string
+	// Claims is a claims challenge to satisfy (from a downstream 401), JSON.
+	Claims string
+	// Route labels metrics.
+	Route string
+}
+
+// Token is a downstream access token.
+type Token struct {
+	AccessToken string
+	ExpiresOn   time.Time
+}
+
+// New builds the MSAL confidential client. It does not contact Entra.
+func New(cfg Config) (*Exchanger, error) {
+	if cfg.Certificate == nil || cfg.HTTPClient == nil || cfg.TenantID == "" || cfg.ClientID == "" {
+		return nil, errors.New("obo: Config needs Certificate, HTTPClient, TenantID and ClientID")
+	}
+	u, err := url.Parse(cfg.AuthorityHost)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("obo: authority host %q must be an https URL such as https://login.microsoftonline.com", cfg.AuthorityHost)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cred, err := confidential.NewCredFromCert(cfg.Certificate.Chain, cfg.Certificate.Key)
+	if err != nil {
+		return nil, fmt.Errorf("obo: credential: %w", err)
+	}
+	opts := []confidential.Option{
+		confidential.WithHTTPClient(cfg.HTTPClient),
+		confidential.WithInstanceDiscovery(cfg.InstanceDiscovery),
+		// Never move OBO to a regional host, whatever MSAL_FORCE_REGION says.
+		confidential.WithAzureRegion("DisableMsalForceRegion"),
+	}
+	if cfg.SendX5C {
+		opts = append(opts, confidential.WithX5C())
+	}
+	if len(cfg.ClientCapabilities) > 0 {
+		opts = append(opts, confidential.WithClientCapabilities(cfg.ClientCapabilities))
+	}
+	authority := strings.TrimSuffix(cfg.AuthorityHost, "/") + "/" + cfg.TenantID
+	client, err := confidential.New(authority, cfg.ClientID, cred, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("obo: MSAL client: %w", err)
+	}
+	return &Exchanger{cfg: cfg, client: client}, nil
+}
+
+// Exchange gets a downstream token for the user of req.Assertion. Errors are *Error.
+func (x *Exchanger) Exchange(ctx context.Context, req Request) (Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
+	defer cancel()
+	var opts []confidential.AcquireOnBehalfOfOption
+	if req.TenantID != "" && !strings.EqualFold(req.TenantID, x.cfg.TenantID) {
+		opts = append(opts, confidential.WithTenantID(req.TenantID))
+	}
+	if req.Claims != "" {
+		opts = append(opts, confidential.WithClaims(req.Claims))
+	}
+	start := time.Now()
+	res, err := x.client.AcquireTokenOnBehalfOf(ctx, req.Assertion, req.Scopes, opts...)
+	elapsed := time.Since(start)
+	if err != nil {
+		e := fromMSAL(ctx, err)
+		x.cfg.Metrics.exchanged(req.Route, string(e.Class()), e.CodeLabel(), elapsed)
+		return Token{}, e
+	}
+	x.cfg.Metrics.exchanged(req.Route, "success", "", elapsed)
+	return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+}

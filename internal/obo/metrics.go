@@ -1,0 +1,38 @@
+package obo
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the OBO exchange metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	exchanges *prometheus.CounterVec
+	duration  prometheus.Histogram
+}
+
+// NewMetrics registers the metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		exchanges: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "obo_gateway_obo_exchanges_total",
+			Help: "On-Behalf-Of exchanges, by route, result (success or the failure class) and error code (AADSTSnnnn, http_nnn, timeout, network).",
+		}, []string{"route", "result", "error_code"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "obo_gateway_obo_exchange_duration_seconds",
+			Help:    "Duration of On-Behalf-Of exchanges (MSAL call, including its cache).",
+			Buckets: []float64{.0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+	}
+}
+
+func (m *Metrics) exchanged(route, result, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.exchanges.WithLabelValues(route, result, code).Inc()
+	m.duration.Observe(d.Seconds())
+}

@@ -1,0 +1,357 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/obo-gateway/obo-gateway/internal/reqid"
+)
+
+const (
+	// userToken is the user's token, shaped like a JWT. It must never reach
+	// an upstream.
+	userToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJ1c2VyLTEiLCJhdWQiOiJhcGk6Ly9nYXRld2F5In0.c2lnbmF0dXJlLW9mLXRoZS11c2Vy"
+	// downstreamToken is what the OBO middleware obtained for the upstream.
+	downstreamToken = "downstream-token-for-orders"
+	requestID       = "req-0123456789abcdef"
+)
+
+// recorded is what an upstream received.
+type recorded struct {
+	Method     string
+	RequestURI string
+	Proto      string
+	Header     http.Header
+	Body       string
+	Dump       string // the whole request as the upstream read it
+}
+
+// newUpstream starts a loopback upstream that records every request on the
+// returned channel, then serves it with h (nil: 200 "ok").
+func newUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, <-chan recorded) {
+	t.Helper()
+	seen := make(chan recorded, 64)
+	srv := httptest.NewServer(recordingHandler(seen, h))
+	t.Cleanup(srv.Close)
+	return srv, seen
+}
+
+func recordingHandler(seen chan<- recorded, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dump, err := httputil.DumpRequest(r, true) // reads and restores the body
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		seen <- recorded{
+			Method: r.Method, RequestURI: r.RequestURI, Proto: r.Proto,
+			Header: r.Header.Clone(), Body: string(body), Dump: string(dump),
+		}
+		if h == nil {
+			_, _ = io.WriteString(w, "ok")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// gateway is a Proxy handler behind a loopback server that plays the auth
+// and OBO middleware: it puts the user's token (as the secret), the
+// downstream token and an Outcome in the request context.
+type gateway struct {
+	URL      string
+	Addr     string
+	client   *http.Client
+	reg      *prometheus.Registry
+	metrics  *Metrics
+	logs     *syncBuffer
+	outcomes chan Outcome
+}
+
+type setup struct {
+	cfg     Config       // Logger and Metrics are set by newGateway
+	token   string       // the upstream token; "" means downstreamToken
+	noToken bool         // do not call WithUpstreamToken
+	tweak   func(*Proxy) // runs before Handler
+}
+
+func newGateway(t *testing.T, rt Route, s setup) *gateway {
+	t.Helper()
+	g := &gateway{
+		reg:      prometheus.NewRegistry(),
+		logs:     &syncBuffer{},
+		outcomes: make(chan Outcome, 64),
+	}
+	g.metrics = NewMetrics(g.reg)
+	cfg := s.cfg
+	cfg.Metrics = g.metrics
+	cfg.Logger = slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.Transport == nil {
+		tr := NewTransport(TransportConfig{})
+		t.Cleanup(tr.CloseIdleConnections)
+		cfg.Transport = tr
+	}
+	p := New(cfg)
+	if s.tweak != nil {
+		s.tweak(p)
+	}
+	h := p.Handler(rt)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := reqid.NewContext(r.Context(), requestID)
+		ctx = WithSecret(ctx, userToken)
+		switch {
+		case s.token != "":
+			ctx = WithUpstreamToken(ctx, s.token)
+		case !s.noToken:
+			ctx = WithUpstreamToken(ctx, downstreamToken)
+		}
+		ctx, o := WithOutcome(ctx)
+		defer func() {
+			select {
+			case g.outcomes <- *o:
+			default:
+			}
+		}()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	t.Cleanup(srv.Close)
+	g.URL = srv.URL
+	g.Addr = srv.Listener.Addr().String()
+	g.client = srv.Client()
+	g.client.Timeout = 30 * time.Second // a failsafe: no test waits on it
+	return g
+}
+
+// outcome returns the Outcome of the next request the gateway finished.
+func (g *gateway) outcome(t *testing.T) Outcome {
+	t.Helper()
+	select {
+	case o := <-g.outcomes:
+		return o
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway handler did not finish")
+		return Outcome{}
+	}
+}
+
+// do sends req and returns the response with its body read.
+func (g *gateway) do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := g.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+func (g *gateway) get(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, g.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.do(t, req)
+}
+
+// raw writes a raw HTTP/1.1 request to the gateway and reads the response.
+func (g *gateway) raw(t *testing.T, request string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+// receive returns the next request an upstream recorded.
+func receive(t *testing.T, seen <-chan recorded) recorded {
+	t.Helper()
+	select {
+	case r := <-seen:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream received nothing")
+		return recorded{}
+	}
+}
+
+// assertNothingReceived fails if the upstream recorded a request.
+func assertNothingReceived(t *testing.T, seen <-chan recorded) {
+	t.Helper()
+	select {
+	case r := <-seen:
+		t.Errorf("the upstream received %s %s, want nothing", r.Method, r.RequestURI)
+	default:
+	}
+}
+
+// errorBody decodes the gateway's JSON error body.
+func errorBody(t *testing.T, resp *http.Response, body string) map[string]string {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want JSON", ct)
+	}
+	var b map[string]string
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	return b
+}
+
+// deadAddr returns a loopback address nothing listens on: connecting to it
+// is refused.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from handler goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// entries returns the JSON log lines.
+func (s *syncBuffer) entries(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(s.String()) {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// quietLog discards a test server's own error log.
+func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// fakeClock hands out timers the test fires by hand.
+type fakeClock struct{ timers chan *fakeTimer }
+
+func newFakeClock() *fakeClock { return &fakeClock{timers: make(chan *fakeTimer, 16)} }
+
+func (c *fakeClock) afterFunc(d time.Duration, f func()) stopper {
+	ft := &fakeTimer{d: d, f: f}
+	c.timers <- ft
+	return ft
+}
+
+func (c *fakeClock) next(t *testing.T) *fakeTimer {
+	t.Helper()
+	select {
+	case ft := <-c.timers:
+		return ft
+	case <-time.After(30 * time.Second):
+		t.Fatal("no timer was started")
+		return nil
+	}
+}
+
+// fakeTimer behaves like a *time.Timer from time.AfterFunc: once stopped
+// it never fires, and once fired Stop reports false.
+type fakeTimer struct {
+	d time.Duration
+	f func()
+
+	mu      sync.Mutex
+	stopped bool
+	fired   bool
+}
+
+func (ft *fakeTimer) Stop() bool {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	active := !ft.stopped && !ft.fired
+	ft.stopped = true
+	return active
+}
+
+// fire runs the timer's function unless it was stopped or already fired,
+// and reports whether it ran.
+func (ft *fakeTimer) fire() bool {
+	ft.mu.Lock()
+	if ft.stopped || ft.fired {
+		ft.mu.Unlock()
+		return false
+	}
+	ft.fired = true
+	ft.mu.Unlock()
+	ft.f()
+	return true
+}
+
+func (ft *fakeTimer) wasStopped() bool {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return ft.stopped
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the upstream request metrics, labelled by route name only.
+// A nil *Metrics records nothing.
+type Metrics struct {
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics on reg. It panics if they are already
+// registered there.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "obo_gateway_upstream_request_duration_seconds",
+			Help:    "Time from sending an upstream request to receiving its response headers, by route. Failed requests are counted in obo_gateway_upstream_errors_total instead.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route"}),
+		errors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "obo_gateway_upstream_errors_total",
+			Help: "Upstream requests that got no response, by route and kind (timeout, connect, canceled by the client, other).",
+		}, []string{"route", "kind"}),
+	}
+}
+
+// addRoute pre-creates a route's series, so they exist at zero.
+func (m *Metrics) addRoute(route string) {
+	if m == nil {
+		return
+	}
+	m.duration.WithLabelValues(route)
+	for _, k := range []string{kindTimeout, kindConnect, kindCanceled, kindOther} {
+		m.errors.WithLabelValues(route, k)
+	}
+}
+
+func (m *Metrics) observe(route string, d time.Duration) {
+	if m != nil {
+		m.duration.WithLabelValues(route).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) failed(route, kind string) {
+	if m != nil {
+		m.errors.WithLabelValues(route, kind).Inc()
+	}
+}

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// histogramCount returns the number of upstream durations observed for route.
+func histogramCount(t *testing.T, reg *prometheus.Registry, route string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "obo_gateway_upstream_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == route {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	t.Fatalf("no duration series for route %q", route)
+	return 0
+}
+
+func TestMetrics(t *testing.T) {
+	up, _ := newUpstream(t, nil)
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+	for range 3 {
+		if resp, _ := g.get(t, "/orders/1?id=12345"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d", resp.StatusCode)
+		}
+	}
+	if n := histogramCount(t, g.reg, "orders"); n != 3 {
+		t.Errorf("duration observations = %d, want 3", n)
+	}
+	// The error series exist at zero from the start, labelled by route and
+	// kind only: never a path.
+	const want = `
+# HELP obo_gateway_upstream_errors_total Upstream requests that got no response, by route and kind (timeout, connect, canceled by the client, other).
+# TYPE obo_gateway_upstream_errors_total counter
+obo_gateway_upstream_errors_total{kind="canceled",route="orders"} 0
+obo_gateway_upstream_errors_total{kind="connect",route="orders"} 0
+obo_gateway_upstream_errors_total{kind="other",route="orders"} 0
+obo_gateway_upstream_errors_total{kind="timeout",route="orders"} 0
+`
+	if err := testutil.GatherAndCompare(g.reg, strings.NewReader(want), "obo_gateway_upstream_errors_total"); err != nil {
+		t.Error(err)
+	}
+	mfs, err := g.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var names []string
+			for _, l := range m.GetLabel() {
+				names = append(names, l.GetName())
+				if strings.Contains(l.GetValue(), "/") {
+					t.Errorf("%s has a path-like label %s=%q", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+			if !slices.Equal(names, []string{"route"}) && !slices.Equal(names, []string{"kind", "route"}) {
+				t.Errorf("%s has labels %v, want route (and kind) only", mf.GetName(), names)
+			}
+		}
+	}
+}
+
+func TestNilMetricsRecordNothing(t *testing.T) {
+	var m *Metrics
+	m.addRoute("orders")
+	m.observe("orders", 1)
+	m.failed("orders", kindOther)
+}

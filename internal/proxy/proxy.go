@@ -1,0 +1,398 @@
+// Package proxy forwards a route's requests to its upstream API. The request
+// carries the downstream token that an earlier middleware obtained On-Behalf-Of
+// the user ([WithUpstreamToken]) and never the user's own token
+// ([WithSecret]): the incoming Authorization header is always dropped, and so
+// is any other header or query parameter that carries the user's token.
+//
+// Forwarding headers are a trust boundary. X-Forwarded-For, -Host and -Proto
+// sent by a client are believed only when the direct peer is a trusted proxy
+// ([Config.TrustedProxies]); otherwise they are replaced with what the
+// connection says.
+//
+// Bodies are streamed both ways and never buffered. A route's [Route.Timeout]
+// bounds the wait for the upstream's response headers only, so long
+// server-sent event streams are not cut.
+package proxy
+
+import (
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/reqid"
+)
+
+// Route is one upstream API behind a path prefix.
+type Route struct {
+	// Name labels the route's metrics and log lines. It must be short and
+	// fixed (it is a metric label), and it must not be empty.
+	Name string
+	// PathPrefix is the prefix the router matched, e.g. "/orders". The
+	// router does the matching; the proxy uses the prefix only to strip it.
+	PathPrefix string
+	// Upstream is the base URL requests go to: http or https, with a host,
+	// and possibly a path (http://h:1/api) that the request path is joined
+	// to. Its query, if any, is prepended to the request's query.
+	Upstream *url.URL
+	// StripPrefix removes PathPrefix, at a segment boundary, from the path
+	// before it is joined to the upstream path: /orders/1 → /1 and
+	// /orders → /. A path that does not start with the prefix at a segment
+	// boundary (/ordersX) is answered 404.
+	StripPrefix bool
+	// Timeout bounds the wait for the upstream's response headers; zero
+	// means no bound. It does not cut a response body that is still being
+	// streamed once the headers have arrived.
+	Timeout time.Duration
+}
+
+// validate reports a route the proxy cannot serve.
+func (rt Route) validate() error {
+	switch {
+	case rt.Name == "":
+		return fmt.Errorf("proxy: route with prefix %q has no Name", rt.PathPrefix)
+	case rt.Upstream == nil:
+		return fmt.Errorf("proxy: route %q has no Upstream", rt.Name)
+	case rt.Upstream.Scheme != "http" && rt.Upstream.Scheme != "https":
+		return fmt.Errorf("proxy: route %q: upstream scheme must be http or https, not %q", rt.Name, rt.Upstream.Scheme)
+	case rt.Upstream.Host == "":
+		return fmt.Errorf("proxy: route %q: upstream URL has no host", rt.Name)
+	case rt.StripPrefix && !strings.HasPrefix(rt.PathPrefix, "/"):
+		return fmt.Errorf("proxy: route %q: StripPrefix needs a PathPrefix starting with /, not %q", rt.Name, rt.PathPrefix)
+	case rt.Timeout < 0:
+		return fmt.Errorf("proxy: route %q: negative Timeout %v", rt.Name, rt.Timeout)
+	}
+	return nil
+}
+
+// Config configures a [Proxy].
+type Config struct {
+	// Transport sends the upstream requests of every route; build it once
+	// and share it, so connections are pooled. Nil means
+	// NewTransport(TransportConfig{}).
+	Transport http.RoundTripper
+	// TrustedProxies are the peers (load balancers, ingress) whose
+	// X-Forwarded-For, -Host and -Proto are believed. Empty means no peer is
+	// trusted, which is right when clients connect directly.
+	TrustedProxies []netip.Prefix
+	// Logger receives one line per failed upstream request. Nil discards.
+	Logger *slog.Logger
+	// Metrics records upstream latencies and failures. Nil records nothing.
+	Metrics *Metrics
+}
+
+// Proxy makes the per-route handlers. It is safe for concurrent use.
+type Proxy struct {
+	transport http.RoundTripper
+	trusted   []netip.Prefix
+	log       *slog.Logger
+	errorLog  *log.Logger // for ReverseProxy's own messages (body copy errors)
+	metrics   *Metrics
+	buffers   httputil.BufferPool
+	afterFunc afterFunc // time.AfterFunc, replaced in tests
+}
+
+// New returns a Proxy.
+func New(cfg Config) *Proxy {
+	p := &Proxy{
+		transport: cfg.Transport,
+		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		buffers:   newBufferPool(),
+		afterFunc: timeAfterFunc,
+	}
+	if p.transport == nil {
+		p.transport = NewTransport(TransportConfig{})
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.errorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)
+	for _, pfx := range cfg.TrustedProxies {
+		p.trusted = append(p.trusted, pfx.Masked())
+	}
+	return p
+}
+
+// Handler returns the handler that forwards rt's requests. It builds one
+// httputil.ReverseProxy, so call it once per route at start-up, not per
+// request. It panics if rt is malformed (no Name, no http or https Upstream
+// with a host, StripPrefix without a /-prefix): configuration is validated
+// before, so that is a programmer error.
+//
+// Before anything is sent upstream, the handler answers 400 to a path with
+// "." or ".." segments (they would let a request escape the upstream's base
+// path) or one that contains the user's token, 404 to a path that does not
+// start with the prefix to strip, and 500 if the upstream token contains the
+// user's token (a bug in the exchange before the proxy).
+//
+// The handler takes the upstream token, the user's token and the Outcome
+// from the request's context ([WithUpstreamToken], [WithSecret],
+// [WithOutcome]). The gateway owns CORS (browsers' preflights never reach an
+// upstream), so Access-Control-* headers in upstream responses are dropped
+// rather than doubled. When a streamed response fails half-way, the handler
+// panics with http.ErrAbortHandler to abort it, as ReverseProxy does: a
+// recoverer must re-panic that value.
+func (p *Proxy) Handler(rt Route) http.Handler {
+	if err := rt.validate(); err != nil {
+		panic(err.Error())
+	}
+	prefix := strings.TrimSuffix(rt.PathPrefix, "/")
+	p.metrics.addRoute(rt.Name)
+	rp := &httputil.ReverseProxy{
+		Rewrite: p.rewrite(rt.Upstream),
+		Transport: &routeTransport{
+			next:      p.transport,
+			route:     rt.Name,
+			timeout:   rt.Timeout,
+			metrics:   p.metrics,
+			afterFunc: p.afterFunc,
+		},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   p.errorHandler(rt),
+		BufferPool:     p.buffers,
+		ErrorLog:       p.errorLog,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasDotSegment(r.URL.Path) {
+			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not contain . or .. segments")
+			return
+		}
+		if s := secretFrom(r.Context()); s != "" {
+			if strings.Contains(r.URL.Path, s) || strings.Contains(r.URL.RawPath, s) {
+				apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not carry the access token")
+				return
+			}
+			if strings.Contains(upstreamTokenFrom(r.Context()), s) {
+				// A bug before the proxy (the exchange passed the user's
+				// token through): fail closed.
+				p.log.LogAttrs(r.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
+					slog.String("route", rt.Name), slog.String("request_id", reqid.FromContext(r.Context())))
+				apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway could not prepare the upstream request")
+				return
+			}
+		}
+		if rt.StripPrefix {
+			u, ok := stripPrefix(r.URL, prefix)
+			if !ok {
+				NotFound(w, r)
+				return
+			}
+			// As http.StripPrefix does: a shallow copy with its own URL, so
+			// the caller's request (and its access log) keeps the full path.
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.URL = u
+			r = r2
+		}
+		rp.ServeHTTP(w, r)
+	})
+}
+
+// NotFound answers 404 with the gateway's JSON error body. Use it as the
+// router's handler for paths no route matches.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	apierror.Write(w, r, http.StatusNotFound, "not_found", "no route matches this path")
+}
+
+// rewrite returns the ReverseProxy.Rewrite for an upstream. By the time it
+// runs, ReverseProxy has dropped hop-by-hop headers, Forwarded and
+// X-Forwarded-For/-Host/-Proto, and unparsable query parameters.
+func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		ctx := pr.In.Context()
+		secret := secretFrom(ctx)
+		out := pr.Out
+		out.URL.RawQuery = scrubQuery(out.URL.RawQuery, secret)
+		pr.SetURL(upstream)
+		p.setForwarded(pr)
+		// Last, so nothing copied above can bring the token back.
+		scrubHeaders(out.Header, secret)
+		if tok := upstreamTokenFrom(ctx); tok != "" {
+			out.Header.Set("Authorization", "Bearer "+tok)
+		}
+	}
+}
+
+// setForwarded sets X-Forwarded-For, -Host and -Proto. Behind a trusted
+// proxy, the client-sent chain is kept and the peer appended, and the
+// client-sent -Host and -Proto are kept. From any other peer, every
+// forwarding header the client sent is dropped and the three are set from
+// the connection. Forwarded (RFC 7239) is never passed on: ReverseProxy drops
+// it and the proxy speaks X-Forwarded-* only.
+func (p *Proxy) setForwarded(pr *httputil.ProxyRequest) {
+	in, out := pr.In.Header, pr.Out.Header
+	if p.trustedPeer(pr.In.RemoteAddr) {
+		if v := in["X-Forwarded-For"]; len(v) > 0 {
+			out["X-Forwarded-For"] = slices.Clone(v)
+		}
+		pr.SetXForwarded()
+		for _, name := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := in[name]; len(v) > 0 {
+				out[name] = slices.Clone(v)
+			}
+		}
+		return
+	}
+	for name := range out {
+		if isForwardingHeader(name) {
+			delete(out, name)
+		}
+	}
+	pr.SetXForwarded()
+}
+
+// isForwardingHeader reports the headers a client could use to pose as a
+// proxy: Forwarded, X-Forwarded-* and X-Real-Ip. Underscores count as
+// hyphens because some upstream stacks (CGI, WSGI) treat them alike.
+func isForwardingHeader(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return n == "forwarded" || n == "x-real-ip" || strings.HasPrefix(n, "x-forwarded-")
+}
+
+func (p *Proxy) trustedPeer(remoteAddr string) bool {
+	if len(p.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap().WithZone("")
+	for _, pfx := range p.trusted {
+		if pfx.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrubHeaders drops every Authorization header and, when secret is set,
+// every header whose name or any value contains it.
+func scrubHeaders(h http.Header, secret string) {
+	for name, vals := range h {
+		if strings.EqualFold(name, "Authorization") {
+			delete(h, name)
+			continue
+		}
+		if secret == "" {
+			continue
+		}
+		// Canonicalisation changes the case of header names.
+		if strings.Contains(strings.ToLower(name), strings.ToLower(secret)) {
+			delete(h, name)
+			continue
+		}
+		for _, v := range vals {
+			if strings.Contains(v, secret) {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}
+
+// scrubQuery drops the access_token parameter and, when secret is set, every
+// parameter whose name or value contains it. The others keep their order and
+// their encoding.
+func scrubQuery(raw, secret string) string {
+	if raw == "" {
+		return raw
+	}
+	pairs := strings.Split(raw, "&")
+	kept := pairs[:0:0]
+	for _, pair := range pairs {
+		if !dropParam(pair, secret) {
+			kept = append(kept, pair)
+		}
+	}
+	if len(kept) == len(pairs) {
+		return raw
+	}
+	return strings.Join(kept, "&")
+}
+
+func dropParam(pair, secret string) bool {
+	rawKey, rawVal, _ := strings.Cut(pair, "=")
+	key, err1 := url.QueryUnescape(rawKey)
+	val, err2 := url.QueryUnescape(rawVal)
+	if err1 != nil || err2 != nil {
+		return true // ReverseProxy already drops these; be sure
+	}
+	if strings.EqualFold(key, "access_token") {
+		return true
+	}
+	return secret != "" && (strings.Contains(key, secret) || strings.Contains(val, secret) || strings.Contains(pair, secret))
+}
+
+// stripPrefix returns a copy of u without prefix (no trailing slash; "" strips
+// nothing), which must match whole segments of the escaped path: an encoded
+// slash (%2F) is part of a segment, as the router sees it. The result keeps
+// Path and RawPath consistent, so escapes survive SetURL.
+func stripPrefix(u *url.URL, prefix string) (*url.URL, bool) {
+	out := *u
+	if prefix == "" {
+		return &out, true
+	}
+	esc := u.EscapedPath()
+	// Cut the escaped path after as many segments as the prefix has.
+	n := strings.Count(prefix, "/")
+	cut := len(esc)
+	seen := 0
+	for i := 0; i < len(esc); i++ {
+		if esc[i] == '/' {
+			if seen == n {
+				cut = i
+				break
+			}
+			seen++
+		}
+	}
+	head, err := url.PathUnescape(esc[:cut])
+	if err != nil || head != prefix {
+		return nil, false
+	}
+	rest := esc[cut:]
+	if rest == "" {
+		rest = "/"
+	}
+	path, err := url.PathUnescape(rest)
+	if err != nil {
+		return nil, false
+	}
+	out.Path, out.RawPath = path, rest
+	if (&url.URL{Path: path}).EscapedPath() == rest {
+		out.RawPath = ""
+	}
+	return &out, true
+}
+
+// hasDotSegment reports a "." or ".." segment in a decoded path.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyResponse records the upstream status and drops upstream CORS headers.
+func modifyResponse(resp *http.Response) error {
+	if o := outcomeFrom(resp.Request.Context()); o != nil {
+		o.UpstreamStatus = resp.StatusCode
+	}
+	for name := range resp.Header {
+		if strings.HasPrefix(name, "Access-Control-") {
+			delete(resp.Header, name)
+		}
+	}
+	return nil
+}

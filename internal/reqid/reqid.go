@@ -1,0 +1,61 @@
+// Package reqid gives every request an ID: the client's X-Request-Id when it
+// is sane, otherwise a new random one. The ID is echoed in the response and
+// logged, so a frontend developer can quote it to an operator.
+package reqid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+)
+
+// Header is the request and response header carrying the ID.
+const Header = "X-Request-Id"
+
+type ctxKey struct{}
+
+// FromContext returns the request's ID, or "".
+func FromContext(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// NewContext returns ctx carrying id.
+func NewContext(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// Middleware accepts a client's X-Request-Id of up to 128 visible ASCII
+// characters (so it cannot inject into logs or headers) or makes one, sets it
+// on the request (so the upstream sees it) and on the response.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(Header)
+		if !valid(id) {
+			id = New()
+			r.Header.Set(Header, id)
+		}
+		w.Header().Set(Header, id)
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
+	})
+}
+
+// New returns a random 128-bit ID in hex.
+func New() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func valid(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
