@@ -244,27 +244,27 @@ func printInstructions(w io.Writer, in Info) {
   local tenant %s  (CA: %s)
   config       %s
 
-Call the consented API as %s (token valid 1 hour):
+A token for %s (valid 1 hour), and the gateway:
 
-  curl -s %s/orders/items -H "Authorization: Bearer %s"
+  export GATEWAY=%s
+  export TOKEN=%s
 
-The sample API answers with the claims of the token it received: aud is the
-orders API, oid is %s's, and it is never the token you sent.
+Try:
 
-Other outcomes:
-  curl -si %s/hr/payslips     -H "Authorization: Bearer $TOKEN"   # 401 insufficient_claims: MFA claims challenge
-  curl -si %s/inventory/stock -H "Authorization: Bearer $TOKEN"   # 403 consent_required
-  curl -si %s/orders/items                                        # 401: no token
+  curl -s  $GATEWAY/orders/items    -H "Authorization: Bearer $TOKEN"   # 200: the sample API shows the token it got: aud = orders API, oid = %s's
+  curl -si $GATEWAY/hr/payslips     -H "Authorization: Bearer $TOKEN"   # 401 insufficient_claims: the HR API needs MFA (a claims challenge)
+  curl -si $GATEWAY/inventory/stock -H "Authorization: Bearer $TOKEN"   # 403 consent_required
+  curl -si $GATEWAY/orders/items                                        # 401: no token
 
-Get another token (users: %s):
+Get another token (users: %s; password %s):
 
-  TOKEN=$(curl -s --cacert %s %s \
+  export TOKEN=$(curl -s --cacert %s %s \
     -d grant_type=password -d client_id=%s \
     -d username=%s --data-urlencode 'password=%s' \
     --data-urlencode 'scope=%s openid offline_access' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 `, in.GatewayURL, in.AdminURL, in.AdminURL, in.UpstreamURL, in.Authority, in.CAFile, in.ConfigFile,
 		u.Username, in.GatewayURL, in.AccessToken, u.Username,
-		in.GatewayURL, in.GatewayURL, in.GatewayURL, userList(in.Users),
+		userList(in.Users), u.Password,
 		in.CAFile, in.TokenEndpoint, in.FrontendClientID, u.Username, u.Password, in.Scope)
 }
 
