@@ -36,10 +36,17 @@ func (g *Gateway) accessLog(next http.Handler) http.Handler {
 		info := &requestInfo{route: "unmatched"}
 		ctx, outcome := proxy.WithOutcome(context.WithValue(r.Context(), infoKey{}, info))
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		returned := false
 		defer func() {
 			status := ww.Status()
-			if status == 0 {
-				status = http.StatusOK
+			switch {
+			case status != 0:
+			case returned:
+				status = http.StatusOK // net/http's default
+			default:
+				// Only http.ErrAbortHandler gets past the recoverer (inside):
+				// the response was aborted before anything was written.
+				status = http.StatusInternalServerError
 			}
 			attrs := []slog.Attr{
 				slog.String("request_id", reqid.FromContext(r.Context())),
@@ -63,6 +70,7 @@ func (g *Gateway) accessLog(next http.Handler) http.Handler {
 			g.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}()
 		next.ServeHTTP(ww, r.WithContext(ctx))
+		returned = true
 	})
 }
 

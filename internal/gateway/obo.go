@@ -47,6 +47,12 @@ func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Ro
 	if !errors.As(err, &oe) {
 		oe = &obo.Error{Err: err, Code: "msal_error"}
 	}
+	if r.Context().Err() != nil {
+		// The client gave up while the exchange ran: not Entra's failure.
+		g.log.Info("client went away during the on-behalf-of exchange", "route", rt.Name, "principal", p)
+		w.WriteHeader(proxy.StatusClientClosedRequest)
+		return
+	}
 	class := oe.Class()
 	attrs := []any{
 		"route", rt.Name, "class", string(class), "error_code", oe.CodeLabel(), "error", oe.Code,
@@ -56,12 +62,25 @@ func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Ro
 	if oe.Err != nil {
 		attrs = append(attrs, "detail", oe.Err.Error())
 	}
+	if oe.Description != "" {
+		// Entra's own words (no tokens or secrets): the operator's best clue
+		// for a code the catalogue does not know.
+		attrs = append(attrs, "entra_description", oe.Description)
+	}
 	level := g.log.Info
 	if class == obo.ClassGateway || class == obo.ClassUnavailable {
 		level = g.log.Error
 	}
 	level("on-behalf-of exchange failed", attrs...)
 
+	switch {
+	case class == obo.ClassInteraction && oe.Claims == "":
+		// No challenge to pass on: the user must sign in again interactively.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", error="invalid_token", error_description="interactive sign-in required"`)
+		apierror.Write(w, r, http.StatusUnauthorized, "interaction_required",
+			"the downstream API requires the user to sign in again interactively; acquire a new token interactively and retry")
+		return
+	}
 	switch class {
 	case obo.ClassInteraction:
 		claims := base64.StdEncoding.EncodeToString([]byte(oe.Claims))

@@ -16,12 +16,14 @@ import (
 
 // Handler is the API: every route of the configuration, in one place.
 //
-//	request ID → recover → access log → CORS (preflights end here)
+//	request ID → access log → recover → CORS (preflights end here)
 //	  → per route: metrics → token validation (auth) → OBO exchange → reverse proxy
 //	unknown paths → 404 JSON
 func (g *Gateway) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(reqid.Middleware, g.recoverer, g.accessLog)
+	// The access log wraps the recoverer so that it logs the 500 the
+	// recoverer answers to a panic, not the status nobody wrote.
+	r.Use(reqid.Middleware, g.accessLog, g.recoverer)
 	r.Use(cors.Middleware(cors.Config{
 		AllowedOrigins: g.cfg.CORS.AllowedOrigins,
 		AllowedHeaders: g.cfg.CORS.AllowedHeaders,

@@ -61,7 +61,9 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 }
 
 // Middleware records the requests of one route. route must be a bounded
-// label (the route's name, or "unmatched"), never a path.
+// label (the route's name, or "unmatched"), never a path. A handler that
+// writes nothing is counted as 200, as net/http answers; one that panics
+// before writing is counted as 500.
 func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 	inflight := m.inFlight.WithLabelValues(route)
 	duration := m.duration.WithLabelValues(route)
@@ -70,16 +72,24 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 			start := time.Now()
 			inflight.Inc()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			returned := false
 			defer func() {
 				inflight.Dec()
 				duration.Observe(time.Since(start).Seconds())
 				status := ww.Status()
-				if status == 0 {
-					status = http.StatusOK
+				switch {
+				case status != 0:
+				case returned:
+					status = http.StatusOK // net/http's default
+				default:
+					// The handler panicked before writing: the recoverer
+					// (outside) answers 500, or the connection is aborted.
+					status = http.StatusInternalServerError
 				}
 				m.requests.WithLabelValues(route, method(r.Method), strconv.Itoa(status)).Inc()
 			}()
 			next.ServeHTTP(ww, r)
+			returned = true
 		})
 	}
 }

@@ -34,8 +34,10 @@ func Middleware(next http.Handler) http.Handler {
 		id := r.Header.Get(Header)
 		if !valid(id) {
 			id = New()
-			r.Header.Set(Header, id)
 		}
+		// Set, not only when replaced: a second X-Request-Id header the
+		// client sent must not reach the upstream unchecked.
+		r.Header.Set(Header, id)
 		w.Header().Set(Header, id)
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})

@@ -26,7 +26,10 @@ type Echo struct {
 	TokenSHA256 string `json:"token_sha256,omitempty"`
 	// Headers are the names of the request headers received, sorted.
 	Headers []string `json:"headers"`
-	// Authorization tells whether an Authorization header came, and its scheme.
+	// Authorization tells whether an Authorization header came, and its
+	// scheme: "none", the scheme ("Bearer"), or "malformed" when the header
+	// has no "<scheme> <credentials>" shape (then it may be a bare token, so
+	// it is not echoed).
 	Authorization string `json:"authorization"`
 }
 
@@ -39,12 +42,17 @@ func Handler() http.Handler {
 		}
 		sort.Strings(e.Headers)
 		if auth := r.Header.Get("Authorization"); auth != "" {
-			scheme, tok, _ := strings.Cut(auth, " ")
-			e.Authorization = scheme
-			if strings.EqualFold(scheme, "Bearer") {
+			scheme, tok, ok := strings.Cut(auth, " ")
+			switch {
+			case !ok:
+				e.Authorization = "malformed"
+			case strings.EqualFold(scheme, "Bearer"):
+				e.Authorization = scheme
 				sum := sha256.Sum256([]byte(tok))
 				e.TokenSHA256 = hex.EncodeToString(sum[:])
 				e.Claims = decodeClaims(tok)
+			default:
+				e.Authorization = scheme
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -1,0 +1,337 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/proxy"
+)
+
+const (
+	testTenant    = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490"
+	testClientID  = "5c3b2f0e-91d4-4a57-8f0b-3e2d1c4b5a62"
+	testOID       = "11111111-aaaa-4aaa-8aaa-111111111111"
+	testAuthority = "https://login.example/" + testTenant
+	testKID       = "kid-one"
+	// downstreamToken is what the fake TokenSource hands out.
+	downstreamToken = "downstream-token-for-orders"
+)
+
+var testMetadata = auth.Metadata{
+	JWKSURI:          "https://login.example/" + testTenant + "/discovery/v2.0/keys",
+	IssuerV2Template: "https://login.example/{tenantid}/v2.0",
+	IssuerV1Template: "https://sts.example/{tenantid}/",
+}
+
+var (
+	keyOnce sync.Once
+	signKey *rsa.PrivateKey
+	pubSet  jwk.Set
+)
+
+// testKeys returns the RSA key tokens are signed with and its public key
+// set, generated once per test binary.
+func testKeys(t *testing.T) (*rsa.PrivateKey, jwk.Set) {
+	t.Helper()
+	keyOnce.Do(func() {
+		priv, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		pub, err := jwk.FromRaw(&priv.PublicKey)
+		if err != nil {
+			panic(err)
+		}
+		_ = pub.Set(jwk.KeyIDKey, testKID)
+		set := jwk.NewSet()
+		if err := set.AddKey(pub); err != nil {
+			panic(err)
+		}
+		signKey, pubSet = priv, set
+	})
+	return signKey, pubSet
+}
+
+// userToken signs a valid v2 user token for the gateway; extra claims
+// override the defaults.
+func userToken(t *testing.T, extra map[string]any) string {
+	t.Helper()
+	priv, _ := testKeys(t)
+	now := time.Now()
+	claims := map[string]any{
+		"aud": testClientID, "iss": "https://login.example/" + testTenant + "/v2.0",
+		"iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
+		"tid": testTenant, "oid": testOID, "sub": "pairwise-sub",
+		"azp": "2d6f1f73-7a8e-4d8e-9c37-6b1a1f0c5e11", "scp": "access_as_user", "ver": "2.0",
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	tok := jwt.New()
+	for k, v := range claims {
+		if err := tok.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, testKID)
+	raw, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256, priv, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// fakeTokens is a TokenSource that records its requests and answers with
+// token or err.
+type fakeTokens struct {
+	mu    sync.Mutex
+	reqs  []obo.Request
+	token string
+	err   error
+	// panicWith, when set, is panicked with (after hook).
+	panicWith any
+	// hook, when set, runs in each exchange, e.g. to block it.
+	hook func()
+}
+
+func (f *fakeTokens) Exchange(_ context.Context, req obo.Request) (obo.Token, error) {
+	f.mu.Lock()
+	req.Scopes = append([]string(nil), req.Scopes...)
+	f.reqs = append(f.reqs, req)
+	token, err, panicWith, hook := f.token, f.err, f.panicWith, f.hook
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if panicWith != nil {
+		panic(panicWith)
+	}
+	if err != nil {
+		return obo.Token{}, err
+	}
+	return obo.Token{AccessToken: token, ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+func (f *fakeTokens) requests() []obo.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]obo.Request(nil), f.reqs...)
+}
+
+// upstreamRequest is what the upstream API received.
+type upstreamRequest struct {
+	Path          string
+	Authorization []string
+	Header        http.Header
+}
+
+// newUpstream starts an API that records its requests and answers status.
+func newUpstream(t *testing.T, status int) (*httptest.Server, <-chan upstreamRequest) {
+	t.Helper()
+	seen := make(chan upstreamRequest, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- upstreamRequest{Path: r.URL.Path, Authorization: r.Header.Values("Authorization"), Header: r.Header.Clone()}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, seen
+}
+
+// syncBuffer is a bytes.Buffer safe for loggers written from several
+// goroutines, which can signal when a message is logged.
+type syncBuffer struct {
+	mu       sync.Mutex
+	b        bytes.Buffer
+	watchers map[string]chan struct{}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for msg, ch := range s.watchers {
+		if bytes.Contains(p, []byte(`"msg":`+strconvQuote(msg))) {
+			close(ch)
+			delete(s.watchers, msg)
+		}
+	}
+	return s.b.Write(p)
+}
+
+// waitFor returns a channel closed when a line with message msg is logged
+// after the call.
+func (s *syncBuffer) waitFor(msg string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watchers == nil {
+		s.watchers = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	s.watchers[msg] = ch
+	return ch
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines decodes the JSON log lines.
+func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// all returns the log lines with message msg.
+func (s *syncBuffer) all(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var found []map[string]any
+	for _, l := range s.lines(t) {
+		if l["msg"] == msg {
+			found = append(found, l)
+		}
+	}
+	return found
+}
+
+// only returns the single log line with message msg.
+func (s *syncBuffer) only(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	found := s.all(t, msg)
+	if len(found) != 1 {
+		t.Fatalf("%d log lines %q, want 1; logs:\n%s", len(found), msg, s)
+	}
+	return found[0]
+}
+
+// newValidator validates tokens of testTenant and allowedTenants for
+// testClientID, signed by the test key.
+func newValidator(t *testing.T, allowedTenants ...string) *auth.Validator {
+	t.Helper()
+	_, set := testKeys(t)
+	keys, err := auth.NewStaticKeySet(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewValidator(auth.ValidatorConfig{
+		Keys: keys, Metadata: testMetadata, TenantID: testTenant, AllowedTenants: allowedTenants, ClientID: testClientID,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// testGateway is a Gateway built without Entra: a static key set for the
+// validator, a fake TokenSource, a real proxy, and a JSON logger.
+type testGateway struct {
+	*Gateway
+	logs   *syncBuffer
+	tokens *fakeTokens
+}
+
+// newTestGateway builds a gateway serving routes. Routes' Upstream must be set.
+func newTestGateway(t *testing.T, routes ...config.Route) *testGateway {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg := prometheus.NewRegistry()
+	tr := proxy.NewTransport(proxy.TransportConfig{})
+	t.Cleanup(tr.CloseIdleConnections)
+	tokens := &fakeTokens{token: downstreamToken}
+	g := &Gateway{
+		cfg:       &config.Config{Routes: routes},
+		log:       log,
+		reg:       reg,
+		now:       time.Now,
+		validator: newValidator(t),
+		tokens:    tokens,
+		proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
+		httpm:     metrics.NewHTTP(reg),
+		authority: testAuthority,
+	}
+	return &testGateway{Gateway: g, logs: logs, tokens: tokens}
+}
+
+// serve sends r through the gateway's API handler.
+func (tg *testGateway) serve(t *testing.T, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	tg.Handler().ServeHTTP(rec, r)
+	return rec
+}
+
+// ordersRoute is a route that exchanges the token for api://orders-api.
+func ordersRoute(upstream string) config.Route {
+	return config.Route{
+		Name: "orders", PathPrefix: "/orders", Upstream: upstream, StripPrefix: true,
+		DownstreamScopes: []string{"api://orders-api/.default"},
+	}
+}
+
+// request is a GET to target with "Authorization: Bearer token" ("" for none).
+func request(target, token string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
+
+// errorBody decodes an apierror body.
+func errorBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]string {
+	t.Helper()
+	var b map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("body %q is not a JSON error: %v", rec.Body, err)
+	}
+	return b
+}
+
+// noRequest asserts that the upstream received nothing.
+func noRequest(t *testing.T, seen <-chan upstreamRequest) {
+	t.Helper()
+	select {
+	case r := <-seen:
+		t.Errorf("the upstream received a request: %+v", r)
+	default:
+	}
+}

@@ -1,0 +1,247 @@
+package metrics
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestNewRegistry(t *testing.T) {
+	reg := NewRegistry("v1.2.3")
+	want := `
+# HELP obo_gateway_build_info Build information; always 1.
+# TYPE obo_gateway_build_info gauge
+obo_gateway_build_info{goversion="` + runtime.Version() + `",version="v1.2.3"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "obo_gateway_build_info"); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_start_time_seconds"} {
+		n, err := testutil.GatherAndCount(reg, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// process_* metrics exist only where procfs does (Linux); go_* everywhere.
+		if n == 0 && (strings.HasPrefix(name, "go_") || runtime.GOOS == "linux") {
+			t.Errorf("%s missing: the Go and process collectors must be registered", name)
+		}
+	}
+	n, err := testutil.GatherAndCount(prometheus.DefaultGatherer, "obo_gateway_build_info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Error("obo_gateway_build_info is on the default registry")
+	}
+}
+
+// newHTTP returns HTTP metrics on a fresh registry.
+func newHTTP(t *testing.T) (*HTTP, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	return NewHTTP(reg), reg
+}
+
+// do serves one request through m.Middleware(route).
+func do(t *testing.T, m *HTTP, route, method string, h http.HandlerFunc) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Middleware(route)(h).ServeHTTP(rec, httptest.NewRequest(method, "/orders/1?q=x", nil))
+	return rec
+}
+
+func TestMiddlewareCountsRequests(t *testing.T) {
+	m, reg := newHTTP(t)
+	do(t, m, "orders", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {})
+	do(t, m, "orders", http.MethodGet, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	do(t, m, "orders", http.MethodPost, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	do(t, m, "unmatched", http.MethodGet, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	do(t, m, "orders", "PROPFIND", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusMethodNotAllowed) })
+	do(t, m, "orders", "BREW", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusMethodNotAllowed) })
+
+	want := `
+# HELP obo_gateway_http_requests_total Requests answered, by route, method and status code.
+# TYPE obo_gateway_http_requests_total counter
+obo_gateway_http_requests_total{code="200",method="GET",route="orders"} 2
+obo_gateway_http_requests_total{code="201",method="POST",route="orders"} 1
+obo_gateway_http_requests_total{code="405",method="OTHER",route="orders"} 2
+obo_gateway_http_requests_total{code="404",method="GET",route="unmatched"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "obo_gateway_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.duration, "obo_gateway_http_request_duration_seconds"); n != 2 {
+		t.Errorf("duration series = %d, want 2 (orders, unmatched)", n)
+	}
+	if got := histogramCount(t, reg, "orders"); got != 5 {
+		t.Errorf("duration observations for orders = %d, want 5", got)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+func TestMethodLabel(t *testing.T) {
+	for _, tc := range []struct{ method, want string }{
+		{http.MethodGet, "GET"}, {http.MethodHead, "HEAD"}, {http.MethodPost, "POST"},
+		{http.MethodPut, "PUT"}, {http.MethodPatch, "PATCH"}, {http.MethodDelete, "DELETE"},
+		{http.MethodOptions, "OPTIONS"}, {http.MethodConnect, "CONNECT"}, {http.MethodTrace, "TRACE"},
+		{"get", "OTHER"}, {"PROPFIND", "OTHER"}, {"", "OTHER"},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			if got := method(tc.method); got != tc.want {
+				t.Errorf("method(%q) = %q, want %q", tc.method, got, tc.want)
+			}
+		})
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, route string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "obo_gateway_http_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == route {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestMiddlewareInFlight(t *testing.T) {
+	m, _ := newHTTP(t)
+	gauge := m.inFlight.WithLabelValues("orders")
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		do(t, m, "orders", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+			close(entered)
+			<-release
+		})
+	}()
+	<-entered
+	if got := testutil.ToFloat64(gauge); got != 1 {
+		t.Errorf("in flight during the request = %v, want 1", got)
+	}
+	close(release)
+	<-done
+	if got := testutil.ToFloat64(gauge); got != 0 {
+		t.Errorf("in flight after the request = %v, want 0", got)
+	}
+}
+
+func TestMiddlewarePanicIsNotCounted200(t *testing.T) {
+	m, reg := newHTTP(t)
+	func() {
+		defer func() { _ = recover() }()
+		do(t, m, "orders", http.MethodGet, func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	}()
+	want := `
+# HELP obo_gateway_http_requests_total Requests answered, by route, method and status code.
+# TYPE obo_gateway_http_requests_total counter
+obo_gateway_http_requests_total{code="500",method="GET",route="orders"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "obo_gateway_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.ToFloat64(m.inFlight.WithLabelValues("orders")); got != 0 {
+		t.Errorf("in flight after a panic = %v, want 0", got)
+	}
+}
+
+// TestMiddlewareKeepsFlusher serves server-sent events through the
+// middleware over HTTP/1.1 and HTTP/2: the handler must see an http.Flusher,
+// and each event must reach the client before the handler returns.
+func TestMiddlewareKeepsFlusher(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		http2 bool
+	}{
+		{"HTTP/1.1", false},
+		{"HTTP/2", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := newHTTP(t)
+			release := make(chan struct{})
+			flusher := make(chan bool, 1)
+			h := m.Middleware("events")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				f, ok := w.(http.Flusher)
+				flusher <- ok
+				if !ok {
+					return
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, "data: one\n\n")
+				f.Flush()
+				<-release
+				_, _ = io.WriteString(w, "data: two\n\n")
+			}))
+			srv := httptest.NewUnstartedServer(h)
+			if tc.http2 {
+				srv.EnableHTTP2 = true
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			defer close(release)
+
+			resp, err := srv.Client().Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if want := tc.http2; (resp.ProtoMajor == 2) != want {
+				t.Fatalf("proto = %s", resp.Proto)
+			}
+			if !<-flusher {
+				t.Fatal("the ResponseWriter seen by the handler is not an http.Flusher")
+			}
+			line, err := bufio.NewReader(resp.Body).ReadString('\n')
+			if err != nil || line != "data: one\n" {
+				t.Fatalf("first event = %q, %v; want it before the handler returns", line, err)
+			}
+		})
+	}
+}
+
+func TestHandlerServesRegistry(t *testing.T) {
+	reg := NewRegistry("test")
+	m := NewHTTP(reg)
+	do(t, m, "orders", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {})
+	rec := httptest.NewRecorder()
+	Handler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d", rec.Code)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{
+		`obo_gateway_build_info{goversion="` + runtime.Version() + `",version="test"} 1`,
+		`obo_gateway_http_requests_total{code="200",method="GET",route="orders"} 1`,
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
