@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// A directory we made holds only this run's keys: remove it on exit.
+		defer os.RemoveAll(d)
 		*dir = d
 	}
 	// The JSON line's paths must not depend on the working directory.

@@ -75,6 +75,8 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// Generated keys and certificates are of no use after the demo.
+		defer os.RemoveAll(d)
 		opt.Dir = d
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -28,8 +29,8 @@ func infoFrom(ctx context.Context) *requestInfo {
 }
 
 // accessLog writes one line per request: request ID, method, path (never
-// the query, which could carry secrets), route, status, duration, the user's
-// oid and tid, and the upstream status.
+// the query, which could carry secrets, and with tokens redacted), route,
+// status, duration, the user's oid and tid, and the upstream status.
 func (g *Gateway) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -51,7 +52,7 @@ func (g *Gateway) accessLog(next http.Handler) http.Handler {
 			attrs := []slog.Attr{
 				slog.String("request_id", reqid.FromContext(r.Context())),
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
+				slog.String("path", logPath(r.URL.Path)),
 				slog.String("route", info.route),
 				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
@@ -73,6 +74,15 @@ func (g *Gateway) accessLog(next http.Handler) http.Handler {
 		returned = true
 	})
 }
+
+// jwtInPath matches a JWT (three base64url parts, the first a JSON header,
+// so "eyJ…") anywhere in a path.
+var jwtInPath = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`)
+
+// logPath is the path as the access log writes it: any token in it replaced
+// by REDACTED. The proxy refuses a path that carries the caller's token, but
+// the access log records every request, refused or not, authenticated or not.
+func logPath(path string) string { return jwtInPath.ReplaceAllString(path, "REDACTED") }
 
 // recoverer turns a panic into a 500 JSON answer and a log line, except
 // http.ErrAbortHandler, which the reverse proxy uses to abort a response.
