@@ -754,11 +754,15 @@ func TestMetricsAndHealth(t *testing.T) {
 		`obo_gateway_http_requests_total{code="200",method="GET",route="orders"}`:                               3,
 		`obo_gateway_http_requests_total{code="401",method="GET",route="orders"}`:                               1,
 		`obo_gateway_http_requests_total{code="403",method="GET",route="inventory"}`:                            1,
-		`obo_gateway_token_validations_total{reason="",result="valid"}`:                                         4,
+		`obo_gateway_token_validations_total{reason="",result="valid"}`:                                         1, // verified with RSA once
+		`obo_gateway_token_validations_total{reason="cached",result="valid"}`:                                   3, // then from the verified-token cache
 		`obo_gateway_token_validations_total{reason="missing",result="invalid"}`:                                1,
-		`obo_gateway_obo_exchanges_total{error_code="",result="success",route="orders"}`:                        3, // per request, cache hits included
+		`obo_gateway_obo_exchanges_total{error_code="",result="success",route="orders"}`:                        1, // one exchange, then the token cache
+		`obo_gateway_token_cache_requests_total{level="l1",result="hit"}`:                                       2,
+		`obo_gateway_token_cache_requests_total{level="l1",result="miss"}`:                                      2, // orders once, inventory once
 		`obo_gateway_obo_exchanges_total{error_code="AADSTS65001",result="consent_required",route="inventory"}`: 1,
-		`obo_gateway_obo_exchange_duration_seconds_count`:                                                       4,
+		`obo_gateway_obo_exchange_duration_seconds_count`:                                                       2,
+		`obo_gateway_token_cache_entries`:                                                                       1,
 		`obo_gateway_upstream_errors_total{kind="connect",route="down"}`:                                        0,
 	} {
 		got, ok := metricValue(exposition, series)

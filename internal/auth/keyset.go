@@ -65,6 +65,12 @@ func snapshotOf(set jwk.Set, now time.Time) (*keySnapshot, error) {
 	return s, nil
 }
 
+// holds reports whether the snapshot still has the key pub under kid/x5t.
+func (s *keySnapshot) holds(kid, x5t string, pub *rsa.PublicKey) bool {
+	k := s.lookup(kid, x5t)
+	return k != nil && k.Equal(pub)
+}
+
 // StaticKeySet is a fixed key set, for tests and for examining tokens offline.
 type StaticKeySet struct{ snap *keySnapshot }
 
@@ -75,6 +81,10 @@ func NewStaticKeySet(set jwk.Set) (*StaticKeySet, error) {
 		return nil, err
 	}
 	return &StaticKeySet{snap: s}, nil
+}
+
+func (s *StaticKeySet) holds(kid, x5t string, pub *rsa.PublicKey) bool {
+	return s.snap.holds(kid, x5t, pub)
 }
 
 // Key implements KeySet.
@@ -199,6 +209,11 @@ func (ks *RemoteKeySet) store(set jwk.Set) error {
 func (ks *RemoteKeySet) refreshFailed(err error) {
 	ks.cfg.Metrics.keysRefreshFailed()
 	ks.cfg.Logger.Warn("signing key refresh failed; keeping the keys held", "jwks_uri", ks.cfg.URL, "error", err)
+}
+
+func (ks *RemoteKeySet) holds(kid, x5t string, pub *rsa.PublicKey) bool {
+	s := ks.current.Load()
+	return s != nil && s.holds(kid, x5t, pub)
 }
 
 // Ready reports whether a key set is held.

@@ -10,6 +10,7 @@ import (
 // Metrics are the token-validation metrics. A nil *Metrics records nothing.
 type Metrics struct {
 	validations    *prometheus.CounterVec
+	validCached    prometheus.Counter
 	keyRefreshes   *prometheus.CounterVec
 	keys           prometheus.Gauge
 	lastKeyRefresh prometheus.Gauge
@@ -21,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		validations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_token_validations_total",
-			Help: "Inbound bearer tokens validated, by result (valid, invalid) and reason of refusal.",
+			Help: "Inbound bearer tokens validated, by result (valid, invalid) and reason (of refusal; \"cached\" for a valid token found in the verified-token cache).",
 		}, []string{"result", "reason"}),
 		keyRefreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_signing_key_refreshes_total",
@@ -38,6 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// Pre-create the series operators alert on, so they exist at zero.
 	m.validations.WithLabelValues("valid", "")
+	m.validCached = m.validations.WithLabelValues("valid", "cached")
 	for _, r := range []Reason{ReasonMissing, ReasonExpired, ReasonSignature, ReasonAudience, ReasonIssuer, ReasonUnknownKey} {
 		m.validations.WithLabelValues("invalid", string(r))
 	}
@@ -49,6 +51,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) validated(result string, reason Reason) {
 	if m != nil {
 		m.validations.WithLabelValues(result, string(reason)).Inc()
+	}
+}
+
+// validatedCached counts a token found in the verified-token cache.
+func (m *Metrics) validatedCached() {
+	if m != nil {
+		m.validCached.Inc()
 	}
 }
 

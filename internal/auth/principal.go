@@ -10,7 +10,8 @@ import (
 // Principal is a validated caller: who the token says it is. It holds the raw
 // token for the On-Behalf-Of exchange, reachable only through Token.
 type Principal struct {
-	raw string
+	raw      string
+	kid, x5t string // the signing key's header values, to re-check it is still published
 
 	ObjectID string // oid: the user's (or, app-only, the service principal's) object ID
 	TenantID string // tid

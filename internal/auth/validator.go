@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +13,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/obo-gateway/obo-gateway/internal/lru"
 )
 
 // ValidatorConfig configures a Validator.
@@ -29,9 +33,13 @@ type ValidatorConfig struct {
 	// Audiences are further accepted audiences: the App ID URIs (api://…).
 	Audiences []string
 	// Leeway tolerates clock skew on exp, nbf and iat; default 1 minute.
-	Leeway  time.Duration
-	Now     func() time.Time
-	Metrics *Metrics
+	Leeway time.Duration
+	// CacheBudget bounds, in bytes, the cache of tokens already verified: a
+	// token seen again is not verified again with RSA until its exp, unless
+	// its signing key has left the key set. 0 disables the cache.
+	CacheBudget int64
+	Now         func() time.Time
+	Metrics     *Metrics
 }
 
 // Validator validates Entra access tokens meant for this gateway. It is
@@ -40,6 +48,19 @@ type Validator struct {
 	cfg       ValidatorConfig
 	tenants   map[string]bool
 	audiences map[string]bool
+	verified  *lru.LRU[verified] // nil when CacheBudget is 0
+}
+
+// verified is a cached validation: the principal and the key that signed it.
+type verified struct {
+	p   *Principal
+	pub *rsa.PublicKey
+}
+
+// keyHolder is implemented by key sets that can tell, without fetching,
+// whether they still hold a key.
+type keyHolder interface {
+	holds(kid, x5t string, pub *rsa.PublicKey) bool
 }
 
 // maxTokenBytes bounds what is parsed; Entra tokens are a few KiB even with groups.
@@ -63,6 +84,9 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	for _, a := range append([]string{cfg.ClientID}, cfg.Audiences...) {
 		v.audiences[normAudience(a)] = true
 	}
+	if cfg.CacheBudget > 0 {
+		v.verified = lru.New[verified](lru.Config{Budget: cfg.CacheBudget, Now: cfg.Now})
+	}
 	return v, nil
 }
 
@@ -70,41 +94,58 @@ func normAudience(a string) string { return strings.TrimSuffix(strings.ToLower(a
 
 // Validate checks a raw bearer token: RS256 signature by a key of the
 // tenant's set, exp/nbf/iat within the leeway, tid allowed, iss the v1 or v2
-// issuer of that tid, aud this gateway. Errors are *TokenError.
+// issuer of that tid, aud this gateway. Errors are *TokenError. The returned
+// Principal may be shared with other requests presenting the same token:
+// callers must not modify it.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
-	p, err := v.validate(ctx, raw)
+	var k lru.Key
+	if v.verified != nil {
+		k = sha256.Sum256([]byte(raw))
+		if e, ok := v.verified.Get(k); ok {
+			if h, isHolder := v.cfg.Keys.(keyHolder); !isHolder || h.holds(e.p.kid, e.p.x5t, e.pub) {
+				v.cfg.Metrics.validatedCached()
+				return e.p, nil
+			}
+			v.verified.Remove(k) // its signing key left the key set
+		}
+	}
+	p, pub, err := v.validate(ctx, raw)
 	var te *TokenError
 	if errors.As(err, &te) {
 		v.cfg.Metrics.validated("invalid", te.Reason)
 		return nil, te
 	}
 	v.cfg.Metrics.validated("valid", "")
+	if v.verified != nil {
+		v.verified.Add(k, verified{p: p, pub: pub}, int64(len(raw))+512, p.ExpiresAt)
+	}
 	return p, nil
 }
 
-func (v *Validator) validate(ctx context.Context, raw string) (*Principal, error) {
+// validate checks raw and returns its principal and the key that signed it.
+func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.PublicKey, error) {
 	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
-		return nil, invalid(ReasonMalformed, "the bearer token is not a JWT", nil)
+		return nil, nil, invalid(ReasonMalformed, "the bearer token is not a JWT", nil)
 	}
 	msg, err := jws.Parse([]byte(raw))
 	if err != nil || len(msg.Signatures()) != 1 {
-		return nil, invalid(ReasonMalformed, "the bearer token is not a JWT", err)
+		return nil, nil, invalid(ReasonMalformed, "the bearer token is not a JWT", err)
 	}
 	h := msg.Signatures()[0].ProtectedHeaders()
 	if _, ok := h.Get("nonce"); ok {
 		// Microsoft Graph tokens carry a nonce header and verify only for Graph.
-		return nil, invalid(ReasonAudience, "the token is a Microsoft Graph token; request a token for this API instead", nil)
+		return nil, nil, invalid(ReasonAudience, "the token is a Microsoft Graph token; request a token for this API instead", nil)
 	}
 	if h.Algorithm() != jwa.RS256 {
-		return nil, invalid(ReasonAlgorithm, "the token must be signed with RS256", fmt.Errorf("alg %q", h.Algorithm()))
+		return nil, nil, invalid(ReasonAlgorithm, "the token must be signed with RS256", fmt.Errorf("alg %q", h.Algorithm()))
 	}
 	kid, x5t := h.KeyID(), h.X509CertThumbprint()
 	key, err := v.cfg.Keys.Key(ctx, kid, x5t)
 	switch {
 	case errors.Is(err, ErrUnknownKey):
-		return nil, invalid(ReasonUnknownKey, "the token is not signed by a key of the tenant", fmt.Errorf("kid %q x5t %q: %w", kid, x5t, err))
+		return nil, nil, invalid(ReasonUnknownKey, "the token is not signed by a key of the tenant", fmt.Errorf("kid %q x5t %q: %w", kid, x5t, err))
 	case err != nil:
-		return nil, &TokenError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: ReasonKeysNotReady,
+		return nil, nil, &TokenError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: ReasonKeysNotReady,
 			Description: "the tenant's signing keys are not available yet; retry shortly", Err: err}
 	}
 	tok, err := jwt.Parse([]byte(raw),
@@ -117,26 +158,26 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, error
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired()):
-		return nil, invalid(ReasonExpired, "the token has expired", err)
+		return nil, nil, invalid(ReasonExpired, "the token has expired", err)
 	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return nil, invalid(ReasonNotYetValid, "the token is not valid yet", err)
+		return nil, nil, invalid(ReasonNotYetValid, "the token is not valid yet", err)
 	case jwt.IsValidationError(err):
-		return nil, invalid(ReasonMalformed, "the token lacks required claims", err)
+		return nil, nil, invalid(ReasonMalformed, "the token lacks required claims", err)
 	default:
-		return nil, invalid(ReasonSignature, "the token signature is invalid", err)
+		return nil, nil, invalid(ReasonSignature, "the token signature is invalid", err)
 	}
 
 	tid := claimString(tok, "tid")
 	if tid == "" || !v.tenants[strings.ToLower(tid)] {
-		return nil, invalid(ReasonTenant, "the token's tenant is not allowed", fmt.Errorf("tid %q", tid))
+		return nil, nil, invalid(ReasonTenant, "the token's tenant is not allowed", fmt.Errorf("tid %q", tid))
 	}
 	iss := tok.Issuer()
 	v2, v1 := v.cfg.Metadata.Issuers(tid)
 	if iss != v2 && iss != v1 {
-		return nil, invalid(ReasonIssuer, "the token's issuer is not the tenant's", fmt.Errorf("iss %q for tid %q", iss, tid))
+		return nil, nil, invalid(ReasonIssuer, "the token's issuer is not the tenant's", fmt.Errorf("iss %q for tid %q", iss, tid))
 	}
 	p := &Principal{
-		raw: raw, TenantID: tid, Issuer: iss, KeyID: kid,
+		raw: raw, TenantID: tid, Issuer: iss, KeyID: kid, kid: kid, x5t: x5t,
 		ObjectID:  claimString(tok, "oid"),
 		Subject:   tok.Subject(),
 		Version:   claimString(tok, "ver"),
@@ -152,7 +193,7 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, error
 		}
 	}
 	if p.Audience == "" {
-		return nil, invalid(ReasonAudience, "the token is not meant for this API (audience mismatch)",
+		return nil, nil, invalid(ReasonAudience, "the token is not meant for this API (audience mismatch)",
 			fmt.Errorf("aud %q", tok.Audience()))
 	}
 	if p.ClientID = claimString(tok, "azp"); p.ClientID == "" {
@@ -171,7 +212,7 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, error
 		}
 	}
 	p.AppOnly = claimString(tok, "idtyp") == "app" || len(p.Scopes) == 0
-	return p, nil
+	return p, key, nil
 }
 
 func claimString(tok jwt.Token, name string) string {

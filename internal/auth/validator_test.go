@@ -146,3 +146,59 @@ func TestValidate(t *testing.T) {
 		t.Errorf("invalid/expired validations = %v, want 1", got)
 	}
 }
+
+func TestVerifiedTokenCache(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	k := sharedKeys(t)
+	js := newJWKSServer(t, setOf(t, k[0], k[1]))
+	clock := &fakeClock{now: now}
+	m := NewMetrics(prometheus.NewRegistry())
+	ks := startKeySet(t, js, clock, m)
+	v, err := NewValidator(ValidatorConfig{
+		Keys: ks, Metadata: testMetadata, TenantID: testTenant, ClientID: testClientID,
+		Now: clock.Now, Metrics: m, CacheBudget: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := userClaims(now)
+	claims["exp"] = now.Add(10 * time.Minute).Unix()
+	tok := sign(t, k[1], claims, nil)
+
+	p1, err := v.Validate(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := v.Validate(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 != p2 {
+		t.Error("the second validation did not come from the cache")
+	}
+	if got := testutil.ToFloat64(m.validCached); got != 1 {
+		t.Errorf("cached validations = %v, want 1", got)
+	}
+
+	// The signing key leaves the key set: the cached entry dies with it.
+	js.setKeys(setOf(t, k[0]))
+	clock.Advance(31 * time.Second) // past the minimum refresh interval
+	if _, err := ks.Key(context.Background(), "unknown-kid-forces-refresh", ""); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("refresh: %v", err)
+	}
+	_, err = v.Validate(context.Background(), tok)
+	var te *TokenError
+	if !errors.As(err, &te) || te.Reason != ReasonUnknownKey {
+		t.Fatalf("after the key left the set: err = %v, want unknown_key", err)
+	}
+
+	// A cached entry does not outlive the token's exp.
+	tok0 := sign(t, k[0], claims, nil)
+	if _, err := v.Validate(context.Background(), tok0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(12 * time.Minute) // beyond exp and the leeway
+	if _, err := v.Validate(context.Background(), tok0); !errors.As(err, &te) || te.Reason != ReasonExpired {
+		t.Fatalf("after exp: err = %v, want expired", err)
+	}
+}

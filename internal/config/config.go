@@ -20,6 +20,7 @@ type Config struct {
 	// Routes map path prefixes to upstream APIs. At least one.
 	Routes []Route `yaml:"routes"`
 	CORS   CORS    `yaml:"cors"`
+	Cache  Cache   `yaml:"cache"`
 	// TrustedProxies are the networks (CIDRs) of proxies in front of the
 	// gateway whose X-Forwarded-For/-Proto/-Host are believed. Others' are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -123,6 +124,55 @@ type CORS struct {
 	// MaxAge is how long browsers may cache a preflight. Default 10m.
 	MaxAge Duration `yaml:"max_age"`
 }
+
+// Cache configures the token caches.
+type Cache struct {
+	// MemoryBudget bounds the in-memory cache of downstream tokens (L1). Default 64MiB.
+	MemoryBudget ByteSize `yaml:"memory_budget"`
+	// VerifiedTokensBudget bounds the cache of inbound tokens already verified. Default 32MiB.
+	VerifiedTokensBudget ByteSize `yaml:"verified_tokens_budget"`
+	// RefreshMargin: a cached token is dropped this long before it expires. Default 5m; 1m..30m.
+	RefreshMargin Duration `yaml:"refresh_margin"`
+	// Redis is the optional cache shared by replicas (L2); nil or empty address = none.
+	// Load leaves it nil when no address is set.
+	Redis *Redis `yaml:"redis"`
+}
+
+// Redis locates the shared cache. Values are encrypted with AES-256-GCM.
+type Redis struct {
+	// Address is host:port. Env OBO_GATEWAY_CACHE_REDIS_ADDRESS.
+	Address string `yaml:"address"`
+	// Username is the ACL user, when not the default one.
+	Username string `yaml:"username"`
+	// Password authenticates to Redis. Prefer env OBO_GATEWAY_CACHE_REDIS_PASSWORD:
+	// a password in a file is a secret in a file. Redacted like the certificate password.
+	Password string `yaml:"password"`
+	// DB is the database number. Default 0.
+	DB int `yaml:"db"`
+	// TLS connects to Redis over TLS, trusting the system's CAs and CAFile.
+	TLS bool `yaml:"tls"`
+	// CAFile adds CA certificates (PEM) trusted for Redis's TLS; only with TLS.
+	CAFile string `yaml:"ca_file"`
+	// Timeout bounds each Redis call. Default 50ms; 1ms..5s.
+	Timeout Duration `yaml:"timeout"`
+	// EncryptionKeys: "kid:BASE64,kid2:BASE64" (std base64 of 32 random bytes
+	// each). Required with an address. Prefer env
+	// OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS. Redacted in logs. See Keys.
+	EncryptionKeys string `yaml:"encryption_keys"`
+	// EncryptionKeyID is the key ID new values are encrypted with; the others
+	// only decrypt (rotation). Default: the first key's ID.
+	EncryptionKeyID string `yaml:"encryption_key_id"`
+}
+
+// ByteSize is a size written 64MiB, 512KiB, 1GiB or a plain number of bytes.
+type ByteSize int64
+
+// The binary units of ByteSize.
+const (
+	KiB ByteSize = 1 << (10 * (iota + 1))
+	MiB
+	GiB
+)
 
 // Duration is a time.Duration written as "30s", "5m" in YAML and in the environment.
 type Duration time.Duration

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,22 @@ import (
 // password is the certificate password of the test files: no error and no
 // redacted output may contain it.
 const password = "Pa55-w0rd-s3cret!"
+
+// redisPassword is the Redis password of the test files, kept secret like password.
+const redisPassword = "R3dis-pa55-s3cret?"
+
+// testKey returns the standard base64 of a 32-byte key made of b: key
+// material no error and no redacted output may contain.
+func testKey(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+
+// fileKeys is fullYAML's cache.redis.encryption_keys: two keys, k2 current.
+var fileKeys = "k1:" + testKey(0x11) + ", k2:" + testKey(0x22)
+
+// secrets are every secret of the test files and the environment samples.
+func secrets() []string {
+	return []string{password, "env-" + password, redisPassword, "env-" + redisPassword,
+		testKey(0x11), testKey(0x22), testKey(0x33)}
+}
 
 // files are the readable files a full configuration names.
 type files struct {
@@ -48,7 +65,9 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
-// fullYAML sets every setting to a value other than its default.
+// fullYAML sets every setting to a value other than its default, except
+// cache.redis.ca_file: it needs cache.redis.tls true, and the environment
+// test sets one then the other.
 func fullYAML(f files) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:8443
 admin_listen: 127.0.0.1:9443
@@ -96,10 +115,24 @@ cors:
   allowed_origins: [https://app.example.com]
   allowed_headers: [X-Request-Id]
   max_age: 5m
+cache:
+  memory_budget: 256MiB
+  verified_tokens_budget: 16MiB
+  refresh_margin: 10m
+  redis:
+    address: redis.internal.example.com:6380
+    username: gateway
+    password: %q
+    db: 1
+    tls: true
+    ca_file: ""
+    timeout: 100ms
+    encryption_keys: %q
+    encryption_key_id: k2
 trusted_proxies: [10.0.0.0/8, 192.0.2.10]
 shutdown_grace: 30s
 log_level: warn
-`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca)
+`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca, redisPassword, fileKeys)
 }
 
 // minimalYAML sets only what has no default.
@@ -168,6 +201,21 @@ func wantFull(f files) *Config {
 			AllowedHeaders: []string{"X-Request-Id"},
 			MaxAge:         Duration(5 * time.Minute),
 		},
+		Cache: Cache{
+			MemoryBudget:         256 * MiB,
+			VerifiedTokensBudget: 16 * MiB,
+			RefreshMargin:        Duration(10 * time.Minute),
+			Redis: &Redis{
+				Address:         "redis.internal.example.com:6380",
+				Username:        "gateway",
+				Password:        redisPassword,
+				DB:              1,
+				TLS:             true,
+				Timeout:         Duration(100 * time.Millisecond),
+				EncryptionKeys:  fileKeys,
+				EncryptionKeyID: "k2",
+			},
+		},
 		TrustedProxies: []string{"10.0.0.0/8", "192.0.2.10"},
 		ShutdownGrace:  Duration(30 * time.Second),
 		LogLevel:       "warn",
@@ -219,6 +267,10 @@ func TestLoadDefaults(t *testing.T) {
 		{"routes[0].strip_prefix", c.Routes[0].StripPrefix, false},
 		{"cors.max_age", c.CORS.MaxAge, Duration(10 * time.Minute)},
 		{"cors.allowed_origins", c.CORS.AllowedOrigins, []string(nil)},
+		{"cache.memory_budget", c.Cache.MemoryBudget, 64 * MiB},
+		{"cache.verified_tokens_budget", c.Cache.VerifiedTokensBudget, 32 * MiB},
+		{"cache.refresh_margin", c.Cache.RefreshMargin, Duration(5 * time.Minute)},
+		{"cache.redis", c.Cache.Redis, (*Redis)(nil)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !reflect.DeepEqual(tc.got, tc.want) {
@@ -234,6 +286,26 @@ func TestLoadNormalises(t *testing.T) {
 		c := mustLoad(t, minimalYAML(f.cert)+"tls:\n  cert_file: \"\"\n  key_file: \"\"\n", nil)
 		if c.TLS != nil {
 			t.Errorf("TLS = %+v, want nil", c.TLS)
+		}
+	})
+	t.Run("redis section without an address is no shared cache", func(t *testing.T) {
+		c := mustLoad(t, minimalYAML(f.cert)+"cache:\n  redis:\n    address: \"\"\n    db: 2\n    timeout: 1m\n    encryption_keys: nope\n", nil)
+		if c.Cache.Redis != nil {
+			t.Errorf("Redis = %+v, want nil", c.Cache.Redis)
+		}
+	})
+	t.Run("redis variables without an address are no shared cache", func(t *testing.T) {
+		c := mustLoad(t, minimalYAML(f.cert), map[string]string{"OBO_GATEWAY_CACHE_REDIS_PASSWORD": redisPassword, "OBO_GATEWAY_CACHE_REDIS_TIMEOUT": "1s"})
+		if c.Cache.Redis != nil {
+			t.Errorf("Redis = %+v, want nil", c.Cache.Redis)
+		}
+	})
+	t.Run("redis defaults", func(t *testing.T) {
+		c := mustLoad(t, minimalYAML(f.cert)+"cache:\n  redis:\n    address: redis:6379\n    encryption_keys: \" kA : "+testKey(0x11)+" , kB:"+testKey(0x22)+"\"\n", nil)
+		want := &Redis{Address: "redis:6379", Timeout: Duration(50 * time.Millisecond),
+			EncryptionKeys: " kA : " + testKey(0x11) + " , kB:" + testKey(0x22), EncryptionKeyID: "kA"}
+		if !reflect.DeepEqual(c.Cache.Redis, want) {
+			t.Errorf("Redis = %#v, want %#v", c.Cache.Redis, want)
 		}
 	})
 	t.Run("trailing slash of the authority host dropped", func(t *testing.T) {
@@ -292,6 +364,8 @@ func TestLoadRejectsUnknownKeys(t *testing.T) {
 		{"route", [2]string{"    upstream:", "    upstrem: x\n    upstream:"}, `line 9: unknown key "upstrem" in a route (routes[])`},
 		{"cors", [2]string{"routes:\n", "cors:\n  allowed_origin: [x]\nroutes:\n"}, `line 7: unknown key "allowed_origin" in cors`},
 		{"tls", [2]string{"routes:\n", "tls:\n  cert: x\nroutes:\n"}, `line 7: unknown key "cert" in tls`},
+		{"cache", [2]string{"routes:\n", "cache:\n  memory: 1MiB\nroutes:\n"}, `line 7: unknown key "memory" in cache`},
+		{"redis", [2]string{"routes:\n", "cache:\n  redis:\n    addr: x:1\nroutes:\n"}, `line 8: unknown key "addr" in cache.redis`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			content := strings.Replace(minimalYAML(f.cert), tc.replace[0], tc.replace[1], 1)
@@ -325,6 +399,9 @@ func TestLoadFileErrors(t *testing.T) {
 		{"duplicate key", base + "listen: :1\nlisten: :2\n", []string{"line 11:", `"listen" already defined`}},
 		{"two documents", base + "---\nlisten: :1\n", []string{"more than one YAML document"}},
 		{"syntax error", "entra: [\n", []string{"config: ", "line"}},
+		{"size in decimal units", base + "cache:\n  memory_budget: 64MB\n", []string{"line 11:", `"64MB" is not a size: units are binary: did you mean 64MiB?`}},
+		{"size as a list", base + "cache:\n  memory_budget: [1MiB]\n", []string{"line 11:", "a size is a single value"}},
+		{"db not a number", base + "cache:\n  redis:\n    db: one\n", []string{"line 12:", "the string `one` is not a whole number"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.content, nil)
@@ -473,6 +550,18 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 		"cors.allowed_origins":            {value: "https://a.example.com,http://localhost:3000", want: []string{"https://a.example.com", "http://localhost:3000"}},
 		"cors.allowed_headers":            {value: "X-A, X-B", want: []string{"X-A", "X-B"}},
 		"cors.max_age":                    {value: "1m", want: Duration(time.Minute)},
+		"cache.memory_budget":             {value: "1GiB", want: GiB},
+		"cache.verified_tokens_budget":    {value: "2097152", want: 2 * MiB},
+		"cache.refresh_margin":            {value: "2m", want: Duration(2 * time.Minute)},
+		"cache.redis.address":             {value: "[fd00::6]:6379", want: "[fd00::6]:6379"},
+		"cache.redis.username":            {value: "gateway-2", want: "gateway-2"},
+		"cache.redis.password":            {value: "env-" + redisPassword, want: "env-" + redisPassword},
+		"cache.redis.db":                  {value: "3", want: 3},
+		"cache.redis.tls":                 {value: "false", want: false},
+		"cache.redis.ca_file":             {value: f.ca, want: f.ca},
+		"cache.redis.timeout":             {value: "5s", want: Duration(5 * time.Second)},
+		"cache.redis.encryption_keys":     {value: "k3:" + testKey(0x33) + ",k2:" + testKey(0x22), want: "k3:" + testKey(0x33) + ",k2:" + testKey(0x22)},
+		"cache.redis.encryption_key_id":   {value: "k1", want: "k1"},
 		"trusted_proxies":                 {value: "192.0.2.0/24, 2001:db8::1", want: []string{"192.0.2.0/24", "2001:db8::1"}},
 		"shutdown_grace":                  {value: "45s", want: Duration(45 * time.Second)},
 		"log_level":                       {value: "debug", want: "debug"},
@@ -535,6 +624,28 @@ func TestEnvOverridesCreateTLS(t *testing.T) {
 	}
 }
 
+func TestEnvOverridesCreateRedis(t *testing.T) {
+	f := newFiles(t)
+	c := mustLoad(t, minimalYAML(f.cert), map[string]string{
+		"OBO_GATEWAY_CACHE_REDIS_ADDRESS":         "redis:6379",
+		"OBO_GATEWAY_CACHE_REDIS_PASSWORD":        redisPassword,
+		"OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS": fileKeys,
+	})
+	want := &Redis{Address: "redis:6379", Password: redisPassword, Timeout: Duration(50 * time.Millisecond),
+		EncryptionKeys: fileKeys, EncryptionKeyID: "k1"}
+	if !reflect.DeepEqual(c.Cache.Redis, want) {
+		t.Fatalf("Redis = %#v, want %#v", c.Cache.Redis, want)
+	}
+
+	t.Run("an address without keys is refused", func(t *testing.T) {
+		_, err := load(t, minimalYAML(f.cert), map[string]string{"OBO_GATEWAY_CACHE_REDIS_ADDRESS": "redis:6379", "OBO_GATEWAY_CACHE_REDIS_PASSWORD": redisPassword})
+		want := "config: cache.redis.encryption_keys: required when cache.redis.address is set: the shared cache holds users' downstream tokens: set cache.redis.encryption_keys (OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS) to kid:base64 of 32 random bytes, e.g. `k1:$(head -c32 /dev/urandom | base64)`"
+		if err == nil || err.Error() != want {
+			t.Fatalf("Load error = %v, want %q", err, want)
+		}
+	})
+}
+
 func TestEnvEmptyIsUnset(t *testing.T) {
 	f := newFiles(t)
 	env := map[string]string{}
@@ -552,13 +663,17 @@ func TestEnvBadValues(t *testing.T) {
 	content := fullYAML(f)
 	var tested int
 	for _, v := range EnvVars() {
-		ft := fieldByPath(reflect.ValueOf(&Config{TLS: &ServerTLS{}, Routes: []Route{{}}}), v.Field, 0).Type()
+		ft := fieldByPath(reflect.ValueOf(&Config{TLS: &ServerTLS{}, Routes: []Route{{}}, Cache: Cache{Redis: &Redis{}}}), v.Field, 0).Type()
 		var bad string
 		switch {
 		case ft == reflect.TypeFor[Duration]():
 			bad = "5 minutes"
 		case ft == reflect.TypeFor[bool]() || ft == reflect.TypeFor[*bool]():
 			bad = "yes"
+		case ft == reflect.TypeFor[ByteSize]():
+			bad = "64 megabytes"
+		case ft == reflect.TypeFor[int]():
+			bad = "zero"
 		default:
 			continue
 		}
@@ -572,8 +687,8 @@ func TestEnvBadValues(t *testing.T) {
 			}
 		})
 	}
-	if tested < 8 {
-		t.Fatalf("only %d boolean and duration variables", tested)
+	if tested < 14 {
+		t.Fatalf("only %d boolean, duration, size and number variables", tested)
 	}
 
 	t.Run("all bad values at once", func(t *testing.T) {
@@ -804,6 +919,73 @@ func validationCases(f files) []validationCase {
 		{"log_level bad", func(c *Config) { c.LogLevel = "verbose" }, "log_level", "use debug, info, warn or error"},
 		{"log_level upper case", func(c *Config) { c.LogLevel = "INFO" }, "log_level", "use debug, info, warn or error"},
 		{"shutdown_grace negative", func(c *Config) { c.ShutdownGrace = Duration(-time.Second) }, "shutdown_grace", "must not be negative"},
+
+		// Cache.
+		{"memory_budget too small", func(c *Config) { c.Cache.MemoryBudget = 512 * KiB }, "cache.memory_budget", "512KiB is out of range: use 1MiB to 64GiB (default 64MiB)"},
+		{"memory_budget in bytes", func(c *Config) { c.Cache.MemoryBudget = 64 }, "cache.memory_budget", "64B is out of range: use 1MiB to 64GiB (default 64MiB); a plain number counts bytes"},
+		{"memory_budget too large", func(c *Config) { c.Cache.MemoryBudget = 65 * GiB }, "cache.memory_budget", "65GiB is out of range"},
+		{"memory_budget negative", func(c *Config) { c.Cache.MemoryBudget = -MiB }, "cache.memory_budget", "out of range"},
+		{"memory_budget 1MiB", func(c *Config) { c.Cache.MemoryBudget = MiB }, "", ""},
+		{"memory_budget 64GiB", func(c *Config) { c.Cache.MemoryBudget = 64 * GiB }, "", ""},
+		{"verified_tokens_budget zero", func(c *Config) { c.Cache.VerifiedTokensBudget = 0 }, "cache.verified_tokens_budget", "out of range: use 1MiB to 64GiB (default 32MiB)"},
+		{"verified_tokens_budget too large", func(c *Config) { c.Cache.VerifiedTokensBudget = 64*GiB + 1 }, "cache.verified_tokens_budget", "out of range"},
+		{"refresh_margin too short", func(c *Config) { c.Cache.RefreshMargin = Duration(59 * time.Second) }, "cache.refresh_margin", "59s is out of range: use 1m to 30m (default 5m)"},
+		{"refresh_margin too long", func(c *Config) { c.Cache.RefreshMargin = Duration(31 * time.Minute) }, "cache.refresh_margin", "out of range"},
+		{"refresh_margin 1m", func(c *Config) { c.Cache.RefreshMargin = Duration(time.Minute) }, "", ""},
+		{"refresh_margin 30m", func(c *Config) { c.Cache.RefreshMargin = Duration(30 * time.Minute) }, "", ""},
+		{"no redis", func(c *Config) { c.Cache.Redis = nil }, "", ""},
+		{"redis address empty", func(c *Config) { c.Cache.Redis.Address = "" }, "cache.redis.address", "required: set cache.redis.address or OBO_GATEWAY_CACHE_REDIS_ADDRESS to host:port"},
+		{"redis address without port", func(c *Config) { c.Cache.Redis.Address = "redis.internal" }, "cache.redis.address", `"redis.internal" is not host:port`},
+		{"redis address without host", func(c *Config) { c.Cache.Redis.Address = ":6379" }, "cache.redis.address", "is not host:port"},
+		{"redis address port 0", func(c *Config) { c.Cache.Redis.Address = "redis:0" }, "cache.redis.address", "the port must be a number from 1 to 65535"},
+		{"redis address named port", func(c *Config) { c.Cache.Redis.Address = "redis:redis" }, "cache.redis.address", "the port must be a number"},
+		{"redis address URL", func(c *Config) { c.Cache.Redis.Address = "rediss://:hunter2@redis:6379/0" }, "cache.redis.address", "is a URL: write host:port only"},
+		{"redis address with user", func(c *Config) { c.Cache.Redis.Address = "gw:hunter2@redis:6379" }, "cache.redis.address", "contains '@'"},
+		{"redis address IPv6", func(c *Config) { c.Cache.Redis.Address = "[fd00::1]:6379" }, "", ""},
+		{"redis db negative", func(c *Config) { c.Cache.Redis.DB = -1 }, "cache.redis.db", "must not be negative"},
+		{"redis ca_file without tls", func(c *Config) { c.Cache.Redis.TLS, c.Cache.Redis.CAFile = false, f.ca }, "cache.redis.ca_file", "cache.redis.tls is false"},
+		{"redis ca_file missing", func(c *Config) { c.Cache.Redis.CAFile = missing }, "cache.redis.ca_file", "cannot read"},
+		{"redis ca_file a directory", func(c *Config) { c.Cache.Redis.CAFile = f.dir }, "cache.redis.ca_file", "is a directory"},
+		{"redis ca_file with tls", func(c *Config) { c.Cache.Redis.CAFile = f.ca }, "", ""},
+		{"redis without tls", func(c *Config) { c.Cache.Redis.TLS = false }, "", ""},
+		{"redis timeout zero", func(c *Config) { c.Cache.Redis.Timeout = 0 }, "cache.redis.timeout", "0s is out of range: use 1ms to 5s (default 50ms)"},
+		{"redis timeout too short", func(c *Config) { c.Cache.Redis.Timeout = Duration(500 * time.Microsecond) }, "cache.redis.timeout", "out of range"},
+		{"redis timeout too long", func(c *Config) { c.Cache.Redis.Timeout = Duration(6 * time.Second) }, "cache.redis.timeout", "out of range"},
+		{"redis timeout 1ms", func(c *Config) { c.Cache.Redis.Timeout = Duration(time.Millisecond) }, "", ""},
+		{"redis timeout 5s", func(c *Config) { c.Cache.Redis.Timeout = Duration(5 * time.Second) }, "", ""},
+		{"encryption_keys empty", func(c *Config) { c.Cache.Redis.EncryptionKeys = "" }, "cache.redis.encryption_keys",
+			"the shared cache holds users' downstream tokens: set cache.redis.encryption_keys (OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS) to kid:base64 of 32 random bytes, e.g. `k1:$(head -c32 /dev/urandom | base64)`"},
+		{"encryption_keys blank", func(c *Config) { c.Cache.Redis.EncryptionKeys = " \t" }, "cache.redis.encryption_keys", "required when cache.redis.address is set"},
+		{"encryption_keys trailing comma", func(c *Config) { c.Cache.Redis.EncryptionKeys = fileKeys + ", " }, "cache.redis.encryption_keys", "entry 3 of 3 is empty: remove the extra ','"},
+		{"encryption_keys only commas", func(c *Config) { c.Cache.Redis.EncryptionKeys = "," }, "cache.redis.encryption_keys", "entry 1 of 2 is empty"},
+		{"encryption key without ID", func(c *Config) { c.Cache.Redis.EncryptionKeys = "k2:" + testKey(0x22) + "," + testKey(0x11) }, "cache.redis.encryption_keys", "entry 2 of 2 has no key ID"},
+		{"encryption key ID and key swapped", func(c *Config) { c.Cache.Redis.EncryptionKeys = testKey(0x11) + ":k2" }, "cache.redis.encryption_keys", "entry 1 of 1: the key ID before ':' must be 1 to 32 letters"},
+		{"encryption key ID with a space", func(c *Config) { c.Cache.Redis.EncryptionKeys = "k 2:" + testKey(0x22) }, "cache.redis.encryption_keys", "the key ID before ':' must be"},
+		{"encryption key ID too long", func(c *Config) { c.Cache.Redis.EncryptionKeys = strings.Repeat("k", 33) + ":" + testKey(0x22) }, "cache.redis.encryption_keys", "1 to 32 letters"},
+		{"encryption key ID of 32", func(c *Config) {
+			c.Cache.Redis.EncryptionKeys, c.Cache.Redis.EncryptionKeyID = strings.Repeat("k", 32)+":"+testKey(0x22), strings.Repeat("k", 32)
+		}, "", ""},
+		{"encryption key missing", func(c *Config) { c.Cache.Redis.EncryptionKeys = "k2:" }, "cache.redis.encryption_keys", `entry 1 of 1 (key ID "k2"): no key after ':'`},
+		{"encryption key not base64", func(c *Config) { c.Cache.Redis.EncryptionKeys = "k2:" + testKey(0x22)[:40] + "*==" }, "cache.redis.encryption_keys", "the key is not standard base64"},
+		{"encryption key URL base64", func(c *Config) {
+			c.Cache.Redis.EncryptionKeys = "k2:" + base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))
+		}, "cache.redis.encryption_keys", "not standard base64"},
+		{"encryption key unpadded", func(c *Config) { c.Cache.Redis.EncryptionKeys = "k2:" + strings.TrimRight(testKey(0x22), "=") }, "cache.redis.encryption_keys", "not standard base64"},
+		{"encryption key of 16 bytes", func(c *Config) {
+			c.Cache.Redis.EncryptionKeys = "k2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x22}, 16))
+		}, "cache.redis.encryption_keys", `entry 1 of 1 (key ID "k2"): the key is 16 bytes, want 32 (AES-256)`},
+		{"encryption key of 64 bytes", func(c *Config) {
+			c.Cache.Redis.EncryptionKeys = "k2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x22}, 64))
+		}, "cache.redis.encryption_keys", "the key is 64 bytes, want 32"},
+		{"encryption key IDs not unique", func(c *Config) {
+			c.Cache.Redis.EncryptionKeys = "k2:" + testKey(0x22) + ",k1:" + testKey(0x11) + ",k2:" + testKey(0x33)
+		}, "cache.redis.encryption_keys", `entry 3 of 3 (key ID "k2"): the key ID is also the ID of entry 1: IDs must be unique`},
+		{"encryption_key_id not a key", func(c *Config) { c.Cache.Redis.EncryptionKeyID = "k9" }, "cache.redis.encryption_key_id", `"k9" is not among the key IDs of cache.redis.encryption_keys (k1, k2)`},
+		{"encryption_key_id is key material", func(c *Config) { c.Cache.Redis.EncryptionKeyID = testKey(0x22) }, "cache.redis.encryption_key_id", "is not a key ID: write one of k1, k2"},
+		{"encryption_key_id empty", func(c *Config) { c.Cache.Redis.EncryptionKeyID = "" }, "cache.redis.encryption_key_id", "required: name the key new values are encrypted with, one of k1, k2"},
+		{"encryption keys rotated", func(c *Config) {
+			c.Cache.Redis.EncryptionKeys, c.Cache.Redis.EncryptionKeyID = "k2:"+testKey(0x22)+",k3:"+testKey(0x33), "k3"
+		}, "", ""},
 	}
 }
 
@@ -852,30 +1034,33 @@ func unjoin(err error) []error {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	c := &Config{Routes: []Route{{Name: "Bad"}}}
+	c := &Config{Routes: []Route{{Name: "Bad"}}, Cache: Cache{Redis: &Redis{}}}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate succeeded")
 	}
 	for _, field := range []string{"listen", "admin_listen", "entra.tenant_id", "entra.client_id", "entra.authority_host",
-		"entra.certificate.path", "routes[0].name", "routes[0].path_prefix", "routes[0].upstream", "routes[0].timeout", "log_level"} {
+		"entra.certificate.path", "routes[0].name", "routes[0].path_prefix", "routes[0].upstream", "routes[0].timeout", "log_level",
+		"cache.memory_budget", "cache.verified_tokens_budget", "cache.refresh_margin",
+		"cache.redis.address", "cache.redis.timeout", "cache.redis.encryption_keys"} {
 		if !strings.Contains(err.Error(), "config: "+field+": ") {
 			t.Errorf("no problem with %s in:\n%v", field, err)
 		}
 	}
 }
 
-// TestPasswordNeverShown breaks every rule with the password set in the
-// file and in the environment, and looks for it in every message.
+// TestPasswordNeverShown breaks every rule with the passwords and the
+// encryption keys set in the file and in the environment, and looks for
+// them in every message.
 func TestPasswordNeverShown(t *testing.T) {
 	f := newFiles(t)
 	content := fullYAML(f)
 	envPassword := "env-" + password
 	check := func(t *testing.T, what, s string) {
 		t.Helper()
-		for _, p := range []string{password, envPassword} {
+		for _, p := range secrets() {
 			if strings.Contains(s, p) {
-				t.Errorf("%s shows the password: %s", what, s)
+				t.Errorf("%s shows the secret %q: %s", what, p, s)
 			}
 		}
 	}
@@ -887,6 +1072,9 @@ func TestPasswordNeverShown(t *testing.T) {
 				check(t, "Validate", err.Error())
 			}
 			c.Entra.Certificate.Password = envPassword
+			if c.Cache.Redis != nil {
+				c.Cache.Redis.Password = "env-" + redisPassword
+			}
 			if err := c.Validate(); err != nil {
 				check(t, "Validate", err.Error())
 			}
@@ -903,6 +1091,13 @@ func TestPasswordNeverShown(t *testing.T) {
 		}},
 		{"password as a mapping", strings.Replace(content, fmt.Sprintf("password: %q", password), "password: {x: "+password+"}", 1), nil},
 		{"password with unknown keys", strings.Replace(content, "    send_x5c:", "    passwrd: x\n    send_x5c:", 1), nil},
+		{"env redis secrets with bad settings", content, map[string]string{
+			"OBO_GATEWAY_CACHE_REDIS_PASSWORD": "env-" + redisPassword, "OBO_GATEWAY_CACHE_REDIS_ADDRESS": "redis",
+			"OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS": testKey(0x33) + ",k1:" + testKey(0x33)[:40], "OBO_GATEWAY_CACHE_REDIS_DB": "x",
+		}},
+		{"redis password as a mapping", strings.Replace(content, fmt.Sprintf("password: %q", redisPassword), "password: {x: "+redisPassword+"}", 1), nil},
+		{"encryption keys as a list", strings.Replace(content, fmt.Sprintf("encryption_keys: %q", fileKeys), "encryption_keys: ["+fileKeys+"]", 1), nil},
+		{"encryption keys as a mapping", strings.Replace(content, fmt.Sprintf("encryption_keys: %q", fileKeys), "encryption_keys: {k1: "+testKey(0x11)+"}", 1), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.content, tc.env)
@@ -914,12 +1109,13 @@ func TestPasswordNeverShown(t *testing.T) {
 	}
 
 	t.Run("printing and logging", func(t *testing.T) {
-		c := mustLoad(t, content, map[string]string{"AZURE_CLIENT_CERTIFICATE_PASSWORD": envPassword})
+		c := mustLoad(t, content, map[string]string{"AZURE_CLIENT_CERTIFICATE_PASSWORD": envPassword,
+			"OBO_GATEWAY_CACHE_REDIS_PASSWORD": "env-" + redisPassword, "OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS": "k2:" + testKey(0x33)})
 		r := c.Redacted()
-		if r.Entra.Certificate.Password != "REDACTED" {
-			t.Errorf("Redacted password = %q", r.Entra.Certificate.Password)
+		if r.Entra.Certificate.Password != "REDACTED" || r.Cache.Redis.Password != "REDACTED" || r.Cache.Redis.EncryptionKeys != "REDACTED" {
+			t.Errorf("Redacted passwords and keys = %q, %q, %q", r.Entra.Certificate.Password, r.Cache.Redis.Password, r.Cache.Redis.EncryptionKeys)
 		}
-		if c.Entra.Certificate.Password != envPassword {
+		if c.Entra.Certificate.Password != envPassword || c.Cache.Redis.Password != "env-"+redisPassword || c.Cache.Redis.EncryptionKeys != "k2:"+testKey(0x33) {
 			t.Errorf("Redacted changed the original")
 		}
 		y, err := yaml.Marshal(r)
@@ -931,14 +1127,28 @@ func TestPasswordNeverShown(t *testing.T) {
 			check(t, verb, fmt.Sprintf(verb, c))
 			check(t, verb, fmt.Sprintf(verb, *c))
 			check(t, verb, fmt.Sprintf(verb, c.Entra))
+			check(t, verb, fmt.Sprintf(verb, c.Cache))
+			check(t, verb, fmt.Sprintf(verb, c.Cache.Redis))
+			check(t, verb, fmt.Sprintf(verb, *c.Cache.Redis))
+		}
+		if s := fmt.Sprint(c.Cache); !strings.Contains(s, "password:REDACTED") || !strings.Contains(s, "encryption_keys:REDACTED") || !strings.Contains(s, "address:redis.internal.example.com:6380") {
+			t.Errorf("%%v of the cache section = %s", s)
 		}
 		var text, js bytes.Buffer
-		slog.New(slog.NewTextHandler(&text, nil)).Info("config", "config", c, "entra", c.Entra, "certificate", c.Entra.Certificate)
-		slog.New(slog.NewJSONHandler(&js, nil)).Info("config", "config", c, "entra", c.Entra, "certificate", c.Entra.Certificate)
+		args := []any{"config", c, "entra", c.Entra, "certificate", c.Entra.Certificate, "cache", c.Cache, "redis", c.Cache.Redis, "redis_value", *c.Cache.Redis}
+		slog.New(slog.NewTextHandler(&text, nil)).Info("config", args...)
+		slog.New(slog.NewJSONHandler(&js, nil)).Info("config", args...)
 		check(t, "slog text", text.String())
 		check(t, "slog JSON", js.String())
-		if !strings.Contains(js.String(), "REDACTED") || !strings.Contains(text.String(), "REDACTED") {
-			t.Errorf("the logs do not say REDACTED:\n%s\n%s", text.String(), js.String())
+		for _, want := range []string{"redis.password=REDACTED", "redis.encryption_keys=REDACTED", "redis.encryption_key_id=k2"} {
+			if !strings.Contains(text.String(), want) {
+				t.Errorf("the text log does not say %s:\n%s", want, text.String())
+			}
+		}
+		for _, want := range []string{`"Password":"REDACTED"`, `"EncryptionKeys":"REDACTED"`, `"password":"REDACTED"`, `"encryption_keys":"REDACTED"`} {
+			if !strings.Contains(js.String(), want) {
+				t.Errorf("the JSON log does not say %s:\n%s", want, js.String())
+			}
 		}
 	})
 }
@@ -951,6 +1161,8 @@ func TestRedacted(t *testing.T) {
 	// Apart from the password, the copy is equal.
 	want := wantFull(f)
 	want.Entra.Certificate.Password = "REDACTED"
+	want.Cache.Redis.Password = "REDACTED"
+	want.Cache.Redis.EncryptionKeys = "REDACTED"
 	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("Redacted = %#v", r)
 	}
@@ -966,14 +1178,21 @@ func TestRedacted(t *testing.T) {
 	r.CORS.AllowedOrigins[0] = "x"
 	r.CORS.AllowedHeaders[0] = "x"
 	r.TrustedProxies[0] = "x"
+	r.Cache.Redis.Address = "x"
 	if !reflect.DeepEqual(c, wantFull(f)) {
 		t.Fatalf("changing the redacted copy changed the original: %#v", c.Redacted())
 	}
 
 	t.Run("no password stays empty", func(t *testing.T) {
-		c := &Config{}
-		if got := c.Redacted().Entra.Certificate.Password; got != "" {
-			t.Errorf("password = %q, want empty", got)
+		c := &Config{Cache: Cache{Redis: &Redis{Address: "redis:6379"}}}
+		r := c.Redacted()
+		if r.Entra.Certificate.Password != "" || r.Cache.Redis.Password != "" || r.Cache.Redis.EncryptionKeys != "" {
+			t.Errorf("passwords and keys = %q, %q, %q, want empty", r.Entra.Certificate.Password, r.Cache.Redis.Password, r.Cache.Redis.EncryptionKeys)
+		}
+	})
+	t.Run("no redis stays nil", func(t *testing.T) {
+		if r := (&Config{}).Redacted(); r.Cache.Redis != nil {
+			t.Errorf("Redis = %v, want nil", r.Cache.Redis)
 		}
 	})
 }
@@ -1055,4 +1274,115 @@ func TestDurationYAML(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		str  string // String of want
+		err  string
+	}{
+		{"64MiB", 64 * MiB, "64MiB", ""},
+		{"512KiB", 512 * KiB, "512KiB", ""},
+		{"1GiB", GiB, "1GiB", ""},
+		{"1536KiB", 1536 * KiB, "1536KiB", ""},
+		{"2048MiB", 2 * GiB, "2GiB", ""},
+		{"100B", 100, "100B", ""},
+		{"67108864", 64 * MiB, "64MiB", ""},
+		{"0", 0, "0B", ""},
+		{"64 MiB", 64 * MiB, "64MiB", ""},
+		{"64mib", 64 * MiB, "64MiB", ""},
+		{`"1GIB"`, GiB, "1GiB", ""},
+		{"64MB", 0, "", `"64MB" is not a size: units are binary: did you mean 64MiB? (write a whole number with a binary unit, e.g. "64MiB", "512KiB" or "1GiB"`},
+		{"1gb", 0, "", "did you mean 1GiB?"},
+		{"512K", 0, "", "did you mean 512KiB?"},
+		{"1.5GiB", 0, "", `"1.5GiB" is not a size: write a whole number with a binary unit`},
+		{"-1MiB", 0, "", "is not a size"},
+		{"MiB", 0, "", "is not a size"},
+		{"64TiB", 0, "", "is not a size"},
+		{`""`, 0, "", "is not a size"},
+		{"99999999999999GiB", 0, "", "too large"},
+		{"99999999999999999999", 0, "", "too large"},
+		{"[1MiB]", 0, "", "line 1: a size is a single value"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var b ByteSize
+			err := yaml.Unmarshal([]byte(tc.in), &b)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error = %v, want %q", err, tc.err)
+				}
+				if !strings.HasPrefix(tc.in, "[") {
+					if _, err := parseByteSize(strings.Trim(tc.in, `"`)); err == nil || !strings.Contains(err.Error(), tc.err) {
+						t.Errorf("as a variable: error = %v, want %q", err, tc.err)
+					}
+				}
+				return
+			}
+			if err != nil || b != tc.want {
+				t.Fatalf("got %v, %v; want %v", b, err, tc.want)
+			}
+			if got := b.String(); got != tc.str {
+				t.Errorf("String = %q, want %q", got, tc.str)
+			}
+			out, err := yaml.Marshal(b)
+			if err != nil || strings.TrimSpace(string(out)) != tc.str {
+				t.Errorf("Marshal = %q, %v", out, err)
+			}
+			if v, err := parseByteSize(tc.str); err != nil || v != tc.want {
+				t.Errorf("String does not read back: %v, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestRedisKeys(t *testing.T) {
+	f := newFiles(t)
+	c := mustLoad(t, fullYAML(f), nil)
+	keys, err := c.Cache.Redis.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{"k1": bytes.Repeat([]byte{0x11}, 32), "k2": bytes.Repeat([]byte{0x22}, 32)}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("Keys = %v, want %v", keys, want)
+	}
+	if _, ok := keys[c.Cache.Redis.EncryptionKeyID]; !ok {
+		t.Errorf("encryption_key_id %q names no key", c.Cache.Redis.EncryptionKeyID)
+	}
+
+	// Every bad entry is reported by Keys as by Validate, without a key.
+	short := base64.StdEncoding.EncodeToString([]byte("sixteen byte key"))
+	bad := "k1:" + testKey(0x11) + "," + testKey(0x22) + ",k2:" + short + ",k3:" + testKey(0x33)[:43] + "!,k1:" + testKey(0x11) + "," + testKey(0x33) + ":k4"
+	_, err = (&Redis{EncryptionKeys: bad}).Keys()
+	if err == nil {
+		t.Fatal("Keys succeeded")
+	}
+	errs := unjoin(err)
+	if len(errs) != 5 {
+		t.Errorf("%d errors, want 5:\n%v", len(errs), err)
+	}
+	for _, e := range errs {
+		var fe *FieldError
+		if !errors.As(e, &fe) || fe.Field != "cache.redis.encryption_keys" {
+			t.Errorf("%v is not a *FieldError of cache.redis.encryption_keys", e)
+		}
+	}
+	for _, secret := range []string{testKey(0x11), testKey(0x22), testKey(0x33)[:43], short, testKey(0x33)} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows key material %q: %v", secret, err)
+		}
+	}
+	c.Cache.Redis.EncryptionKeys = bad
+	if verr := c.Validate(); verr == nil || !strings.Contains(verr.Error(), err.Error()) {
+		t.Errorf("Validate:\n%v\ndoes not report what Keys does:\n%v", verr, err)
+	}
+
+	t.Run("no shared cache", func(t *testing.T) {
+		var r *Redis
+		if keys, err := r.Keys(); err == nil || keys != nil {
+			t.Errorf("Keys of nil = %v, %v, want an error", keys, err)
+		}
+	})
 }

@@ -19,12 +19,18 @@ const (
 	defaultKeysMinRefreshInterval = 30 * time.Second
 	defaultRouteTimeout           = 30 * time.Second
 	defaultCORSMaxAge             = 10 * time.Minute
+	defaultCacheMemoryBudget      = 64 * MiB
+	defaultVerifiedTokensBudget   = 32 * MiB
+	defaultCacheRefreshMargin     = 5 * time.Minute
+	defaultRedisTimeout           = 50 * time.Millisecond
 )
 
 // applyDefaults fills what neither the file nor the environment set. A zero
 // duration counts as unset. It also normalises: a trailing "/" is dropped
 // from the authority host, and a tls section with neither file is removed
-// (TLS is nil exactly when the API listener serves plain HTTP).
+// (TLS is nil exactly when the API listener serves plain HTTP), and so is a
+// cache.redis section without an address (Redis is nil exactly when there is
+// no shared cache).
 func (c *Config) applyDefaults() {
 	setDefault(&c.Listen, defaultListen)
 	setDefault(&c.AdminListen, defaultAdminListen)
@@ -50,6 +56,19 @@ func (c *Config) applyDefaults() {
 		setDefault(&c.Routes[i].Timeout, Duration(defaultRouteTimeout))
 	}
 	setDefault(&c.CORS.MaxAge, Duration(defaultCORSMaxAge))
+
+	k := &c.Cache
+	setDefault(&k.MemoryBudget, defaultCacheMemoryBudget)
+	setDefault(&k.VerifiedTokensBudget, defaultVerifiedTokensBudget)
+	setDefault(&k.RefreshMargin, Duration(defaultCacheRefreshMargin))
+	if k.Redis != nil && k.Redis.Address == "" {
+		k.Redis = nil
+	}
+	if r := k.Redis; r != nil {
+		setDefault(&r.Timeout, Duration(defaultRedisTimeout))
+		// The first entry's ID, when it is one; Validate reports bad entries.
+		setDefault(&r.EncryptionKeyID, firstKeyID(r.EncryptionKeys))
+	}
 }
 
 func setDefault[T comparable](p *T, v T) {

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -24,10 +26,42 @@ func TestExampleConfigValidates(t *testing.T) {
 	if c.Entra.Certificate.Password != "" {
 		t.Error("the example writes a password in the file: show AZURE_CLIENT_CERTIFICATE_PASSWORD instead")
 	}
+	if c.Cache.Redis != nil {
+		t.Errorf("the example has a shared cache without an address in the environment: %v", c.Cache.Redis)
+	}
 	orders := routeIndex(c, "orders")
 	if orders < 0 || c.Routes[orders].Upstream != "https://orders.internal.example.com" || c.Routes[orders].Resource() != "api://orders-api" {
 		t.Errorf("the example's orders route is not orders → https://orders.internal.example.com with api://orders-api: %+v", c.Routes)
 	}
+
+	t.Run("no secrets in the file", func(t *testing.T) {
+		b, err := os.ReadFile(examplePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := decode(bytes.NewReader(b), examplePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := raw.Cache.Redis; r == nil || r.Password != "" || r.EncryptionKeys != "" {
+			t.Errorf("the example's cache.redis must be present with empty password and encryption_keys (given in the environment): %v", r)
+		}
+	})
+
+	t.Run("shared cache from the environment", func(t *testing.T) {
+		c, err := Load(examplePath, envMap(map[string]string{
+			"AZURE_CLIENT_CERTIFICATE_PATH":           f.cert,
+			"OBO_GATEWAY_CACHE_REDIS_ADDRESS":         "redis.internal.example.com:6379",
+			"OBO_GATEWAY_CACHE_REDIS_PASSWORD":        redisPassword,
+			"OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS": fileKeys,
+		}))
+		if err != nil {
+			t.Fatalf("the example does not load with a shared cache:\n%v", err)
+		}
+		if r := c.Cache.Redis; r == nil || r.EncryptionKeyID != "k1" || r.Timeout != Duration(50*time.Millisecond) {
+			t.Errorf("Redis = %v", r)
+		}
+	})
 }
 
 // TestDocsCoverEverySetting keeps docs/configuration.md and the example

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -62,6 +63,12 @@ func envSettings() []envSetting {
 		}
 		return c.TLS
 	}
+	redis := func(c *Config) *Redis {
+		if c.Cache.Redis == nil {
+			c.Cache.Redis = &Redis{}
+		}
+		return c.Cache.Redis
+	}
 	return []envSetting{
 		{EnvVar{"OBO_GATEWAY_LISTEN", "listen", "address of the API listener, host:port"},
 			setString(func(c *Config) *string { return &c.Listen })},
@@ -109,6 +116,32 @@ func envSettings() []envSetting {
 			setList(func(c *Config) *[]string { return &c.CORS.AllowedHeaders })},
 		{EnvVar{"OBO_GATEWAY_CORS_MAX_AGE", "cors.max_age", "how long browsers may cache a preflight, e.g. 10m"},
 			setDuration(func(c *Config) *Duration { return &c.CORS.MaxAge })},
+
+		{EnvVar{"OBO_GATEWAY_CACHE_MEMORY_BUDGET", "cache.memory_budget", "bound on the in-memory cache of downstream tokens, e.g. 64MiB"},
+			setByteSize(func(c *Config) *ByteSize { return &c.Cache.MemoryBudget })},
+		{EnvVar{"OBO_GATEWAY_CACHE_VERIFIED_TOKENS_BUDGET", "cache.verified_tokens_budget", "bound on the cache of inbound tokens already verified, e.g. 32MiB"},
+			setByteSize(func(c *Config) *ByteSize { return &c.Cache.VerifiedTokensBudget })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REFRESH_MARGIN", "cache.refresh_margin", "how long before it expires a cached token is dropped, e.g. 5m"},
+			setDuration(func(c *Config) *Duration { return &c.Cache.RefreshMargin })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_ADDRESS", "cache.redis.address", "host:port of the Redis shared by the replicas"},
+			setString(func(c *Config) *string { return &redis(c).Address })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_USERNAME", "cache.redis.username", "Redis ACL user name"},
+			setString(func(c *Config) *string { return &redis(c).Username })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_PASSWORD", "cache.redis.password", "Redis password"},
+			setString(func(c *Config) *string { return &redis(c).Password })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_DB", "cache.redis.db", "Redis database number, e.g. 0"},
+			setInt(func(c *Config) *int { return &redis(c).DB })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_TLS", "cache.redis.tls", "connect to Redis over TLS: true, false, 1 or 0"},
+			setBool(func(c *Config) *bool { return &redis(c).TLS })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_CA_FILE", "cache.redis.ca_file", "PEM CA certificates trusted for Redis's TLS, besides the system's"},
+			setString(func(c *Config) *string { return &redis(c).CAFile })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_TIMEOUT", "cache.redis.timeout", "bound on each Redis call, e.g. 50ms"},
+			setDuration(func(c *Config) *Duration { return &redis(c).Timeout })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS", "cache.redis.encryption_keys", "AES-256 keys of the shared cache, kid:base64 of 32 random bytes, comma-separated"},
+			setString(func(c *Config) *string { return &redis(c).EncryptionKeys })},
+		{EnvVar{"OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEY_ID", "cache.redis.encryption_key_id", "ID of the key new values are encrypted with, one of the encryption keys"},
+			setString(func(c *Config) *string { return &redis(c).EncryptionKeyID })},
+
 		{EnvVar{"OBO_GATEWAY_TRUSTED_PROXIES", "trusted_proxies", "CIDRs or IPs of proxies whose X-Forwarded-* headers are believed, comma-separated"},
 			setList(func(c *Config) *[]string { return &c.TrustedProxies })},
 		{EnvVar{"OBO_GATEWAY_SHUTDOWN_GRACE", "shutdown_grace", "drain time for in-flight requests on SIGTERM, e.g. 20s"},
@@ -252,6 +285,28 @@ func setDuration[T any](field func(*T) *Duration) func(*T, string) error {
 			return err
 		}
 		*field(t) = d
+		return nil
+	}
+}
+
+func setInt[T any](field func(*T) *int) func(*T, string) error {
+	return func(t *T, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number, e.g. 0", v)
+		}
+		*field(t) = n
+		return nil
+	}
+}
+
+func setByteSize[T any](field func(*T) *ByteSize) func(*T, string) error {
+	return func(t *T, v string) error {
+		b, err := parseByteSize(v)
+		if err != nil {
+			return err
+		}
+		*field(t) = b
 		return nil
 	}
 }

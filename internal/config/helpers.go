@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -35,8 +36,30 @@ func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	return ps
 }
 
+// Keys parses encryption_keys ("kid:BASE64,kid2:BASE64", each the standard
+// base64 of 32 random bytes) into the AES-256 keys by key ID, as Validate
+// does. EncryptionKeyID names the one new values are encrypted with; the
+// others only decrypt. The error joins a *FieldError per bad entry and never
+// shows a key.
+func (r *Redis) Keys() (map[string][]byte, error) {
+	const field = "cache.redis.encryption_keys"
+	if r == nil {
+		return nil, &FieldError{Field: "cache.redis", Problem: "no shared cache is configured"}
+	}
+	keys, _, msgs := parseEncryptionKeys(r.EncryptionKeys)
+	if len(msgs) > 0 {
+		errs := make([]error, len(msgs))
+		for i, m := range msgs {
+			errs[i] = &FieldError{Field: field, Problem: m}
+		}
+		return nil, errors.Join(errs...)
+	}
+	return keys, nil
+}
+
 // Redacted returns a deep copy of c to log or print, with
-// entra.certificate.password replaced by "REDACTED" when set.
+// entra.certificate.password, cache.redis.password and
+// cache.redis.encryption_keys replaced by "REDACTED" when set.
 func (c *Config) Redacted() *Config {
 	r := *c
 	if c.TLS != nil {
@@ -60,7 +83,18 @@ func (c *Config) Redacted() *Config {
 	r.CORS.AllowedOrigins = slices.Clone(c.CORS.AllowedOrigins)
 	r.CORS.AllowedHeaders = slices.Clone(c.CORS.AllowedHeaders)
 	r.TrustedProxies = slices.Clone(c.TrustedProxies)
+	if c.Cache.Redis != nil {
+		rd := c.Cache.Redis.redacted()
+		r.Cache.Redis = &rd
+	}
 	return &r
+}
+
+// redacted returns a copy of r with the password and the keys redacted.
+func (r Redis) redacted() Redis {
+	r.Password = redactedIfSet(r.Password)
+	r.EncryptionKeys = redactedIfSet(r.EncryptionKeys)
+	return r
 }
 
 func redactedIfSet(secret string) string {
@@ -97,4 +131,42 @@ func (c Certificate) MarshalJSON() ([]byte, error) {
 	p := plain(c)
 	p.Password = redactedIfSet(p.Password)
 	return json.Marshal(p)
+}
+
+// String shows the shared cache's settings with the password and the
+// encryption keys redacted, so that printing a Config cannot reveal them.
+func (r Redis) String() string {
+	r = r.redacted()
+	return "{address:" + r.Address + " username:" + r.Username + " password:" + r.Password +
+		" db:" + strconv.Itoa(r.DB) + " tls:" + strconv.FormatBool(r.TLS) + " ca_file:" + r.CAFile +
+		" timeout:" + r.Timeout.String() + " encryption_keys:" + r.EncryptionKeys +
+		" encryption_key_id:" + r.EncryptionKeyID + "}"
+}
+
+// GoString is String, for %#v.
+func (r Redis) GoString() string { return r.String() }
+
+// LogValue logs the shared cache's settings with the password and the
+// encryption keys redacted.
+func (r Redis) LogValue() slog.Value {
+	r = r.redacted()
+	return slog.GroupValue(
+		slog.String("address", r.Address),
+		slog.String("username", r.Username),
+		slog.String("password", r.Password),
+		slog.Int("db", r.DB),
+		slog.Bool("tls", r.TLS),
+		slog.String("ca_file", r.CAFile),
+		slog.String("timeout", r.Timeout.String()),
+		slog.String("encryption_keys", r.EncryptionKeys),
+		slog.String("encryption_key_id", r.EncryptionKeyID),
+	)
+}
+
+// MarshalJSON writes the shared cache's settings with the password and the
+// encryption keys redacted, so that a Config logged by a JSON handler cannot
+// reveal them.
+func (r Redis) MarshalJSON() ([]byte, error) {
+	type plain Redis // without the methods
+	return json.Marshal(plain(r.redacted()))
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +29,7 @@ import (
 //
 // Errors are joined (errors.Join): every problem is reported at once, each
 // naming the YAML path or the variable. They never contain the certificate
-// password.
+// password, the Redis password or encryption key material.
 func Load(path string, getenv func(string) string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -107,6 +109,10 @@ func section(goType string) string {
 		return "a route (routes[])"
 	case "config.CORS":
 		return "cors"
+	case "config.Cache":
+		return "cache"
+	case "config.Redis":
+		return "cache.redis"
 	}
 	return goType
 }
@@ -135,6 +141,8 @@ func want(goType string) string {
 		return "a boolean (true or false)"
 	case goType == "string":
 		return "a string"
+	case goType == "int":
+		return "a whole number"
 	case strings.HasPrefix(goType, "[]"):
 		return "a list (one \"- item\" per line, or [a, b])"
 	case strings.HasPrefix(goType, "config.") || strings.HasPrefix(goType, "*config."):
@@ -168,4 +176,75 @@ func parseDuration(s string) (Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration: write a number with a unit, e.g. \"30s\", \"5m\" or \"1h30m\"", s)
 	}
 	return Duration(v), nil
+}
+
+// UnmarshalYAML reads a size: 64MiB, 512KiB, 1GiB or a plain number of bytes.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a size is a single value, e.g. \"64MiB\", \"512KiB\" or \"1GiB\"", n.Line)}}
+	}
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*b = v
+	return nil
+}
+
+// MarshalYAML writes b as UnmarshalYAML reads it.
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// String returns b in the largest binary unit that divides it: "64MiB",
+// "1536KiB", "1GiB", or "100B".
+func (b ByteSize) String() string {
+	for _, u := range byteUnits {
+		if b != 0 && u.size > 1 && b%u.size == 0 {
+			return strconv.FormatInt(int64(b/u.size), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
+}
+
+// byteUnits are the units a ByteSize is written in, largest first.
+var byteUnits = []struct {
+	name string
+	size ByteSize
+}{{"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}, {"B", 1}}
+
+// parseByteSize reads a whole number followed by B, KiB, MiB or GiB (any
+// case, spaces allowed before the unit), or a plain number of bytes.
+// Decimal units (KB, MB, GB) are refused: they would be read as binary by some
+// and decimal by others.
+func parseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	digits := strings.IndexFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	if digits < 0 {
+		digits = len(t)
+	}
+	num, unit := t[:digits], strings.TrimSpace(t[digits:])
+	const how = "write a whole number with a binary unit, e.g. \"64MiB\", \"512KiB\" or \"1GiB\" (units B, KiB, MiB, GiB), or a plain number of bytes"
+	if num == "" {
+		return 0, fmt.Errorf("%q is not a size: %s", s, how)
+	}
+	size := ByteSize(0)
+	for _, u := range byteUnits {
+		if strings.EqualFold(unit, u.name) {
+			size = u.size
+		}
+	}
+	if unit == "" {
+		size = 1
+	}
+	if size == 0 {
+		switch strings.ToUpper(unit) {
+		case "K", "KB", "M", "MB", "G", "GB":
+			return 0, fmt.Errorf("%q is not a size: units are binary: did you mean %s%siB? (%s)", s, num, strings.ToUpper(unit[:1]), how)
+		}
+		return 0, fmt.Errorf("%q is not a size: %s", s, how)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > math.MaxInt64/int64(size) {
+		return 0, fmt.Errorf("%q is too large: the cache budgets are at most 64GiB, e.g. \"1GiB\"", s)
+	}
+	return ByteSize(n) * size, nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,13 +44,14 @@ const maxClockSkew = 5 * time.Minute
 // problem at once, joined with errors.Join; each is a *FieldError naming
 // the setting by its YAML path and the fix. It checks that the files named
 // exist and can be read, not what they hold. No message contains the
-// certificate password.
+// certificate password, the Redis password or encryption key material.
 func (c *Config) Validate() error {
 	var p problems
 	c.validateListeners(&p)
 	c.validateEntra(&p)
 	c.validateRoutes(&p)
 	c.validateCORS(&p)
+	c.validateCache(&p)
 	for i, s := range c.TrustedProxies {
 		if _, err := parseTrustedProxy(s); err != nil {
 			p.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
@@ -439,6 +441,186 @@ func parseTrustedProxy(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an IP address (192.0.2.10)", s)
 	}
 	return netip.PrefixFrom(addr, addr.BitLen()), nil
+}
+
+// The bounds of the cache settings.
+const (
+	minCacheBudget        = MiB
+	maxCacheBudget        = 64 * GiB
+	minCacheRefreshMargin = time.Minute
+	maxCacheRefreshMargin = 30 * time.Minute
+	minRedisTimeout       = time.Millisecond
+	maxRedisTimeout       = 5 * time.Second
+)
+
+func (c *Config) validateCache(p *problems) {
+	k := &c.Cache
+	checkBudget(p, "cache.memory_budget", k.MemoryBudget, defaultCacheMemoryBudget)
+	checkBudget(p, "cache.verified_tokens_budget", k.VerifiedTokensBudget, defaultVerifiedTokensBudget)
+	if m := k.RefreshMargin.D(); m < minCacheRefreshMargin || m > maxCacheRefreshMargin {
+		p.add("cache.refresh_margin", "%s is out of range: use 1m to 30m (default 5m)", k.RefreshMargin)
+	}
+	if k.Redis != nil {
+		k.Redis.validate(p)
+	}
+}
+
+func checkBudget(p *problems, field string, b, def ByteSize) {
+	if b >= minCacheBudget && b <= maxCacheBudget {
+		return
+	}
+	hint := ""
+	if b > 0 && b < minCacheBudget {
+		hint = "; a plain number counts bytes"
+	}
+	p.add(field, "%s is out of range: use %s to %s (default %s)%s", b, minCacheBudget, maxCacheBudget, def, hint)
+}
+
+// validate checks the shared cache's settings. No message contains the
+// password or key material.
+func (r *Redis) validate(p *problems) {
+	if msg := redisAddressProblem(r.Address); msg != "" {
+		p.add("cache.redis.address", "%s", msg)
+	}
+	if r.DB < 0 {
+		p.add("cache.redis.db", "must not be negative (%d): Redis numbers its databases from 0", r.DB)
+	}
+	if r.CAFile != "" {
+		if !r.TLS {
+			p.add("cache.redis.ca_file", "set, but cache.redis.tls is false: the CA file is trusted for TLS to Redis; set cache.redis.tls: true (OBO_GATEWAY_CACHE_REDIS_TLS), or remove ca_file")
+		}
+		checkReadable(p, "cache.redis.ca_file", r.CAFile)
+	}
+	if t := r.Timeout.D(); t < minRedisTimeout || t > maxRedisTimeout {
+		p.add("cache.redis.timeout", "%s is out of range: use 1ms to 5s (default 50ms): a slow cache must not hold up requests", r.Timeout)
+	}
+
+	const keysField = "cache.redis.encryption_keys"
+	if strings.TrimSpace(r.EncryptionKeys) == "" {
+		p.add(keysField, "required when cache.redis.address is set: the shared cache holds users' downstream tokens: set cache.redis.encryption_keys (OBO_GATEWAY_CACHE_REDIS_ENCRYPTION_KEYS) to kid:base64 of 32 random bytes, e.g. `k1:$(head -c32 /dev/urandom | base64)`")
+		return
+	}
+	_, ids, msgs := parseEncryptionKeys(r.EncryptionKeys)
+	for _, msg := range msgs {
+		p.add(keysField, "%s", msg)
+	}
+	if len(msgs) > 0 {
+		return // the key ID cannot be checked against entries that are wrong
+	}
+	switch id := r.EncryptionKeyID; {
+	case id == "":
+		p.add("cache.redis.encryption_key_id", "required: name the key new values are encrypted with, one of %s", strings.Join(ids, ", "))
+	case !keyIDRE.MatchString(id):
+		p.add("cache.redis.encryption_key_id", "is not a key ID: write one of %s (the part before ':' of an entry of %s)", strings.Join(ids, ", "), keysField)
+	case !slices.Contains(ids, id):
+		p.add("cache.redis.encryption_key_id", "%q is not among the key IDs of %s (%s): name the key new values are encrypted with", id, keysField, strings.Join(ids, ", "))
+	}
+}
+
+// redisAddressProblem says what is wrong with a Redis address, or "". It
+// never prints an address that could hold a password.
+func redisAddressProblem(addr string) string {
+	const eg = "e.g. redis.internal:6379"
+	switch {
+	case addr == "":
+		return "required: set cache.redis.address or OBO_GATEWAY_CACHE_REDIS_ADDRESS to host:port, " + eg + " (without an address there is no shared cache: remove the section)"
+	case strings.Contains(addr, "://"):
+		return "is a URL: write host:port only, " + eg + ", and set cache.redis.tls, username, password and db apart"
+	case strings.Contains(addr, "@"):
+		return "contains '@': write host:port only, " + eg + "; the user and password go in cache.redis.username and cache.redis.password"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Sprintf("%q is not host:port: write %s or [fd00::1]:6379", addr, eg)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("%q: the port must be a number from 1 to 65535, e.g. 6379", addr)
+	}
+	return ""
+}
+
+// keyIDRE is what an encryption key ID looks like.
+var keyIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// encryptionKeySize is the size of an AES-256 key.
+const encryptionKeySize = 32
+
+// keyEntry is one entry of encryption_keys, cut at its first ':' and trimmed.
+type keyEntry struct {
+	kid, key string
+	hasKID   bool // the entry has a ':'
+	empty    bool // nothing between two commas
+}
+
+// splitKeyEntries splits encryption_keys into its comma-separated entries;
+// none when it is blank.
+func splitKeyEntries(s string) []keyEntry {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	var entries []keyEntry
+	for e := range strings.SplitSeq(s, ",") {
+		kid, key, ok := strings.Cut(strings.TrimSpace(e), ":")
+		entries = append(entries, keyEntry{strings.TrimSpace(kid), strings.TrimSpace(key), ok, strings.TrimSpace(e) == ""})
+	}
+	return entries
+}
+
+// firstKeyID returns the ID of the first entry of encryption_keys, or ""
+// when it has none or not a valid one.
+func firstKeyID(s string) string {
+	if entries := splitKeyEntries(s); len(entries) > 0 && entries[0].hasKID && keyIDRE.MatchString(entries[0].kid) {
+		return entries[0].kid
+	}
+	return ""
+}
+
+// parseEncryptionKeys reads encryption_keys, "kid:BASE64,kid2:BASE64": keys
+// by ID, the IDs in order, and what is wrong with each bad entry (none when
+// all are good). Its messages never contain a key, nor an ID unless it is a
+// valid one (a misplaced key cannot be one: std base64 of 32 bytes has 44
+// characters).
+func parseEncryptionKeys(s string) (keys map[string][]byte, ids []string, msgs []string) {
+	const generate = "generate a key with `head -c32 /dev/urandom | base64`"
+	entries := splitKeyEntries(s)
+	if len(entries) == 0 {
+		return nil, nil, []string{"no key: write kid:base64 of 32 random bytes, e.g. `k1:$(head -c32 /dev/urandom | base64)`"}
+	}
+	keys = map[string][]byte{}
+	seen := map[string]int{} // key ID → entry number
+	for i, e := range entries {
+		at := fmt.Sprintf("entry %d of %d", i+1, len(entries))
+		switch {
+		case e.empty:
+			msgs = append(msgs, at+" is empty: remove the extra ','")
+			continue
+		case !e.hasKID:
+			msgs = append(msgs, at+" has no key ID: write kid:base64, e.g. k1:<base64 of 32 random bytes>, entries separated by ','")
+			continue
+		case !keyIDRE.MatchString(e.kid):
+			msgs = append(msgs, at+": the key ID before ':' must be 1 to 32 letters, digits, '_' or '-' (write kid:base64)")
+			continue
+		}
+		at = fmt.Sprintf("%s (key ID %q)", at, e.kid)
+		if j, dup := seen[e.kid]; dup {
+			msgs = append(msgs, fmt.Sprintf("%s: the key ID is also the ID of entry %d: IDs must be unique (rotate by adding a key with a new ID)", at, j))
+			continue
+		}
+		seen[e.kid] = i + 1
+		key, err := base64.StdEncoding.Strict().DecodeString(e.key)
+		switch {
+		case e.key == "":
+			msgs = append(msgs, at+": no key after ':'; "+generate)
+		case err != nil:
+			msgs = append(msgs, at+": the key is not standard base64 (A-Z, a-z, 0-9, '+', '/', '=' padding); "+generate)
+		case len(key) != encryptionKeySize:
+			msgs = append(msgs, fmt.Sprintf("%s: the key is %d bytes, want %d (AES-256); %s", at, len(key), encryptionKeySize, generate))
+		default:
+			keys[e.kid] = key
+			ids = append(ids, e.kid)
+		}
+	}
+	return keys, ids, msgs
 }
 
 // checkReadable checks that a configured file can be opened for reading.

@@ -24,6 +24,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
 // Deps are what the gateway takes from its caller rather than making.
@@ -105,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	g.validator, err = auth.NewValidator(auth.ValidatorConfig{
 		Keys: g.keys, Metadata: md, TenantID: e.TenantID, AllowedTenants: e.AllowedTenants,
 		ClientID: e.ClientID, Audiences: e.Audiences, Leeway: e.ClockSkew.D(), Now: g.now, Metrics: authm,
+		CacheBudget: int64(cfg.Cache.VerifiedTokensBudget),
 	})
 	if err != nil {
 		return nil, err
@@ -113,11 +115,22 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	if e.InstanceDiscovery != nil {
 		discovery = *e.InstanceDiscovery
 	}
-	g.tokens, err = obo.New(obo.Config{
+	exchanger, err := obo.New(obo.Config{
 		AuthorityHost: host, TenantID: e.TenantID, ClientID: e.ClientID,
 		Certificate: cert, SendX5C: e.Certificate.SendX5C, InstanceDiscovery: discovery,
 		HTTPClient: entraClient, Timeout: e.TokenTimeout.D(),
 		Metrics: obo.NewMetrics(g.reg), Logger: g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	l2, err := g.sharedCache(cfg.Cache.Redis)
+	if err != nil {
+		return nil, err
+	}
+	g.tokens, err = tokencache.NewOBO(tokencache.OBOConfig{
+		Next: exchanger, Budget: int64(cfg.Cache.MemoryBudget), RefreshMargin: cfg.Cache.RefreshMargin.D(),
+		L2: l2, Metrics: tokencache.NewMetrics(g.reg), Logger: g.log, Now: g.now,
 	})
 	if err != nil {
 		return nil, err
@@ -178,4 +191,13 @@ func mustParseURL(s string) *url.URL {
 		panic(fmt.Sprintf("gateway: upstream %q: %v", s, err))
 	}
 	return u
+}
+
+// sharedCache builds the Redis cache shared by replicas, or returns nil when
+// none is configured.
+func (g *Gateway) sharedCache(r *config.Redis) (tokencache.L2, error) {
+	if r == nil {
+		return nil, nil
+	}
+	return nil, errors.New("gateway: cache.redis: not wired yet")
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 )
 
@@ -94,12 +95,22 @@ func New(cfg Config) (*Exchanger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("obo: credential: %w", err)
 	}
+	return newExchanger(cfg, cred, confidential.WithCache(emptyCache{}))
+}
+
+// newExchanger builds the exchanger around an MSAL credential; extra
+// options come last (tests use them to compare cache behaviours).
+func newExchanger(cfg Config, cred confidential.Credential, extra ...confidential.Option) (*Exchanger, error) {
 	opts := []confidential.Option{
 		confidential.WithHTTPClient(cfg.HTTPClient),
 		confidential.WithInstanceDiscovery(cfg.InstanceDiscovery),
 		// Never move OBO to a regional host, whatever MSAL_FORCE_REGION says.
 		confidential.WithAzureRegion("DisableMsalForceRegion"),
 	}
+	// MSAL's in-memory OBO cache never evicts (~4.5 KiB per user token,
+	// forever): New keeps it empty (emptyCache). The gateway's own bounded
+	// cache (internal/tokencache) sits in front of the Exchanger.
+	opts = append(opts, extra...)
 	if cfg.SendX5C {
 		opts = append(opts, confidential.WithX5C())
 	}
@@ -136,3 +147,17 @@ func (x *Exchanger) Exchange(ctx context.Context, req Request) (Token, error) {
 	x.cfg.Metrics.exchanged(req.Route, "success", "", elapsed)
 	return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
 }
+
+// emptyCache is an MSAL cache accessor that empties MSAL's in-memory cache
+// before every read and write, so it never holds more than the token being
+// written. MSAL v1.10.1 resets its contract on Unmarshal of empty input; on
+// any other failure it keeps working with what it has. Export does nothing:
+// there is nothing to persist.
+type emptyCache struct{}
+
+func (emptyCache) Replace(_ context.Context, u cache.Unmarshaler, _ cache.ReplaceHints) error {
+	_ = u.Unmarshal(nil)
+	return nil
+}
+
+func (emptyCache) Export(context.Context, cache.Marshaler, cache.ExportHints) error { return nil }

@@ -1,0 +1,187 @@
+// Package tokencache keeps the downstream tokens the gateway has already
+// paid for: one On-Behalf-Of exchange per (user token, scopes) however many
+// requests miss at once, a bounded in-memory cache (L1), and an optional
+// encrypted cache shared by replicas (L2).
+package tokencache
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/obo-gateway/obo-gateway/internal/lru"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
+)
+
+// Exchanger performs On-Behalf-Of exchanges; *obo.Exchanger is one.
+type Exchanger interface {
+	Exchange(ctx context.Context, req obo.Request) (obo.Token, error)
+}
+
+// OBOConfig configures an OBO cache.
+type OBOConfig struct {
+	// Next performs the exchanges the cache cannot answer. Required.
+	Next Exchanger
+	// Budget bounds the memory of the in-memory cache (L1), in bytes. Required.
+	Budget int64
+	// RefreshMargin: an entry is dropped this long before its token expires,
+	// so an upstream never gets a token about to expire. Default 5m.
+	RefreshMargin time.Duration
+	// L2 is an optional cache shared by replicas.
+	L2 L2
+	// L2WriteTimeout bounds the background write of a new token to L2; default 1s.
+	L2WriteTimeout time.Duration
+	// ExchangeTimeout bounds a shared exchange, which runs on after the
+	// request that started it gives up; default 30s (Next has its own bound too).
+	ExchangeTimeout time.Duration
+	Metrics         *Metrics
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// OBO is a cache in front of an Exchanger: a hit costs a hash and a map
+// lookup; concurrent misses for the same key share one exchange, whose
+// result or error reaches every waiter; a waiter that gives up does not
+// cancel the exchange for the others. Errors are not cached.
+type OBO struct {
+	cfg   OBOConfig
+	l1    *lru.LRU[Entry]
+	group singleflight.Group
+}
+
+// NewOBO returns an empty cache.
+func NewOBO(cfg OBOConfig) (*OBO, error) {
+	if cfg.Next == nil || cfg.Budget <= 0 {
+		return nil, errors.New("tokencache: OBOConfig needs Next and a positive Budget")
+	}
+	if cfg.RefreshMargin <= 0 {
+		cfg.RefreshMargin = 5 * time.Minute
+	}
+	if cfg.L2WriteTimeout <= 0 {
+		cfg.L2WriteTimeout = time.Second
+	}
+	if cfg.ExchangeTimeout <= 0 {
+		cfg.ExchangeTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &OBO{cfg: cfg}
+	c.l1 = lru.New[Entry](lru.Config{Budget: cfg.Budget, Now: cfg.Now, OnEvict: func(reason string) {
+		cfg.Metrics.evicted(reason)
+	}})
+	cfg.Metrics.observe(c.l1)
+	return c, nil
+}
+
+// KeyOf is the cache key of an exchange: SHA-256 over the SHA-256 of the
+// user's token, the tenant, the sorted scopes and the claims.
+func KeyOf(req obo.Request) Key {
+	at := sha256.Sum256([]byte(req.Assertion))
+	scopes := slices.Clone(req.Scopes)
+	for i := range scopes {
+		scopes[i] = strings.ToLower(scopes[i])
+	}
+	slices.Sort(scopes)
+	h := sha256.New()
+	h.Write(at[:])
+	h.Write([]byte{0})
+	h.Write([]byte(strings.ToLower(req.TenantID)))
+	h.Write([]byte{0})
+	h.Write([]byte(strings.Join(scopes, " ")))
+	h.Write([]byte{0})
+	h.Write([]byte(req.Claims))
+	var k Key
+	h.Sum(k[:0])
+	return k
+}
+
+// Exchange answers from the cache or performs (or joins) the exchange.
+func (c *OBO) Exchange(ctx context.Context, req obo.Request) (obo.Token, error) {
+	k := KeyOf(req)
+	if e, ok := c.l1.Get(k); ok {
+		c.cfg.Metrics.lookup("l1", "hit")
+		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
+	}
+	c.cfg.Metrics.lookup("l1", "miss")
+	ch := c.group.DoChan(string(k[:]), func() (any, error) {
+		// Detached from the first caller: its giving up must not fail the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ExchangeTimeout)
+		defer cancel()
+		return c.fill(fctx, k, req)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return obo.Token{}, res.Err
+		}
+		if res.Shared {
+			c.cfg.Metrics.shared()
+		}
+		return res.Val.(obo.Token), nil
+	case <-ctx.Done():
+		return obo.Token{}, ctx.Err()
+	}
+}
+
+// fill resolves a miss: L2, then the exchange; a new token goes to L1 and,
+// in the background, to L2.
+func (c *OBO) fill(ctx context.Context, k Key, req obo.Request) (obo.Token, error) {
+	if c.cfg.L2 != nil {
+		e, ok, err := c.cfg.L2.Get(ctx, k)
+		switch {
+		case err != nil:
+			c.cfg.Metrics.lookup("l2", "error")
+		case ok && c.usable(e):
+			c.cfg.Metrics.lookup("l2", "hit")
+			c.store(k, e)
+			return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
+		default:
+			c.cfg.Metrics.lookup("l2", "miss")
+		}
+	}
+	tok, err := c.cfg.Next.Exchange(ctx, req)
+	if err != nil {
+		return obo.Token{}, err
+	}
+	e := Entry{AccessToken: tok.AccessToken, ExpiresOn: tok.ExpiresOn}
+	if ttl := c.store(k, e); ttl > 0 && c.cfg.L2 != nil {
+		go func() {
+			wctx, cancel := context.WithTimeout(context.Background(), c.cfg.L2WriteTimeout)
+			defer cancel()
+			if err := c.cfg.L2.Set(wctx, k, e, ttl); err != nil {
+				c.cfg.Metrics.lookup("l2", "set_error")
+			}
+		}()
+	}
+	return tok, nil
+}
+
+// usable reports whether e outlives the refresh margin.
+func (c *OBO) usable(e Entry) bool {
+	return c.cfg.Now().Add(c.cfg.RefreshMargin).Before(e.ExpiresOn)
+}
+
+// store puts e in L1 until its expiry minus the margin, and returns that TTL
+// (0 when the token is too close to expiry to cache).
+func (c *OBO) store(k Key, e Entry) time.Duration {
+	until := e.ExpiresOn.Add(-c.cfg.RefreshMargin)
+	ttl := until.Sub(c.cfg.Now())
+	if ttl <= 0 {
+		return 0
+	}
+	c.l1.Add(k, e, int64(len(e.AccessToken)), until)
+	return ttl
+}
+
+// Len is the number of tokens held in L1.
+func (c *OBO) Len() int { return c.l1.Len() }
