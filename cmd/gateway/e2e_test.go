@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
 )
 
 // TestHappyPath: a user's token from the tenant's password grant goes in; the
@@ -1231,4 +1232,61 @@ func anyStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestSharedCacheAcrossReplicas: two gateways share an encrypted Redis
+// cache, so the second replica serves a user with the token the first one
+// obtained, without asking Entra; with Redis gone, both keep serving.
+func TestSharedCacheAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	rs := redistest.StartServer(t)
+	e := newEnv(t, envOptions{redisAddr: rs.Addr})
+	replicaB := serveGateway(t, e.cfgPath, nil)
+	tok := e.passwordToken(t, "alice@contoso.test", "")
+	exchanges := func() int {
+		n := 0
+		for _, r := range e.srv.Requests() {
+			if r.Grant == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+				n++
+			}
+		}
+		return n
+	}
+
+	wantStatus(t, e.do(t, request{path: "/orders/a", token: tok}), http.StatusOK)
+	if n := exchanges(); n != 1 {
+		t.Fatalf("exchanges after replica A = %d, want 1", n)
+	}
+	// The write to Redis is in the background: wait until replica A reports it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := doHTTP(t, e.client, e.gw.admin, request{path: "/metrics"})
+		if v, _ := metricValue(string(m.body), `obo_gateway_token_cache_l2_requests_total{op="set",result="stored"}`); v >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica A never stored the token in Redis")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := doHTTP(t, e.client, replicaB.api, request{path: "/orders/b", token: tok})
+	wantStatus(t, r, http.StatusOK)
+	if n := exchanges(); n != 1 {
+		t.Errorf("exchanges after replica B = %d, want still 1 (served from Redis)", n)
+	}
+	m := doHTTP(t, e.client, replicaB.admin, request{path: "/metrics"})
+	if v, _ := metricValue(string(m.body), `obo_gateway_token_cache_requests_total{level="l2",result="hit"}`); v != 1 {
+		t.Errorf("replica B l2 hits = %v, want 1", v)
+	}
+
+	// Redis goes away: no request fails.
+	rs.Stop()
+	for i := range 10 {
+		tok := e.passwordToken(t, "bob@contoso.test", "")
+		for _, base := range []string{e.gw.api, replicaB.api} {
+			if r := doHTTP(t, e.client, base, request{path: fmt.Sprintf("/orders/%d", i), token: tok}); r.status != http.StatusOK {
+				t.Fatalf("with Redis down: status %d: %s", r.status, r.body)
+			}
+		}
+	}
 }

@@ -655,6 +655,8 @@ type envOptions struct {
 	// certFile and keyFile replace the gateway's credential (default: the
 	// certificate the tenant generated and registered).
 	certFile, keyFile string
+	// redisAddr configures the shared cache (cache.redis) when set.
+	redisAddr string
 }
 
 // env is a tenant, a recording upstream and a gateway configured against them.
@@ -719,7 +721,11 @@ func (e *env) configYAML(t *testing.T, opt envOptions) string {
 		tokenTimeout = "10s"
 	}
 	up := e.up.URL()
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
+	redis := ""
+	if opt.redisAddr != "" {
+		redis = fmt.Sprintf("cache:\n  redis:\n    address: %q\n    timeout: 100ms\n    encryption_keys: %q\n", opt.redisAddr, testRedisKeys)
+	}
+	return redis + fmt.Sprintf(`listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 shutdown_grace: %s
 log_level: info
@@ -988,3 +994,6 @@ func metricValue(exposition, series string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// testRedisKeys encrypts the shared cache in tests (two keys: rotation-ready).
+const testRedisKeys = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,k2:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="

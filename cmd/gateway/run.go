@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/demo"
 	"github.com/obo-gateway/obo-gateway/internal/gateway"
@@ -75,6 +77,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, envir
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	routeRedisLogs(log)
 	log.Info("starting", "version", version, "config", *path, "tenant_id", cfg.Entra.TenantID, "client_id", cfg.Entra.ClientID)
 	gw, err := gateway.New(ctx, cfg, gateway.Deps{Logger: log, Registry: metrics.NewRegistry(version)})
 	if err != nil {
@@ -98,10 +101,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *verbose {
 		level = "info"
 	}
+	log := newLogger(stderr, level)
+	routeRedisLogs(log)
 	return demo.Run(ctx, demo.Options{
 		Listen: *listen, AdminListen: *admin, Dir: *dir, JSON: *asJSON, Version: version,
-		Logger: newLogger(stderr, level),
+		Logger: log,
 	}, stdout)
+}
+
+// routeRedisLogs sends go-redis's own messages (connection failures, at
+// most a few per outage) to the gateway's log as JSON at warn. go-redis only
+// offers a process-wide logger, which is why this lives here and not in the
+// cache package.
+func routeRedisLogs(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

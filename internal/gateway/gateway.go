@@ -25,6 +25,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
 )
 
 // Deps are what the gateway takes from its caller rather than making.
@@ -55,6 +56,7 @@ type Gateway struct {
 	authority string // https://host/<tenant>, for claims challenges
 
 	draining atomic.Bool
+	closers  []func() error // released when Serve returns
 }
 
 // New builds a gateway: it loads the certificate, reads the tenant's OIDC
@@ -194,10 +196,42 @@ func mustParseURL(s string) *url.URL {
 }
 
 // sharedCache builds the Redis cache shared by replicas, or returns nil when
-// none is configured.
+// none is configured. It does not contact Redis: the gateway starts, and
+// serves from its own cache, while Redis is down.
 func (g *Gateway) sharedCache(r *config.Redis) (tokencache.L2, error) {
 	if r == nil {
 		return nil, nil
 	}
-	return nil, errors.New("gateway: cache.redis: not wired yet")
+	keys, err := redisl2.ParseKeyring(r.EncryptionKeys, r.EncryptionKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: cache.redis.encryption_keys: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if r.TLS {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if r.CAFile != "" {
+			pem, err := os.ReadFile(r.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("gateway: cache.redis.ca_file: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("gateway: cache.redis.ca_file %s holds no PEM certificate", r.CAFile)
+			}
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	c, err := redisl2.New(redisl2.Config{
+		Addr: r.Address, Username: r.Username, Password: r.Password, DB: r.DB, TLS: tlsCfg,
+		Timeout: r.Timeout.D(), Keys: keys, Metrics: redisl2.NewMetrics(g.reg),
+		Logger: g.log.With("component", "redis"), Now: g.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: cache.redis: %w", err)
+	}
+	g.closers = append(g.closers, c.Close)
+	g.log.Info("shared token cache (Redis) configured", "address", r.Address, "tls", r.TLS, "keys", keys)
+	return c, nil
 }

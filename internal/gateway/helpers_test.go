@@ -51,7 +51,7 @@ var (
 
 // testKeys returns the RSA key tokens are signed with and its public key
 // set, generated once per test binary.
-func testKeys(t *testing.T) (*rsa.PrivateKey, jwk.Set) {
+func testKeys(t testing.TB) (*rsa.PrivateKey, jwk.Set) {
 	t.Helper()
 	keyOnce.Do(func() {
 		priv, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -74,7 +74,7 @@ func testKeys(t *testing.T) (*rsa.PrivateKey, jwk.Set) {
 
 // userToken signs a valid v2 user token for the gateway; extra claims
 // override the defaults.
-func userToken(t *testing.T, extra map[string]any) string {
+func userToken(t testing.TB, extra map[string]any) string {
 	t.Helper()
 	priv, _ := testKeys(t)
 	now := time.Now()

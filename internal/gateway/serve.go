@@ -22,6 +22,11 @@ type Addrs struct {
 // in-flight requests get up to shutdown_grace to finish. ready is called
 // once both listeners are up.
 func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
+	defer func() {
+		for _, c := range g.closers {
+			_ = c()
+		}
+	}()
 	apiLn, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
