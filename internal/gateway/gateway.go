@@ -50,7 +50,8 @@ type Gateway struct {
 	keys      *auth.RemoteKeySet
 	validator *auth.Validator
 	tokens    TokenSource
-	cert      *obo.Certificate
+	exchanger *obo.Exchanger   // nil in tests that fake the token source
+	cert      *obo.Certificate // the certificate loaded at start-up
 	proxy     *proxy.Proxy
 	httpm     *metrics.HTTP
 	authority string // https://host/<tenant>, for claims challenges
@@ -120,12 +121,14 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	exchanger, err := obo.New(obo.Config{
 		AuthorityHost: host, TenantID: e.TenantID, ClientID: e.ClientID,
 		Certificate: cert, SendX5C: e.Certificate.SendX5C, InstanceDiscovery: discovery,
-		HTTPClient: entraClient, Timeout: e.TokenTimeout.D(),
+		CertificateFiles: &obo.CertificateFiles{Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password},
+		HTTPClient:       entraClient, Timeout: e.TokenTimeout.D(),
 		Metrics: obo.NewMetrics(g.reg), Logger: g.log,
 	})
 	if err != nil {
 		return nil, err
 	}
+	g.exchanger = exchanger
 	l2, err := g.sharedCache(cfg.Cache.Redis)
 	if err != nil {
 		return nil, err
@@ -180,7 +183,11 @@ func (g *Gateway) Ready() error {
 	if !g.keys.Ready() {
 		errs = append(errs, errors.New("signing keys not loaded yet"))
 	}
-	if leaf := g.cert.Leaf(); g.now().After(leaf.NotAfter) {
+	cert := g.cert
+	if g.exchanger != nil {
+		cert = g.exchanger.Certificate() // rotated without restart
+	}
+	if leaf := cert.Leaf(); g.now().After(leaf.NotAfter) {
 		errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	return errors.Join(errs...)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
@@ -31,6 +32,16 @@ type Config struct {
 	ClientID string
 	// Certificate is the gateway's credential. Required.
 	Certificate *Certificate
+	// CertificateFiles, when set, are the files Certificate was loaded from:
+	// they are checked (at most once per CertificateCheckInterval) before an
+	// exchange, and a changed certificate — including a Kubernetes Secret
+	// update, which swaps a symlink — is used from then on, without restart.
+	// An AADSTS700027/700024 answer forces a check at once and, if the
+	// certificate changed, one retry.
+	CertificateFiles *CertificateFiles
+	// CertificateCheckInterval is the least time between two checks of the
+	// files; default 10s.
+	CertificateCheckInterval time.Duration
 	// SendX5C sends the certificate chain (x5c) in the client assertion, for
 	// subject name + issuer authentication.
 	SendX5C bool
@@ -51,7 +62,17 @@ type Config struct {
 // Exchanger performs OBO exchanges. It is safe for concurrent use; one is
 // built per process, so MSAL resolves the authority once.
 type Exchanger struct {
-	cfg    Config
+	cfg Config
+	// build makes an MSAL client for a certificate (one per certificate:
+	// MSAL's credential is fixed at construction).
+	build func(*Certificate) (confidential.Client, error)
+	cur   atomic.Pointer[credentialState]
+	files *certWatcher // nil without CertificateFiles
+}
+
+// credentialState is the certificate in use and its MSAL client.
+type credentialState struct {
+	cert   *Certificate
 	client confidential.Client
 }
 
@@ -91,16 +112,43 @@ func New(cfg Config) (*Exchanger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cred, err := confidential.NewCredFromCert(cfg.Certificate.Chain, cfg.Certificate.Key)
-	if err != nil {
-		return nil, fmt.Errorf("obo: credential: %w", err)
+	if cfg.CertificateCheckInterval <= 0 {
+		cfg.CertificateCheckInterval = 10 * time.Second
 	}
-	return newExchanger(cfg, cred, confidential.WithCache(emptyCache{}))
+	x := &Exchanger{cfg: cfg}
+	x.build = func(c *Certificate) (confidential.Client, error) {
+		cred, err := confidential.NewCredFromCert(c.Chain, c.Key)
+		if err != nil {
+			return confidential.Client{}, fmt.Errorf("obo: credential: %w", err)
+		}
+		return newClient(cfg, cred, confidential.WithCache(emptyCache{}))
+	}
+	client, err := x.build(cfg.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	x.cur.Store(&credentialState{cert: cfg.Certificate, client: client})
+	cfg.Metrics.certificate(cfg.Certificate)
+	if f := cfg.CertificateFiles; f != nil {
+		x.files = newCertWatcher(*f, cfg.CertificateCheckInterval, time.Now)
+	}
+	return x, nil
 }
 
-// newExchanger builds the exchanger around an MSAL credential; extra
+// newExchanger builds an exchanger around a fixed MSAL credential; extra
 // options come last (tests use them to compare cache behaviours).
 func newExchanger(cfg Config, cred confidential.Credential, extra ...confidential.Option) (*Exchanger, error) {
+	client, err := newClient(cfg, cred, extra...)
+	if err != nil {
+		return nil, err
+	}
+	x := &Exchanger{cfg: cfg}
+	x.cur.Store(&credentialState{client: client})
+	return x, nil
+}
+
+// newClient makes the MSAL confidential client.
+func newClient(cfg Config, cred confidential.Credential, extra ...confidential.Option) (confidential.Client, error) {
 	opts := []confidential.Option{
 		confidential.WithHTTPClient(cfg.HTTPClient),
 		confidential.WithInstanceDiscovery(cfg.InstanceDiscovery),
@@ -120,9 +168,9 @@ func newExchanger(cfg Config, cred confidential.Credential, extra ...confidentia
 	authority := strings.TrimSuffix(cfg.AuthorityHost, "/") + "/" + cfg.TenantID
 	client, err := confidential.New(authority, cfg.ClientID, cred, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("obo: MSAL client: %w", err)
+		return confidential.Client{}, fmt.Errorf("obo: MSAL client: %w", err)
 	}
-	return &Exchanger{cfg: cfg, client: client}, nil
+	return client, nil
 }
 
 // Exchange gets a downstream token for the user of req.Assertion. Errors are *Error.
@@ -136,16 +184,76 @@ func (x *Exchanger) Exchange(ctx context.Context, req Request) (Token, error) {
 	if req.Claims != "" {
 		opts = append(opts, confidential.WithClaims(req.Claims))
 	}
+	x.reload(false)
 	start := time.Now()
-	res, err := x.client.AcquireTokenOnBehalfOf(ctx, req.Assertion, req.Scopes, opts...)
-	elapsed := time.Since(start)
+	state := x.cur.Load()
+	res, err := state.client.AcquireTokenOnBehalfOf(ctx, req.Assertion, req.Scopes, opts...)
 	if err != nil {
 		e := fromMSAL(ctx, err)
-		x.cfg.Metrics.exchanged(req.Route, string(e.Class()), e.CodeLabel(), elapsed)
+		// Entra refused the certificate: if it was rotated on disk since the
+		// last check, retry once with the new one.
+		if credentialRefused(e) && x.reload(true) {
+			x.cfg.Logger.Info("retrying the exchange with the reloaded certificate", "error_code", e.CodeLabel(), "route", req.Route)
+			state = x.cur.Load()
+			res, err = state.client.AcquireTokenOnBehalfOf(ctx, req.Assertion, req.Scopes, opts...)
+			if err == nil {
+				x.cfg.Metrics.exchanged(req.Route, "success", "", time.Since(start))
+				return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+			}
+			e = fromMSAL(ctx, err)
+		}
+		x.cfg.Metrics.exchanged(req.Route, string(e.Class()), e.CodeLabel(), time.Since(start))
 		return Token{}, e
 	}
-	x.cfg.Metrics.exchanged(req.Route, "success", "", elapsed)
+	x.cfg.Metrics.exchanged(req.Route, "success", "", time.Since(start))
 	return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+}
+
+// Certificate is the certificate in use (nil for exchangers built without one).
+func (x *Exchanger) Certificate() *Certificate { return x.cur.Load().cert }
+
+// credentialRefused reports whether Entra refused the gateway's certificate
+// in a way a rotation explains: not registered (yet/any more) or out of date.
+func credentialRefused(e *Error) bool {
+	switch e.AADSTS() {
+	case 700027, 700024, 7000214, 1000502:
+		return true
+	}
+	return false
+}
+
+// reload checks the certificate files (always when force, else at most once
+// per interval) and switches to a changed certificate. It reports whether
+// the certificate in use changed.
+func (x *Exchanger) reload(force bool) bool {
+	if x.files == nil {
+		return false
+	}
+	cert, changed, err := x.files.check(force)
+	if err != nil {
+		x.cfg.Metrics.certificateReload("failure")
+		x.cfg.Logger.Warn("certificate files changed but could not be loaded; keeping the certificate in use", "error", err)
+		return false
+	}
+	if !changed {
+		return false
+	}
+	old := x.cur.Load().cert
+	if old != nil && old.Leaf().Equal(cert.Leaf()) {
+		return false
+	}
+	client, err := x.build(cert)
+	if err != nil {
+		x.cfg.Metrics.certificateReload("failure")
+		x.cfg.Logger.Warn("reloaded certificate refused by MSAL; keeping the certificate in use", "error", err)
+		return false
+	}
+	x.cur.Store(&credentialState{cert: cert, client: client})
+	x.cfg.Metrics.certificateReload("success")
+	x.cfg.Metrics.certificate(cert)
+	x.cfg.Logger.Info("certificate reloaded", "thumbprint_sha256", Thumbprint256Hex(cert.Leaf()),
+		"not_after", cert.Leaf().NotAfter.UTC().Format(time.RFC3339))
+	return true
 }
 
 // emptyCache is an MSAL cache accessor that empties MSAL's in-memory cache
