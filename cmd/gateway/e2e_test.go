@@ -1290,3 +1290,53 @@ func TestSharedCacheAcrossReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestDownstreamClaimsChallenge: an upstream answers 401 with a claims
+// challenge (continuous access evaluation). A request without a body is
+// replayed once with a token obtained with those claims; one with a body
+// gets the challenge, for the frontend to step up. With cp1 declared, the
+// downstream token says so (xms_cc).
+func TestDownstreamClaimsChallenge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cp1: true})
+	tok := e.passwordToken(t, "alice@contoso.test", "")
+	jwtBearer := func() int {
+		n := 0
+		for _, r := range e.srv.Requests() {
+			if r.Grant == "urn:ietf:params:oauth:grant-type:jwt-bearer" && r.Result == "success" {
+				n++
+			}
+		}
+		return n
+	}
+
+	r := e.do(t, request{path: "/orders/challenge/get", token: tok})
+	wantStatus(t, r, http.StatusOK)
+	if n := jwtBearer(); n != 2 {
+		t.Errorf("exchanges = %d, want 2 (the first token, then one with the claims)", n)
+	}
+	var seen []string
+	for _, rec := range e.up.requests() {
+		if strings.HasSuffix(rec.Path, "/challenge/get") {
+			seen = append(seen, rec.bearer())
+		}
+	}
+	if len(seen) != 2 || seen[0] == seen[1] {
+		t.Fatalf("upstream saw %d requests (distinct tokens: %v); want the original and a replay with a new token", len(seen), len(seen) == 2 && seen[0] != seen[1])
+	}
+	claims, err := decodeClaims(seen[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc, _ := claims["xms_cc"].([]any); len(cc) != 1 || cc[0] != "cp1" {
+		t.Errorf("downstream token xms_cc = %v, want [cp1] (the gateway declares cp1)", claims["xms_cc"])
+	}
+
+	// A request with a body cannot be replayed: the frontend gets the challenge.
+	r = e.do(t, request{method: http.MethodPost, path: "/orders/challenge/post", token: tok, body: `{"item":1}`})
+	wantStatus(t, r, http.StatusUnauthorized)
+	wa := r.header.Get("WWW-Authenticate")
+	if !strings.Contains(wa, `error="insufficient_claims"`) || !strings.Contains(wa, base64.StdEncoding.EncodeToString([]byte(upstreamChallenge))) {
+		t.Errorf("WWW-Authenticate = %q; want the upstream's claims challenge", wa)
+	}
+}

@@ -198,7 +198,14 @@ type upstream struct {
 	reqs    []recorded
 	holds   map[string]*hold
 	streams map[string]chan string
+	// challenged remembers, per /challenge/<name>, the first token seen: it
+	// is answered with a claims challenge, any other token with 200.
+	challenged map[string]string
 }
+
+// upstreamChallenge is the claims challenge the recording upstream sends
+// (continuous access evaluation: tokens issued before a time are refused).
+const upstreamChallenge = `{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}`
 
 // hold is an upstream request that blocks until released.
 type hold struct {
@@ -247,6 +254,24 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 
 	dir, name := filepath.Split(r.URL.Path)
 	switch {
+	case strings.HasSuffix(dir, "/challenge/"):
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		u.mu.Lock()
+		if u.challenged == nil {
+			u.challenged = map[string]string{}
+		}
+		first, seen := u.challenged[name]
+		if !seen {
+			u.challenged[name], first = tok, tok
+		}
+		u.mu.Unlock()
+		if tok == first {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="`+
+				base64.StdEncoding.EncodeToString([]byte(upstreamChallenge))+`"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "insufficient_claims"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"challenge": "satisfied"})
 	case strings.HasSuffix(dir, "/hold/"):
 		u.mu.Lock()
 		h := u.holds[name]
@@ -657,6 +682,8 @@ type envOptions struct {
 	certFile, keyFile string
 	// redisAddr configures the shared cache (cache.redis) when set.
 	redisAddr string
+	// cp1 declares the cp1 client capability (entra.client_capabilities).
+	cp1 bool
 }
 
 // env is a tenant, a recording upstream and a gateway configured against them.
@@ -724,6 +751,9 @@ func (e *env) configYAML(t *testing.T, opt envOptions) string {
 	redis := ""
 	if opt.redisAddr != "" {
 		redis = fmt.Sprintf("cache:\n  redis:\n    address: %q\n    timeout: 100ms\n    encryption_keys: %q\n", opt.redisAddr, testRedisKeys)
+	}
+	if opt.cp1 {
+		tokenTimeout += "\n  client_capabilities: [cp1]"
 	}
 	return redis + fmt.Sprintf(`listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"

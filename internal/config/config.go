@@ -55,6 +55,10 @@ type Entra struct {
 	// AllowedTenants are further tenants whose users' tokens are accepted
 	// (multi-tenant apps, guests). Their exchanges go to their own tenant.
 	AllowedTenants []string `yaml:"allowed_tenants"`
+	// ClientCapabilities are declared to Entra with every token request;
+	// "cp1" says the gateway handles claims challenges (continuous access
+	// evaluation), so Entra may issue long-lived CAE tokens for downstream APIs.
+	ClientCapabilities []string `yaml:"client_capabilities"`
 	// ClockSkew is the leeway on exp, nbf and iat. Default 1m; at most 5m.
 	ClockSkew Duration `yaml:"clock_skew"`
 	// Certificate is the gateway's client credential.

@@ -91,6 +91,8 @@ func envSettings() []envSetting {
 			setList(func(c *Config) *[]string { return &c.Entra.Audiences })},
 		{EnvVar{"OBO_GATEWAY_ENTRA_ALLOWED_TENANTS", "entra.allowed_tenants", "further tenant IDs whose users are accepted, comma-separated"},
 			setList(func(c *Config) *[]string { return &c.Entra.AllowedTenants })},
+		{EnvVar{"OBO_GATEWAY_ENTRA_CLIENT_CAPABILITIES", "entra.client_capabilities", "client capabilities declared to Entra, comma-separated, e.g. cp1"},
+			setList(func(c *Config) *[]string { return &c.Entra.ClientCapabilities })},
 		{EnvVar{"OBO_GATEWAY_ENTRA_CLOCK_SKEW", "entra.clock_skew", "leeway on exp, nbf and iat, e.g. 1m"},
 			setDuration(func(c *Config) *Duration { return &c.Entra.ClockSkew })},
 		{EnvVar{"AZURE_CLIENT_CERTIFICATE_PATH", "entra.certificate.path", "PEM or PFX file of the gateway's certificate credential"},

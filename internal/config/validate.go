@@ -146,6 +146,11 @@ func (c *Config) validateEntra(p *problems) {
 			p.add(field, "%q is not an absolute URI: write the App ID URI from the app registration's Expose an API page, e.g. api://obo-gateway or https://gateway.contoso.com", a)
 		}
 	}
+	for i, c := range e.ClientCapabilities {
+		if c != "cp1" {
+			p.add(fmt.Sprintf("entra.client_capabilities[%d]", i), "%q is not a capability Entra knows: the only one is cp1 (continuous access evaluation)", c)
+		}
+	}
 	if e.ClockSkew < 0 || e.ClockSkew.D() > maxClockSkew {
 		p.add("entra.clock_skew", "%s is out of range: use 0 to 5m (default 1m)", e.ClockSkew)
 	}

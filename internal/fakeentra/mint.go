@@ -22,6 +22,10 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 		"rh":  "0.AAAA" + b64.EncodeToString(randomBytes(12)) + ".",
 		"aio": b64.EncodeToString(randomBytes(24)),
 	}
+	if len(g.capabilities) > 0 {
+		// Entra marks tokens for clients that handle claims challenges (CAE).
+		c["xms_cc"] = g.capabilities
+	}
 	header := map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}
 	if res.AccessTokenVersion == 1 {
 		header["x5t"] = s.keys.signer().kid

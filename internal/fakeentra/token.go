@@ -647,6 +647,27 @@ type grant struct {
 	scopes []string
 	roles  []string
 	amr    []string
+	// capabilities are the client capabilities the request declared (cp1).
+	capabilities []string
+}
+
+// clientCapabilities reads access_token.xms_cc.values from a claims
+// parameter, where MSAL puts the capabilities a client declares.
+func clientCapabilities(claims string) []string {
+	if claims == "" {
+		return nil
+	}
+	var c struct {
+		AccessToken struct {
+			XMSCC struct {
+				Values []string `json:"values"`
+			} `json:"xms_cc"`
+		} `json:"access_token"`
+	}
+	if json.Unmarshal([]byte(claims), &c) != nil {
+		return nil
+	}
+	return c.AccessToken.XMSCC.Values
 }
 
 // issue mints the access token (and refresh and ID tokens where due) and
@@ -654,6 +675,9 @@ type grant struct {
 func (s *Server) issue(req *tokenRequest, g grant, withIDToken bool) (map[string]any, *aadError) {
 	now := s.now()
 	lifetime := time.Duration(g.tenant.TokenLifetime)
+	if req.form != nil {
+		g.capabilities = clientCapabilities(req.form("claims"))
+	}
 	at, err := s.mintAccess(g, now, lifetime)
 	if err != nil {
 		return nil, newErr(http.StatusInternalServerError, "server_error", 90033, "token signing failed")

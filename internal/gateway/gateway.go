@@ -121,8 +121,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	exchanger, err := obo.New(obo.Config{
 		AuthorityHost: host, TenantID: e.TenantID, ClientID: e.ClientID,
 		Certificate: cert, SendX5C: e.Certificate.SendX5C, InstanceDiscovery: discovery,
-		CertificateFiles: &obo.CertificateFiles{Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password},
-		HTTPClient:       entraClient, Timeout: e.TokenTimeout.D(),
+		ClientCapabilities: e.ClientCapabilities,
+		CertificateFiles:   &obo.CertificateFiles{Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password},
+		HTTPClient:         entraClient, Timeout: e.TokenTimeout.D(),
 		Metrics: obo.NewMetrics(g.reg), Logger: g.log,
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -34,6 +35,14 @@ func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
 					return
 				}
 				ctx = proxy.WithUpstreamToken(ctx, tok.AccessToken)
+				// A downstream claims challenge (CAE, conditional access): one new
+				// exchange with those claims, then the proxy replays the request.
+				ctx = proxy.WithClaimsRetry(ctx, func(ctx context.Context, claims string) (string, error) {
+					tok, err := g.tokens.Exchange(ctx, obo.Request{
+						Assertion: p.Token(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
+					})
+					return tok.AccessToken, err
+				})
 			}
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})

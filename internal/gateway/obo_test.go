@@ -64,7 +64,6 @@ func TestExchangeFailures(t *testing.T) {
 				base64.StdEncoding.EncodeToString([]byte(claimsChallenge)) + `"`,
 			wantBody:  map[string]string{"error": "insufficient_claims", "claims": base64.StdEncoding.EncodeToString([]byte(claimsChallenge))},
 			wantClass: "interaction_required", wantCode: "AADSTS50076", wantLevel: "INFO", wantTrace: true,
-			wantHint: "MFA required by conditional access on the downstream API: the claims challenge is passed to the frontend",
 		},
 		{
 			name: "interaction required without a claims challenge", err: entraError(400, "interaction_required", "", 50079),
@@ -79,7 +78,6 @@ func TestExchangeFailures(t *testing.T) {
 			wantAuthn: `Bearer realm="obo-gateway", error="invalid_token", error_description="the token cannot be exchanged for the downstream API; acquire a new token"`,
 			wantBody:  map[string]string{"error": "invalid_token"},
 			wantClass: "invalid_assertion", wantCode: "AADSTS500133", wantLevel: "INFO", wantTrace: true,
-			wantHint: "the user assertion has expired: the frontend must get a fresh token",
 		},
 		{
 			name: "consent required", err: entraError(400, "invalid_grant", "consent_required", 65001), wantStatus: http.StatusForbidden,
@@ -90,7 +88,6 @@ func TestExchangeFailures(t *testing.T) {
 			name: "user blocked", err: entraError(400, "invalid_grant", "", 50057), wantStatus: http.StatusForbidden,
 			wantBody:  map[string]string{"error": "access_denied"},
 			wantClass: "user_blocked", wantCode: "AADSTS50057", wantLevel: "INFO", wantTrace: true,
-			wantHint: "the user's account is disabled",
 		},
 		{
 			name: "throttled with Retry-After", err: throttled, wantStatus: http.StatusServiceUnavailable, wantRetry: "7",
@@ -116,7 +113,6 @@ func TestExchangeFailures(t *testing.T) {
 			name: "gateway misconfigured", err: misconfigured, wantStatus: http.StatusBadGateway,
 			wantBody:  map[string]string{"error": "bad_gateway"},
 			wantClass: "gateway_config", wantCode: "AADSTS700027", wantLevel: "ERROR", wantTrace: true,
-			wantHint: "the gateway's certificate is not registered on its app (or its thumbprint does not match): upload the certificate in the app registration's Certificates & secrets",
 		},
 		{
 			name: "wrapped *obo.Error", err: errors.Join(errors.New("context"), entraError(400, "invalid_grant", "", 500133)),

@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
+	claims   *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on reg. It panics if they are already
@@ -28,6 +29,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "obo_gateway_upstream_errors_total",
 			Help: "Upstream requests that got no response, by route and kind (timeout, connect, canceled by the client, other).",
 		}, []string{"route", "kind"}),
+		claims: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "obo_gateway_upstream_claims_challenges_total",
+			Help: "Upstream 401 claims challenges, by route and result: retried (new token, request replayed), retried_still_refused, passed_body (not replayable), passed_exchange_failed, passed_retry_failed.",
+		}, []string{"route", "result"}),
+	}
+}
+
+func (m *Metrics) claimsChallenge(route, result string) {
+	if m != nil {
+		m.claims.WithLabelValues(route, result).Inc()
 	}
 }
 

@@ -148,12 +148,15 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 	p.metrics.addRoute(rt.Name)
 	rp := &httputil.ReverseProxy{
 		Rewrite: p.rewrite(rt.Upstream),
-		Transport: &routeTransport{
-			next:      p.transport,
-			route:     rt.Name,
-			timeout:   rt.Timeout,
-			metrics:   p.metrics,
-			afterFunc: p.afterFunc,
+		Transport: &claimsTransport{
+			next: &routeTransport{
+				next:      p.transport,
+				route:     rt.Name,
+				timeout:   rt.Timeout,
+				metrics:   p.metrics,
+				afterFunc: p.afterFunc,
+			},
+			route: rt.Name, log: p.log, metrics: p.metrics,
 		},
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   p.errorHandler(rt),
@@ -277,6 +280,9 @@ func (p *Proxy) trustedPeer(remoteAddr string) bool {
 // scrubHeaders drops every Authorization header and, when secret is set,
 // every header whose name or any value contains it.
 func scrubHeaders(h http.Header, secret string) {
+	// Lower-cased once per request, not once per header: the secret is the
+	// caller's whole token (a kilobyte or more), and this is the hot path.
+	lowerSecret := strings.ToLower(secret)
 	for name, vals := range h {
 		if strings.EqualFold(name, "Authorization") {
 			delete(h, name)
@@ -286,7 +292,7 @@ func scrubHeaders(h http.Header, secret string) {
 			continue
 		}
 		// Canonicalisation changes the case of header names.
-		if strings.Contains(strings.ToLower(name), strings.ToLower(secret)) {
+		if strings.Contains(strings.ToLower(name), lowerSecret) {
 			delete(h, name)
 			continue
 		}

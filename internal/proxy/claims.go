@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/obo-gateway/obo-gateway/internal/reqid"
+)
+
+// ClaimsRetry gets a new upstream token satisfying a claims challenge (the
+// decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims.
+type ClaimsRetry func(ctx context.Context, claims string) (token string, err error)
+
+type claimsRetryKey struct{}
+
+// WithClaimsRetry returns ctx carrying how to answer an upstream's claims
+// challenge (continuous access evaluation, conditional access): when the
+// upstream answers 401 with WWW-Authenticate carrying claims="…", the proxy
+// gets a new token with those claims once and replays the request, if it has
+// no body. Otherwise, or if that fails, the upstream's 401 and its challenge
+// go to the frontend unchanged, for it to step up.
+func WithClaimsRetry(ctx context.Context, retry ClaimsRetry) context.Context {
+	return context.WithValue(ctx, claimsRetryKey{}, retry)
+}
+
+func claimsRetryFrom(ctx context.Context) ClaimsRetry {
+	r, _ := ctx.Value(claimsRetryKey{}).(ClaimsRetry)
+	return r
+}
+
+// claimsTransport answers upstream claims challenges, around a route's transport.
+type claimsTransport struct {
+	next    http.RoundTripper
+	route   string
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	claims := challengeClaims(resp.Header.Values("WWW-Authenticate"))
+	retry := claimsRetryFrom(req.Context())
+	if claims == "" || retry == nil {
+		return resp, nil
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		// The body was streamed upstream and is gone: the frontend replays.
+		t.metrics.claimsChallenge(t.route, "passed_body")
+		return resp, nil
+	}
+	tok, rerr := retry(req.Context(), claims)
+	if rerr != nil {
+		t.metrics.claimsChallenge(t.route, "passed_exchange_failed")
+		t.log.LogAttrs(req.Context(), slog.LevelInfo, "upstream claims challenge: new token refused; passing the challenge to the frontend",
+			slog.String("route", t.route), slog.String("request_id", reqid.FromContext(req.Context())), slog.String("error", rerr.Error()))
+		return resp, nil
+	}
+	again := req.Clone(req.Context())
+	again.Header.Set("Authorization", "Bearer "+tok)
+	resp2, err := t.next.RoundTrip(again)
+	if err != nil {
+		// The first answer is still a valid one to give.
+		t.metrics.claimsChallenge(t.route, "passed_retry_failed")
+		return resp, nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	result := "retried"
+	if resp2.StatusCode == http.StatusUnauthorized {
+		result = "retried_still_refused"
+	}
+	t.metrics.claimsChallenge(t.route, result)
+	return resp2, nil
+}
+
+// challengeClaims finds a claims="<base64>" parameter in WWW-Authenticate
+// values and returns the decoded claims JSON, or "".
+func challengeClaims(values []string) string {
+	for _, v := range values {
+		i := strings.Index(strings.ToLower(v), "claims=")
+		if i < 0 {
+			continue
+		}
+		rest := strings.TrimSpace(v[i+len("claims="):])
+		var enc string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.Index(rest[1:], `"`)
+			if end < 0 {
+				continue
+			}
+			enc = rest[1 : 1+end]
+		} else {
+			enc, _, _ = strings.Cut(rest, ",")
+			enc = strings.TrimSpace(enc)
+		}
+		for _, e := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err := e.DecodeString(enc); err == nil && len(b) > 0 && b[0] == '{' {
+				return string(b)
+			}
+		}
+	}
+	return ""
+}
