@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		validations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_token_validations_total",
-			Help: "Inbound bearer tokens validated, by result (valid, invalid) and reason (of refusal; \"cached\" for a valid token found in the verified-token cache).",
+			Help: "Inbound bearer tokens validated, by result (valid; invalid; refused: valid but not enough for the route) and reason (of refusal; \"cached\" for a valid token found in the verified-token cache).",
 		}, []string{"result", "reason"}),
 		keyRefreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_signing_key_refreshes_total",

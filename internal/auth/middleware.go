@@ -71,7 +71,10 @@ func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) h
 				v.cfg.Metrics.validated("invalid", terr.Reason)
 			}
 			if terr == nil {
-				terr = pol.check(p)
+				if terr = pol.check(p); terr != nil {
+					// A valid token this route refuses (scope, role, app-only).
+					v.cfg.Metrics.validated("refused", terr.Reason)
+				}
 			}
 			if terr != nil {
 				attrs := []any{"reason", string(terr.Reason), "status", terr.Status}

@@ -51,6 +51,9 @@ func (m *Metrics) addRoute(route string) {
 	for _, k := range []string{kindTimeout, kindConnect, kindCanceled, kindOther} {
 		m.errors.WithLabelValues(route, k)
 	}
+	for _, r := range []string{"retried", "retried_still_refused", "passed_body", "passed_exchange_failed", "passed_retry_failed"} {
+		m.claims.WithLabelValues(route, r)
+	}
 }
 
 func (m *Metrics) observe(route string, d time.Duration) {
