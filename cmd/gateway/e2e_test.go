@@ -1076,7 +1076,7 @@ routes:
 
 	t.Run("version", func(t *testing.T) {
 		var out strings.Builder
-		if err := run(context.Background(), []string{"version"}, nil, &out, io.Discard); err != nil {
+		if err := run(context.Background(), []string{"version"}, nil, nil, &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		if out.String() != version+"\n" {

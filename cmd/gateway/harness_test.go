@@ -604,7 +604,7 @@ func startRun(t *testing.T, args, environ []string, stdout io.Writer) *gatewayPr
 	p := &gatewayProc{stderr: newLogSink(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.err = run(ctx, args, environ, stdout, p.stderr)
+		p.err = run(ctx, args, environ, nil, stdout, p.stderr)
 	}()
 	t.Cleanup(func() {
 		p.cancel()

@@ -21,16 +21,19 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  gateway serve -config FILE   run the gateway (settings: docs/configuration.md)
-  gateway demo [-json]         run the gateway against a local tenant and a sample API
-  gateway version              print the version
+  gateway serve -config FILE                         run the gateway (settings: docs/configuration.md)
+  gateway demo [-json]                               run the gateway against a local tenant and a sample API
+  gateway doctor -config FILE [-json] [-offline]     check a configuration, its certificate and the tenant (docs/doctor.md)
+  gateway inspect [-config FILE] [-jwks FILE] [-at TIME] [-json] TOKEN|-
+                                                     explain a token and whether it can be exchanged (docs/inspect.md)
+  gateway version                                    print the version
 `
 
 // run is the whole program: main only adds the process's signals,
 // arguments, environment and output streams. The environment comes as a
 // list (os.Environ) rather than a getenv function so that a variable naming
 // a route that does not exist can be reported instead of ignored.
-func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -47,6 +50,10 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return serve(ctx, args[1:], getenv, environ, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, args[1:], getenv, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil

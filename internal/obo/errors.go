@@ -103,25 +103,38 @@ func (e *Error) Hint() string {
 	return e.Class().hint()
 }
 
+// ErrorFromMSAL turns the error of an MSAL confidential-client call made
+// with ctx into an *Error, reading Entra's JSON body (tools such as gateway
+// doctor make their own MSAL calls).
+func ErrorFromMSAL(ctx context.Context, err error) *Error { return fromMSAL(ctx, err) }
+
+// ParseErrorBody reads an Entra error body (from the token or discovery
+// endpoints) into e's fields; it reports whether body was one.
+func ParseErrorBody(body []byte, e *Error) bool {
+	var b struct {
+		Error         string `json:"error"`
+		SubError      string `json:"suberror"`
+		Description   string `json:"error_description"`
+		ErrorCodes    []int  `json:"error_codes"`
+		TraceID       string `json:"trace_id"`
+		CorrelationID string `json:"correlation_id"`
+		Claims        string `json:"claims"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.Error == "" {
+		return false
+	}
+	e.Code, e.SubError, e.Description, e.Codes = b.Error, b.SubError, b.Description, b.ErrorCodes
+	e.TraceID, e.CorrelationID, e.Claims = b.TraceID, b.CorrelationID, b.Claims
+	return true
+}
+
 // fromMSAL turns MSAL's error into an *Error, reading Entra's JSON body.
 func fromMSAL(ctx context.Context, err error) *Error {
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) && ce.Resp != nil {
 		e := &Error{Status: ce.Resp.StatusCode}
 		body, _ := io.ReadAll(io.LimitReader(ce.Resp.Body, 64<<10))
-		var b struct {
-			Error         string `json:"error"`
-			SubError      string `json:"suberror"`
-			Description   string `json:"error_description"`
-			ErrorCodes    []int  `json:"error_codes"`
-			TraceID       string `json:"trace_id"`
-			CorrelationID string `json:"correlation_id"`
-			Claims        string `json:"claims"`
-		}
-		if json.Unmarshal(body, &b) == nil {
-			e.Code, e.SubError, e.Description, e.Codes = b.Error, b.SubError, b.Description, b.ErrorCodes
-			e.TraceID, e.CorrelationID, e.Claims = b.TraceID, b.CorrelationID, b.Claims
-		}
+		ParseErrorBody(body, e)
 		if e.TraceID == "" {
 			e.TraceID = ce.Resp.Header.Get("x-ms-request-id")
 		}

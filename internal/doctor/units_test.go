@@ -1,0 +1,469 @@
+package doctor
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/youmark/pkcs8"
+
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
+)
+
+func TestAnalyzeScopes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		scopes    []string
+		resource  string // when no problem
+		isDefault bool
+		problem   []string // all in the first problem's detail and fix
+	}{
+		{scopes: []string{"api://orders-api/.default"}, resource: "api://orders-api", isDefault: true},
+		{scopes: []string{"https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/Mail.Read"}, resource: "https://graph.microsoft.com"},
+		{scopes: []string{"a1b2c3d4-0001-4e5f-8a9b-0c1d2e3f4a01/.default"}, resource: "a1b2c3d4-0001-4e5f-8a9b-0c1d2e3f4a01", isDefault: true},
+		{scopes: []string{"api://x/default"}, problem: []string{"did you mean api://x/.default?", "Entra answers AADSTS70011"}},
+		{scopes: []string{"api://x/Default"}, problem: []string{"did you mean api://x/.default?"}},
+		{scopes: []string{"api://x/..default"}, problem: []string{"did you mean api://x/.default?"}},
+		{scopes: []string{"api://orders-api"}, problem: []string{"names a resource but no scope", "did you mean api://orders-api/.default?"}},
+		{scopes: []string{"User.Read"}, problem: []string{"bare scope", "https://graph.microsoft.com/User.Read"}},
+		{scopes: []string{".default"}, problem: []string{"has no resource", "App ID URI"}},
+		{scopes: []string{"api://a/.default", "api://b/.default"}, problem: []string{"2 resources", "AADSTS28000"}},
+		{scopes: []string{"api://a/.default", "api://a/Read"}, problem: []string{"mixed", "AADSTS70011"}},
+		{scopes: []string{"openid"}, problem: []string{"OpenID Connect", "MSAL adds"}},
+		{scopes: []string{"offline_access"}, problem: []string{"OpenID Connect"}},
+		{scopes: []string{"api://a/Read api://a/Write"}, problem: []string{"several scopes", "one scope per list item"}},
+		{scopes: []string{"api://a/"}, problem: []string{"ends with '/'", "api://a/.default"}},
+		{scopes: []string{"notauri/.default"}, problem: []string{"neither an App ID URI nor an application ID"}},
+		{scopes: []string{""}, problem: []string{"empty"}},
+	}
+	for _, tc := range tests {
+		a := analyzeScopes(tc.scopes)
+		if len(tc.problem) == 0 {
+			if len(a.problems) > 0 {
+				t.Errorf("%q: unexpected problem %+v", tc.scopes, a.problems)
+				continue
+			}
+			if len(a.resources) != 1 || a.resources[0] != tc.resource || a.isDefault != tc.isDefault {
+				t.Errorf("%q: resources %q default %v, want %q %v", tc.scopes, a.resources, a.isDefault, tc.resource, tc.isDefault)
+			}
+			continue
+		}
+		if len(a.problems) == 0 {
+			t.Errorf("%q: no problem found", tc.scopes)
+			continue
+		}
+		p := a.problems[0]
+		for _, s := range tc.problem {
+			if !strings.Contains(p.detail+" | "+p.fix, s) {
+				t.Errorf("%q: %q | %q lacks %q", tc.scopes, p.detail, p.fix, s)
+			}
+		}
+	}
+}
+
+func TestThumbprintsOf(t *testing.T) {
+	t.Parallel()
+	cert, _, err := pki.SelfSigned("thumbs", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s256 := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw) //nolint:gosec
+	got := ThumbprintsOf(cert)
+	want := Thumbprints{
+		SHA1Hex:    strings.ToUpper(hex.EncodeToString(s1[:])),
+		SHA1Base64: base64.StdEncoding.EncodeToString(s1[:]),
+		X5T:        base64.RawURLEncoding.EncodeToString(s1[:]),
+		X5TS256:    base64.StdEncoding.EncodeToString(s256[:]),
+		SHA256Hex:  hex.EncodeToString(s256[:]),
+	}
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if len(got.SHA1Hex) != 40 || !strings.HasSuffix(got.X5TS256, "=") || strings.ContainsAny(got.X5T, "+/=") {
+		t.Errorf("forms look wrong: %+v", got)
+	}
+}
+
+// offlineConfig writes a configuration for offline checks: no network is
+// needed, and the credential is certFile/keyFile.
+func offlineConfig(t *testing.T, c testConfig) string {
+	t.Helper()
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.tenantID, "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34")
+	def(&c.clientID, "0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95")
+	def(&c.authority, "https://login.microsoftonline.com")
+	if c.routes == nil {
+		c.routes = []testRoute{{name: "orders", upstream: "https://orders.invalid", scopes: []string{"api://orders-api/.default"}}}
+	}
+	if c.certFile == "" {
+		c.certFile, c.keyFile, _, _ = credential(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	}
+	var e *testEnv
+	return e.write(t, c)
+}
+
+func runOffline(t *testing.T, path string, getenv func(string) string) *Report {
+	t.Helper()
+	d := &countingDialer{}
+	rep := Run(context.Background(), Options{ConfigPath: path, Offline: true, Getenv: getenv, dial: d.dial})
+	if d.n.Load() != 0 {
+		t.Errorf("offline run dialled %d times", d.n.Load())
+	}
+	checkSummary(t, rep)
+	return rep
+}
+
+func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
+	t.Parallel()
+	bad := offlineConfig(t, testConfig{
+		tenantID: "contoso.onmicrosoft.com",
+		routes:   []testRoute{{name: "orders", upstream: "ftp://orders", scopes: []string{"User.Read"}}},
+	})
+	dir := t.TempDir()
+	unknownKey := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknownKey, []byte("entra:\n  tenantid: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := offlineConfig(t, testConfig{})
+	tests := []struct {
+		name   string
+		path   string
+		getenv func(string) string
+		want   map[string][]string // ID → strings in detail and fix
+	}{
+		{"validation problems", bad, nil, map[string][]string{
+			"config/entra.tenant_id":                {"not a GUID", "AZURE_TENANT_ID"},
+			"config/routes[0].upstream":             {"http or https"},
+			"config/routes[0].downstream_scopes[0]": {"User.Read", "https://graph.microsoft.com/User.Read"},
+		}},
+		{"unknown key", unknownKey, nil, map[string][]string{
+			"config/file": {"line 2", "unknown key \"tenantid\""},
+		}},
+		{"missing file", filepath.Join(dir, "nope.yaml"), nil, map[string][]string{
+			"config/file": {"cannot read", "-config"},
+		}},
+		{"bad environment variable", good, func(k string) string {
+			if k == "OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY" {
+				return "maybe"
+			}
+			return ""
+		}, map[string][]string{
+			"config/env/OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY": {"maybe", "unset"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := runOffline(t, tc.path, tc.getenv)
+			if rep.Summary.Fail != len(tc.want) || rep.Summary.Pass != 0 || len(rep.Checks) != len(tc.want) {
+				t.Errorf("want exactly %d FAILs and nothing else:\n%s", len(tc.want), text(rep))
+			}
+			for id, subs := range tc.want {
+				got := byID(rep, id)
+				if len(got) != 1 {
+					t.Errorf("no single check %s:\n%s", id, text(rep))
+					continue
+				}
+				for _, s := range subs {
+					if !strings.Contains(got[0].Detail+" | "+got[0].Fix, s) {
+						t.Errorf("%s lacks %q: %s | %s", id, s, got[0].Detail, got[0].Fix)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCertificateChecks(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	goodCert, goodKey, _, _ := credential(t, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	_, otherKey, _, _ := credential(t, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	futureCert, futureKey, _, _ := credential(t, now.Add(48*time.Hour), now.AddDate(1, 0, 0))
+	dir := t.TempDir()
+
+	// An encrypted PKCS#8 key.
+	keyPEM, err := os.ReadFile(goodKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(keyPEM)
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := pkcs8.MarshalPrivateKey(k, []byte("s3cret"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encKey := write(t, dir, "enc.key.pem", pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: enc}))
+
+	// An ECDSA credential.
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ec"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ek.PublicKey, ek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, _ := x509.MarshalPKCS8PrivateKey(ek)
+	ecFile := write(t, dir, "ec.pem", append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER})...))
+
+	// A 1024-bit RSA credential.
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	smallCert, err := pki.SelfSignedWithKey("small", small, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallFile := write(t, dir, "small.pem", append(pki.CertPEM(smallCert), pki.KeyPEM(small)...))
+
+	// A PEM holding certificate and key, for the upload hint.
+	combined := write(t, dir, "combined.pem", append(mustRead(t, goodCert), mustRead(t, goodKey)...))
+
+	tests := []struct {
+		name           string
+		cert, key, pwd string
+		id             string
+		status         Status
+		want           []string
+	}{
+		{"good", goodCert, goodKey, "", "certificate/load", Pass, []string{"RSA 2048-bit", "self-signed", "send_x5c off"}},
+		{"combined PEM", combined, "", "", "certificate/load", Pass, []string{"RSA 2048-bit"}},
+		{"key of another certificate", goodCert, otherKey, "", "certificate/load", Fail, []string{"does not match", "belongs to another certificate"}},
+		{"no key", goodCert, "", "", "certificate/load", Fail, []string{"no private key", "key_path"}},
+		{"encrypted key, no password", goodCert, encKey, "", "certificate/load", Fail, []string{"encrypted", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}},
+		{"encrypted key, wrong password", goodCert, encKey, "nope", "certificate/load", Fail, []string{"wrong password", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}},
+		{"encrypted key, right password", goodCert, encKey, "s3cret", "certificate/load", Pass, nil},
+		{"ECDSA", ecFile, "", "", "certificate/load", Fail, []string{"RSA key"}},
+		{"1024-bit", smallFile, "", "", "certificate/load", Warn, []string{"1024-bit", "at least 2048"}},
+		{"not yet valid", futureCert, futureKey, "", "certificate/validity", Fail, []string{"not yet valid", "clock"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			extra := ""
+			if tc.pwd != "" {
+				extra = "    password: " + tc.pwd + "\n"
+			}
+			path := offlineConfig(t, testConfig{certFile: tc.cert, keyFile: tc.key, entraExtra: extra})
+			rep := runOffline(t, path, nil)
+			got := byID(rep, tc.id)
+			if len(got) != 1 {
+				t.Fatalf("no check %s:\n%s", tc.id, text(rep))
+			}
+			c := got[0]
+			if c.Status != tc.status {
+				t.Errorf("status %s, want %s: %s | %s", c.Status, tc.status, c.Detail, c.Fix)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(c.Detail+" | "+c.Fix, s) {
+					t.Errorf("lacks %q: %s | %s", s, c.Detail, c.Fix)
+				}
+			}
+			if tc.pwd != "" && strings.Contains(text(rep), tc.pwd) {
+				t.Errorf("the report shows the password")
+			}
+		})
+	}
+
+	if h := uploadHint(combined); !strings.Contains(h, "openssl x509 -in "+combined) {
+		t.Errorf("upload hint for a PEM with its key: %q", h)
+	}
+	if h := uploadHint(goodCert); h != "" {
+		t.Errorf("upload hint for a certificate alone: %q", h)
+	}
+	if h := uploadHint("gw.pfx"); !strings.Contains(h, "-nokeys") {
+		t.Errorf("upload hint for a PFX: %q", h)
+	}
+}
+
+func TestSettingsChecks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  testConfig
+		id   string
+		want Status
+		sub  string
+	}{
+		{"instance discovery off for Microsoft", testConfig{entraExtra: "  instance_discovery: false\n"}, "settings/instance_discovery", Warn, "remove entra.instance_discovery"},
+		{"instance discovery on for another host", testConfig{authority: "https://127.0.0.1:1", entraExtra: "  instance_discovery: true\n"}, "settings/instance_discovery", Warn, "instance_discovery: false"},
+		{"instance discovery default", testConfig{}, "settings/instance_discovery", Pass, "on for login.microsoftonline.com"},
+		{"clock skew 3m", testConfig{entraExtra: "  clock_skew: 3m\n"}, "settings/clock_skew", Warn, "NTP"},
+		{"clock skew 2m", testConfig{entraExtra: "  clock_skew: 2m\n"}, "settings/clock_skew", Pass, "2m0s"},
+		{"allowed tenants", testConfig{entraExtra: "  allowed_tenants: [11111111-2222-4333-8444-555555555555]\n"}, "settings/allowed_tenants", Warn, "token's own tenant"},
+		{"no audiences", testConfig{noAudiences: true}, "settings/audiences", Warn, "accessTokenAcceptedVersion"},
+		{"redis offline", testConfig{extra: "cache:\n  redis:\n    address: 127.0.0.1:1\n    encryption_keys: k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"},
+			"cache/redis", Pass, "not contacted: -offline"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rep := runOffline(t, offlineConfig(t, tc.cfg), nil)
+			got := byID(rep, tc.id)
+			if len(got) != 1 {
+				t.Fatalf("no check %s:\n%s", tc.id, text(rep))
+			}
+			if got[0].Status != tc.want || !strings.Contains(got[0].Detail+" | "+got[0].Fix, tc.sub) {
+				t.Errorf("%s %s, want %s with %q: %s | %s", tc.id, got[0].Status, tc.want, tc.sub, got[0].Detail, got[0].Fix)
+			}
+			if tc.want == Pass && rep.Summary.Warn+rep.Summary.Fail != 0 {
+				t.Errorf("want no WARN or FAIL:\n%s", text(rep))
+			}
+		})
+	}
+}
+
+// bareRunner is a runner for one check, with cfg.
+func bareRunner(cfg *config.Config) *runner {
+	r := newRunner(Options{RedisTimeout: 2 * time.Second, UpstreamTimeout: 2 * time.Second})
+	if cfg.Entra.TokenTimeout == 0 {
+		cfg.Entra.TokenTimeout = config.Duration(5 * time.Second)
+	}
+	r.cfg = cfg
+	r.online = r.newOnline()
+	return r
+}
+
+func TestRedisCheck(t *testing.T) {
+	t.Parallel()
+	keys := "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	open := redistest.StartServer(t)
+	locked := redistest.StartServerWith(t, redistest.Options{Password: "letmein"})
+	tests := []struct {
+		name   string
+		redis  config.Redis
+		status Status
+		want   []string
+	}{
+		{"answers", config.Redis{Address: open.Addr}, Pass, []string{"PONG", "k1"}},
+		{"closed port", config.Redis{Address: closedPort(t)}, Fail, []string{"connection refused", "requests still work without it"}},
+		{"wrong password", config.Redis{Address: locked.Addr, Password: "wrong"}, Fail, []string{"PING failed", "credentials"}},
+		{"no password", config.Redis{Address: locked.Addr}, Fail, []string{"NOAUTH", "credentials"}},
+		{"right password", config.Redis{Address: locked.Addr, Password: "letmein"}, Pass, []string{"PONG"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := tc.redis
+			rd.EncryptionKeys, rd.EncryptionKeyID, rd.Timeout = keys, "k1", config.Duration(time.Second)
+			r := bareRunner(&config.Config{Cache: config.Cache{Redis: &rd}})
+			r.checkRedis(context.Background())
+			got := byID(r.rep, "cache/redis")
+			if len(got) != 1 {
+				t.Fatalf("no check cache/redis: %+v", r.rep.Checks)
+			}
+			c := got[0]
+			if c.Status != tc.status {
+				t.Errorf("status %s, want %s: %s | %s", c.Status, tc.status, c.Detail, c.Fix)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(c.Detail+" | "+c.Fix, s) {
+					t.Errorf("lacks %q: %s | %s", s, c.Detail, c.Fix)
+				}
+			}
+			for _, secret := range []string{"letmein", "wrong", keys[3:]} {
+				if strings.Contains(c.Detail+c.Fix, secret) {
+					t.Errorf("shows a secret: %s | %s", c.Detail, c.Fix)
+				}
+			}
+		})
+	}
+}
+
+func TestUpstreamCheck(t *testing.T) {
+	t.Parallel()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			t.Errorf("the probe sent credentials")
+		}
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}))
+	t.Cleanup(plain.Close)
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(untrusted.Close)
+	redirect := httptest.NewServer(http.RedirectHandler("http://"+closedPort(t)+"/", http.StatusFound))
+	t.Cleanup(redirect.Close)
+	tests := []struct {
+		name, upstream string
+		status         Status
+		want           []string
+	}{
+		{"any status is reachable", plain.URL + "/base", Pass, []string{"405"}},
+		{"redirects are not followed", redirect.URL, Pass, []string{"302"}},
+		{"closed port", "http://" + closedPort(t), Fail, []string{"connection refused", "OBO_GATEWAY_ROUTE_ORDERS_API_UPSTREAM"}},
+		{"certificate of an unknown CA", untrusted.URL, Fail, []string{"unknown authority", "trust store"}},
+		{"https to a plain HTTP port", strings.Replace(plain.URL, "http://", "https://", 1), Fail, []string{"TLS", "http://"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rt := config.Route{Name: "orders-api", Upstream: tc.upstream, Timeout: config.Duration(30 * time.Second)}
+			r := bareRunner(&config.Config{Routes: []config.Route{rt}})
+			r.checkUpstream(context.Background(), &rt)
+			c := r.rep.Checks[0]
+			if c.Status != tc.status {
+				t.Errorf("status %s, want %s: %s | %s", c.Status, tc.status, c.Detail, c.Fix)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(c.Detail+" | "+c.Fix, s) {
+					t.Errorf("lacks %q: %s | %s", s, c.Detail, c.Fix)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteCheck(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	WriteCheck(&b, Check{ID: "x", Name: "thing", Status: Warn, Detail: "first\nsecond", Fix: "do this\nthen that"})
+	want := "WARN  thing: first\n      second\n      fix: do this\n           then that\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	WriteSummary(&b, Summary{Pass: 3, Warn: 1, Fail: 2})
+	if !strings.Contains(b.String(), "6 checks: 3 passed, 1 warning, 2 failed") {
+		t.Errorf("summary %q", b.String())
+	}
+}
+
+func write(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
