@@ -305,60 +305,14 @@ func upstreamProblem(up string) string {
 	return ""
 }
 
-// checkDownstreamScopes checks a route's OBO scopes: one resource, either
-// <resource>/.default or named scopes, never the OpenID Connect ones.
+// checkDownstreamScopes checks a route's OBO scopes (see AnalyzeScopes).
 func checkDownstreamScopes(p *problems, field string, scopes []string) {
-	var resources []string
-	var hasDefault, hasNamed bool
-	for j, s := range scopes {
-		f := fmt.Sprintf("%s[%d]", field, j)
-		switch {
-		case s == "":
-			p.add(f, "empty: write a scope such as api://orders-api/.default")
-			continue
-		case strings.ContainsAny(s, " \t,"):
-			p.add(f, "%q: write one scope per list item", s)
-			continue
-		case isOIDCScope(s):
-			p.add(f, "%q is an OpenID Connect scope, not the downstream API's: remove it (MSAL adds openid, profile and offline_access itself)", s)
-			continue
+	for _, sp := range AnalyzeScopes(scopes).Problems {
+		f := field
+		if sp.Index >= 0 {
+			f = fmt.Sprintf("%s[%d]", field, sp.Index)
 		}
-		resource, scope, ok := splitScope(s)
-		if !ok {
-			switch {
-			case strings.Contains(s, "://") || guidRE.MatchString(s):
-				p.add(f, "%q names a resource but no scope: did you mean %s/.default?", s, strings.TrimRight(s, "/"))
-			case strings.EqualFold(strings.TrimPrefix(s, "."), "default"):
-				p.add(f, "%q has no resource: write the API's App ID URI before it, e.g. api://orders-api/.default", s)
-			default:
-				p.add(f, "%q has no resource: write the full scope, e.g. https://graph.microsoft.com/%s (or api://<api>/%s)", s, s, s)
-			}
-			continue
-		}
-		switch {
-		case scope == "":
-			p.add(f, "%q ends with '/': write %s/.default or %s/<scope>", s, resource, resource)
-			continue
-		case scope != ".default" && strings.EqualFold(strings.TrimPrefix(scope, "."), "default"):
-			p.add(f, "%q: did you mean %s/.default? (AADSTS70011)", s, resource)
-			continue
-		case !isAbsoluteURI(resource) && !guidRE.MatchString(resource):
-			p.add(f, "%q: the resource %q is neither an App ID URI (api://…, https://…) nor an application ID GUID", s, resource)
-			continue
-		case scope == ".default":
-			hasDefault = true
-		default:
-			hasNamed = true
-		}
-		if !slices.Contains(resources, resource) {
-			resources = append(resources, resource)
-		}
-	}
-	if len(resources) > 1 {
-		p.add(field, "the scopes name %d resources (%s): one OBO exchange gets a token for one resource (AADSTS28000); use a route per downstream API", len(resources), strings.Join(resources, ", "))
-	}
-	if hasDefault && hasNamed {
-		p.add(field, "mixes /.default with named scopes (AADSTS70011): use <resource>/.default alone, or named scopes only")
+		p.add(f, "%s: %s", sp.Detail, sp.Fix)
 	}
 }
 

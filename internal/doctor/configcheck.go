@@ -65,8 +65,8 @@ func (r *runner) configProblem(path string, err error) {
 			// way Entra would answer it.
 			if q, qerr := strconv.QuotedPrefix(fe.Problem); qerr == nil {
 				if s, uerr := strconv.Unquote(q); uerr == nil {
-					if a := analyzeScopes([]string{s}); len(a.problems) > 0 {
-						fix = fmt.Sprintf("%s; correct %s in %s%s", a.problems[0].fix, fe.Field, path, envHint(fe.Field))
+					if a := config.AnalyzeScopes([]string{s}); len(a.Problems) > 0 {
+						fix = fmt.Sprintf("%s; correct %s in %s%s", a.Problems[0].Fix, fe.Field, path, envHint(fe.Field))
 					}
 				}
 			}

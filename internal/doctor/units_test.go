@@ -47,34 +47,34 @@ func TestAnalyzeScopes(t *testing.T) {
 		{scopes: []string{"User.Read"}, problem: []string{"bare scope", "https://graph.microsoft.com/User.Read"}},
 		{scopes: []string{".default"}, problem: []string{"has no resource", "App ID URI"}},
 		{scopes: []string{"api://a/.default", "api://b/.default"}, problem: []string{"2 resources", "AADSTS28000"}},
-		{scopes: []string{"api://a/.default", "api://a/Read"}, problem: []string{"mixed", "AADSTS70011"}},
+		{scopes: []string{"api://a/.default", "api://a/Read"}, problem: []string{"mixes", "AADSTS70011"}},
 		{scopes: []string{"openid"}, problem: []string{"OpenID Connect", "MSAL adds"}},
 		{scopes: []string{"offline_access"}, problem: []string{"OpenID Connect"}},
 		{scopes: []string{"api://a/Read api://a/Write"}, problem: []string{"several scopes", "one scope per list item"}},
 		{scopes: []string{"api://a/"}, problem: []string{"ends with '/'", "api://a/.default"}},
-		{scopes: []string{"notauri/.default"}, problem: []string{"neither an App ID URI nor an application ID"}},
+		{scopes: []string{"notauri/.default"}, problem: []string{"neither an App ID URI", "application ID"}},
 		{scopes: []string{""}, problem: []string{"empty"}},
 	}
 	for _, tc := range tests {
-		a := analyzeScopes(tc.scopes)
+		a := config.AnalyzeScopes(tc.scopes)
 		if len(tc.problem) == 0 {
-			if len(a.problems) > 0 {
-				t.Errorf("%q: unexpected problem %+v", tc.scopes, a.problems)
+			if len(a.Problems) > 0 {
+				t.Errorf("%q: unexpected problem %+v", tc.scopes, a.Problems)
 				continue
 			}
-			if len(a.resources) != 1 || a.resources[0] != tc.resource || a.isDefault != tc.isDefault {
-				t.Errorf("%q: resources %q default %v, want %q %v", tc.scopes, a.resources, a.isDefault, tc.resource, tc.isDefault)
+			if len(a.Resources) != 1 || a.Resources[0] != tc.resource || a.IsDefault != tc.isDefault {
+				t.Errorf("%q: resources %q default %v, want %q %v", tc.scopes, a.Resources, a.IsDefault, tc.resource, tc.isDefault)
 			}
 			continue
 		}
-		if len(a.problems) == 0 {
+		if len(a.Problems) == 0 {
 			t.Errorf("%q: no problem found", tc.scopes)
 			continue
 		}
-		p := a.problems[0]
+		p := a.Problems[0]
 		for _, s := range tc.problem {
-			if !strings.Contains(p.detail+" | "+p.fix, s) {
-				t.Errorf("%q: %q | %q lacks %q", tc.scopes, p.detail, p.fix, s)
+			if !strings.Contains(p.Detail+" | "+p.Fix, s) {
+				t.Errorf("%q: %q | %q lacks %q", tc.scopes, p.Detail, p.Fix, s)
 			}
 		}
 	}
