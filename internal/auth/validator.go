@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -49,6 +51,61 @@ type Validator struct {
 	tenants   map[string]bool
 	audiences map[string]bool
 	verified  *lru.LRU[verified] // nil when CacheBudget is 0
+	// shared holds one copy of the strings and scope lists that repeat
+	// across users (tenant, issuer, client, scopes), so that cached
+	// principals do not each keep their own.
+	shared  sync.Map // string -> string or []string
+	nShared atomic.Int32
+}
+
+// maxShared bounds the shared strings: the values are few in practice, but
+// they come from tokens, so a flood of odd values must not grow memory.
+const maxShared = 4096
+
+// share returns a shared copy of s.
+func (v *Validator) share(s string) string {
+	if s == "" {
+		return s
+	}
+	if c, ok := v.shared.Load(s); ok {
+		if cs, ok := c.(string); ok {
+			return cs
+		}
+	}
+	if v.nShared.Load() >= maxShared {
+		return s
+	}
+	s = strings.Clone(s) // do not keep the whole token alive through a substring
+	if c, loaded := v.shared.LoadOrStore(s, s); loaded {
+		if cs, ok := c.(string); ok {
+			return cs
+		}
+	}
+	v.nShared.Add(1)
+	return s
+}
+
+// shareFields returns the shared, read-only scope list of a scp value.
+func (v *Validator) shareFields(scp string) []string {
+	key := "scp:" + scp
+	if c, ok := v.shared.Load(key); ok {
+		if l, ok := c.([]string); ok {
+			return l
+		}
+	}
+	fields := strings.Fields(scp)
+	for i := range fields {
+		fields[i] = v.share(fields[i])
+	}
+	if v.nShared.Load() < maxShared {
+		if c, loaded := v.shared.LoadOrStore(strings.Clone(key), fields); loaded {
+			if l, ok := c.([]string); ok {
+				return l
+			}
+		}
+		v.nShared.Add(1)
+	}
+	return fields
 }
 
 // verified is a cached validation: the principal and the key that signed it.
@@ -104,7 +161,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 		if e, ok := v.verified.Get(k); ok {
 			if h, isHolder := v.cfg.Keys.(keyHolder); !isHolder || h.holds(e.p.kid, e.p.x5t, e.pub) {
 				v.cfg.Metrics.validatedCached()
-				return e.p, nil
+				p := *e.p
+				p.raw = raw // the cache keeps no token: this request's header holds it
+				return &p, nil
 			}
 			v.verified.Remove(k) // its signing key left the key set
 		}
@@ -117,7 +176,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 	}
 	v.cfg.Metrics.validated("valid", "")
 	if v.verified != nil {
-		v.verified.Add(k, verified{p: p, pub: pub}, int64(len(raw))+512, p.ExpiresAt)
+		cached := *p
+		cached.raw = ""
+		v.verified.Add(k, verified{p: &cached, pub: pub}, 512, p.ExpiresAt)
 	}
 	return p, nil
 }
@@ -176,11 +237,12 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.
 	if iss != v2 && iss != v1 {
 		return nil, nil, invalid(ReasonIssuer, "the token's issuer is not the tenant's", fmt.Errorf("iss %q for tid %q", iss, tid))
 	}
+	kid, x5t = v.share(kid), v.share(x5t)
 	p := &Principal{
-		raw: raw, TenantID: tid, Issuer: iss, KeyID: kid, kid: kid, x5t: x5t,
+		raw: raw, TenantID: v.share(tid), Issuer: v.share(iss), KeyID: kid, kid: kid, x5t: x5t,
 		ObjectID:  claimString(tok, "oid"),
 		Subject:   tok.Subject(),
-		Version:   claimString(tok, "ver"),
+		Version:   v.share(claimString(tok, "ver")),
 		ExpiresAt: tok.Expiration(),
 	}
 	if p.KeyID == "" {
@@ -188,7 +250,7 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.
 	}
 	for _, a := range tok.Audience() {
 		if v.audiences[normAudience(a)] {
-			p.Audience = a
+			p.Audience = v.share(a)
 			break
 		}
 	}
@@ -199,14 +261,15 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.
 	if p.ClientID = claimString(tok, "azp"); p.ClientID == "" {
 		p.ClientID = claimString(tok, "appid")
 	}
+	p.ClientID = v.share(p.ClientID)
 	if scp := claimString(tok, "scp"); scp != "" {
-		p.Scopes = strings.Fields(scp)
+		p.Scopes = v.shareFields(scp)
 	}
 	if roles, ok := tok.Get("roles"); ok {
 		if list, ok := roles.([]any); ok {
 			for _, r := range list {
 				if s, ok := r.(string); ok {
-					p.Roles = append(p.Roles, s)
+					p.Roles = append(p.Roles, v.share(s))
 				}
 			}
 		}

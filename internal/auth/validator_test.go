@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -173,8 +174,11 @@ func TestVerifiedTokenCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p1 != p2 {
-		t.Error("the second validation did not come from the cache")
+	if p2.Token() != tok || p2.ObjectID != p1.ObjectID || p2.KeyID != p1.KeyID {
+		t.Errorf("cached principal = %+v (token kept: %v), want the first one's fields and this request's token", p2, p2.Token() == tok)
+	}
+	if e, ok := v.verified.Get(sha256.Sum256([]byte(tok))); !ok || e.p.Token() != "" {
+		t.Error("the verified-token cache keeps the token itself (it needs only its hash)")
 	}
 	if got := testutil.ToFloat64(m.validCached); got != 1 {
 		t.Errorf("cached validations = %v, want 1", got)
