@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/inspect"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
 const inspectUsage = `usage: gateway inspect [-config FILE] [-jwks FILE] [-at TIME] [-json] [-offline] TOKEN|-
@@ -208,16 +208,9 @@ func inspectDiscoveryClient(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSHandshakeTimeout = 5 * time.Second
 	if caFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		pemData, err := os.ReadFile(caFile)
+		pool, err := pki.SystemRootsWith(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("inspect: entra.ca_file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("inspect: entra.ca_file %s holds no PEM certificate", caFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -68,7 +68,9 @@ func snapshotOf(set jwk.Set, now time.Time) (*keySnapshot, error) {
 // holds reports whether the snapshot still has the key pub under kid/x5t.
 func (s *keySnapshot) holds(kid, x5t string, pub *rsa.PublicKey) bool {
 	k := s.lookup(kid, x5t)
-	return k != nil && k.Equal(pub)
+	// The same snapshot answers with the same pointer (the common case, no
+	// allocation); after a refresh, compare the keys themselves.
+	return k != nil && (k == pub || k.Equal(pub))
 }
 
 // StaticKeySet is a fixed key set, for tests and for examining tokens offline.

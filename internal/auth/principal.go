@@ -10,8 +10,9 @@ import (
 // Principal is a validated caller: who the token says it is. It holds the raw
 // token for the On-Behalf-Of exchange, reachable only through Token.
 type Principal struct {
-	raw      string
-	kid, x5t string // the signing key's header values, to re-check it is still published
+	raw       string
+	tokenHash [32]byte // SHA-256 of raw
+	kid, x5t  string   // the signing key's header values, to re-check it is still published
 
 	ObjectID string // oid: the user's (or, app-only, the service principal's) object ID
 	TenantID string // tid
@@ -32,6 +33,10 @@ type Principal struct {
 // Token returns the token exactly as received, to be passed as the OBO
 // assertion. It must never be logged or sent upstream.
 func (p *Principal) Token() string { return p.raw }
+
+// TokenHash is the SHA-256 of Token(): what caches key on, so they need
+// not hash the token again.
+func (p *Principal) TokenHash() [32]byte { return p.tokenHash }
 
 // HasScope reports whether the token carries the delegated scope.
 func (p *Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s) }

@@ -155,9 +155,10 @@ func normAudience(a string) string { return strings.TrimSuffix(strings.ToLower(a
 // Principal may be shared with other requests presenting the same token:
 // callers must not modify it.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
-	var k lru.Key
+	// Hashed once per request: the verified-token cache and the downstream
+	// token cache (through Principal.TokenHash) both key on it.
+	k := lru.Key(sha256.Sum256([]byte(raw)))
 	if v.verified != nil {
-		k = sha256.Sum256([]byte(raw))
 		if e, ok := v.verified.Get(k); ok {
 			if h, isHolder := v.cfg.Keys.(keyHolder); !isHolder || h.holds(e.p.kid, e.p.x5t, e.pub) {
 				v.cfg.Metrics.validatedCached()
@@ -175,6 +176,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 		return nil, te
 	}
 	v.cfg.Metrics.validated("valid", "")
+	p.tokenHash = k
 	if v.verified != nil {
 		cached := *p
 		cached.raw = ""

@@ -174,6 +174,9 @@ func TestVerifiedTokenCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want := sha256.Sum256([]byte(tok)); p1.TokenHash() != want || p2.TokenHash() != want {
+		t.Error("TokenHash is not the SHA-256 of the token, fresh or cached")
+	}
 	if p2.Token() != tok || p2.ObjectID != p1.ObjectID || p2.KeyID != p1.KeyID {
 		t.Errorf("cached principal = %+v (token kept: %v), want the first one's fields and this request's token", p2, p2.Token() == tok)
 	}
@@ -182,6 +185,12 @@ func TestVerifiedTokenCache(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.validCached); got != 1 {
 		t.Errorf("cached validations = %v, want 1", got)
+	}
+
+	// A token signed by k[0], cached before the refresh below.
+	kept := sign(t, k[0], claims, nil)
+	if _, err := v.Validate(context.Background(), kept); err != nil {
+		t.Fatal(err)
 	}
 
 	// The signing key leaves the key set: the cached entry dies with it.
@@ -194,6 +203,15 @@ func TestVerifiedTokenCache(t *testing.T) {
 	var te *TokenError
 	if !errors.As(err, &te) || te.Reason != ReasonUnknownKey {
 		t.Fatalf("after the key left the set: err = %v, want unknown_key", err)
+	}
+	// A key that stayed in the refreshed set keeps its cached tokens (the
+	// refresh made new key values: they compare equal, not identical).
+	before := testutil.ToFloat64(m.validCached)
+	if _, err := v.Validate(context.Background(), kept); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.validCached); got != before+1 {
+		t.Errorf("a token whose key survived the refresh was verified again (cached %v -> %v)", before, got)
 	}
 
 	// A cached entry does not outlive the token's exp.

@@ -3,14 +3,12 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 )
 
@@ -59,12 +58,9 @@ func (r *runner) newOnline() *online {
 		tr.DialContext = r.opts.dial
 	}
 	if e.CAFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if data, err := os.ReadFile(e.CAFile); err == nil {
-			pool.AppendCertsFromPEM(data) // checkCAFile reported a file that holds none
+		pool, err := pki.SystemRootsWith(e.CAFile)
+		if err != nil {
+			pool, _ = pki.SystemRootsWith("") // checkCAFile reported the file
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -3,14 +3,13 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
 )
 
@@ -99,17 +98,11 @@ func (r *runner) checkRedis(ctx context.Context) {
 	}
 	var tlsCfg *tls.Config
 	if rd.TLS {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if rd.CAFile != "" {
-			data, err := os.ReadFile(rd.CAFile)
-			if err != nil || !pool.AppendCertsFromPEM(data) {
-				r.fail(id, name, fmt.Sprintf("%s: cache.redis.ca_file %s holds no readable PEM certificate", desc, rd.CAFile),
-					"name a PEM file of the CA that signed Redis's certificate in cache.redis.ca_file")
-				return
-			}
+		pool, err := pki.SystemRootsWith(rd.CAFile)
+		if err != nil {
+			r.fail(id, name, fmt.Sprintf("%s: cache.redis.ca_file %s holds no readable PEM certificate", desc, rd.CAFile),
+				"name a PEM file of the CA that signed Redis's certificate in cache.redis.ca_file")
+			return
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -6,13 +6,11 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
@@ -159,16 +158,9 @@ func entraHTTPClient(caFile string) (*http.Client, error) {
 	tr.TLSHandshakeTimeout = 10 * time.Second
 	tr.ResponseHeaderTimeout = 30 * time.Second
 	if caFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(caFile)
+		pool, err := pki.SystemRootsWith(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: entra.ca_file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("gateway: entra.ca_file %s holds no PEM certificate", caFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -216,18 +208,9 @@ func (g *Gateway) sharedCache(r *config.Redis) (tokencache.L2, error) {
 	}
 	var tlsCfg *tls.Config
 	if r.TLS {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if r.CAFile != "" {
-			pem, err := os.ReadFile(r.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("gateway: cache.redis.ca_file: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("gateway: cache.redis.ca_file %s holds no PEM certificate", r.CAFile)
-			}
+		pool, err := pki.SystemRootsWith(r.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: cache.redis.ca_file: %w", err)
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -28,7 +28,7 @@ func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
 			ctx := proxy.WithSecret(r.Context(), p.Token())
 			if len(rt.DownstreamScopes) > 0 {
 				tok, err := g.tokens.Exchange(ctx, obo.Request{
-					Assertion: p.Token(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name,
+					Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name,
 				})
 				if err != nil {
 					g.oboFailed(w, r, rt, p, err)
@@ -39,7 +39,7 @@ func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
 				// exchange with those claims, then the proxy replays the request.
 				ctx = proxy.WithClaimsRetry(ctx, func(ctx context.Context, claims string) (string, error) {
 					tok, err := g.tokens.Exchange(ctx, obo.Request{
-						Assertion: p.Token(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
+						Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
 					})
 					return tok.AccessToken, err
 				})
@@ -90,36 +90,35 @@ func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Ro
 			"the downstream API requires the user to sign in again interactively; acquire a new token interactively and retry")
 		return
 	}
+	// Status and error code come from the catalogue's class mapping (the
+	// same that docs/troubleshooting.md shows); each class adds its headers
+	// and words.
+	body := apierror.Body{Error: class.ClientError()}
 	switch class {
 	case obo.ClassInteraction:
-		claims := base64.StdEncoding.EncodeToString([]byte(oe.Claims))
+		body.Claims = base64.StdEncoding.EncodeToString([]byte(oe.Claims))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", authorization_uri="`+g.authority+
-			`/oauth2/v2.0/authorize", error="insufficient_claims", claims="`+claims+`"`)
-		apierror.WriteBody(w, r, http.StatusUnauthorized, apierror.Body{
-			Error:       "insufficient_claims",
-			Description: "the downstream API requires more from the user (e.g. multi-factor authentication): acquire a new token with these claims (MSAL.js: claims request parameter) and retry",
-			Claims:      claims,
-		})
+			`/oauth2/v2.0/authorize", error="insufficient_claims", claims="`+body.Claims+`"`)
+		body.Description = "the downstream API requires more from the user (e.g. multi-factor authentication): acquire a new token with these claims (MSAL.js: claims request parameter) and retry"
 	case obo.ClassInvalidAssertion:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", error="invalid_token", error_description="the token cannot be exchanged for the downstream API; acquire a new token"`)
-		apierror.Write(w, r, http.StatusUnauthorized, "invalid_token", "the token cannot be exchanged for the downstream API (Entra ID refused it): acquire a new token for this API")
+		body.Description = "the token cannot be exchanged for the downstream API (Entra ID refused it): acquire a new token for this API"
 	case obo.ClassConsent:
-		apierror.Write(w, r, http.StatusForbidden, "consent_required",
-			"the user has not consented to let this API call "+resourceOf(rt)+" on their behalf: sign the user in interactively to grant consent (or ask an admin to grant it), then retry")
+		body.Description = "the user has not consented to let this API call " + resourceOf(rt) + " on their behalf: sign the user in interactively to grant consent (or ask an admin to grant it), then retry"
 	case obo.ClassUser:
-		apierror.Write(w, r, http.StatusForbidden, "access_denied", "the user's account cannot be used (it is disabled or blocked)")
+		body.Description = "the user's account cannot be used (it is disabled or blocked)"
 	case obo.ClassUnavailable:
 		retry := 5
 		if oe.RetryAfter > 0 {
 			retry = int((oe.RetryAfter.Seconds()) + 0.999)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(retry))
-		apierror.Write(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider is unavailable or throttling; retry later")
+		body.Description = "the identity provider is unavailable or throttling; retry later"
 	default:
-		apierror.Write(w, r, http.StatusBadGateway, "bad_gateway", "the gateway could not obtain a token for the upstream API; the operator has been alerted (quote the request_id)")
+		body.Description = "the gateway could not obtain a token for the upstream API; the operator has been alerted (quote the request_id)"
 	}
+	apierror.WriteBody(w, r, class.Status(), body)
 }
-
 func resourceOf(rt config.Route) string {
 	if res := rt.Resource(); res != "" {
 		return res

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -241,8 +242,8 @@ func TestExchangeSuccessForwardsDownstreamToken(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("%d exchanges, want 1", len(reqs))
 	}
-	want := obo.Request{Assertion: tok, TenantID: testTenant, Scopes: []string{"api://orders-api/.default"}, Route: "orders"}
-	if r := reqs[0]; r.Assertion != want.Assertion || r.TenantID != want.TenantID || !slices.Equal(r.Scopes, want.Scopes) ||
+	want := obo.Request{Assertion: tok, AssertionSHA256: sha256.Sum256([]byte(tok)), TenantID: testTenant, Scopes: []string{"api://orders-api/.default"}, Route: "orders"}
+	if r := reqs[0]; r.Assertion != want.Assertion || r.AssertionSHA256 != want.AssertionSHA256 || r.TenantID != want.TenantID || !slices.Equal(r.Scopes, want.Scopes) ||
 		r.Route != want.Route || r.Claims != "" {
 		t.Errorf("exchange request = %+v,\nwant %+v", redactAssertion(r, tok), redactAssertion(want, tok))
 	}

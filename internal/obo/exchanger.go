@@ -80,6 +80,9 @@ type credentialState struct {
 type Request struct {
 	// Assertion is the user's token exactly as received (no "Bearer ").
 	Assertion string
+	// AssertionSHA256 is the SHA-256 of Assertion when the caller has it
+	// already (caches key on it); zero means not known.
+	AssertionSHA256 [32]byte
 	// TenantID is the token's tid; exchanges for users of other allowed
 	// tenants go to their own tenant.
 	TenantID string

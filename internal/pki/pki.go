@@ -226,3 +226,24 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+// SystemRootsWith returns the system's trusted roots plus the PEM
+// certificates of caFile ("" adds none). It fails when caFile cannot be read
+// or holds no certificate, naming the file.
+func SystemRootsWith(caFile string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return pool, nil
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("pki: %s holds no PEM certificate", caFile)
+	}
+	return pool, nil
+}

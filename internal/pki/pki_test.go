@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,5 +67,35 @@ func TestWriteFileEnforcesMode(t *testing.T) {
 	}
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("mode = %v, want 0600", st.Mode().Perm())
+	}
+}
+
+func TestSystemRootsWith(t *testing.T) {
+	ca, err := NewCA("extra CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.IssueServer(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile, _ := WriteFile(dir, "ca.pem", ca.CertPEM(), 0o644)
+	pool, err := SystemRootsWith(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Leaf.Verify(x509.VerifyOptions{DNSName: "localhost", Roots: pool}); err != nil {
+		t.Errorf("a certificate of the added CA does not verify: %v", err)
+	}
+	if _, err := SystemRootsWith(""); err != nil {
+		t.Errorf("no file: %v", err)
+	}
+	junk, _ := WriteFile(dir, "junk.pem", []byte("not PEM"), 0o644)
+	if _, err := SystemRootsWith(junk); err == nil || !strings.Contains(err.Error(), junk) {
+		t.Errorf("a file without certificates: err = %v, want one naming it", err)
+	}
+	if _, err := SystemRootsWith(filepath.Join(dir, "missing.pem")); err == nil {
+		t.Error("a missing file was accepted")
 	}
 }

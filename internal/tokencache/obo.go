@@ -86,7 +86,10 @@ func NewOBO(cfg OBOConfig) (*OBO, error) {
 // KeyOf is the cache key of an exchange: SHA-256 over the SHA-256 of the
 // user's token, the tenant, the sorted scopes and the claims.
 func KeyOf(req obo.Request) Key {
-	at := sha256.Sum256([]byte(req.Assertion))
+	at := req.AssertionSHA256
+	if at == ([32]byte{}) {
+		at = sha256.Sum256([]byte(req.Assertion))
+	}
 	scopes := slices.Clone(req.Scopes)
 	for i := range scopes {
 		scopes[i] = strings.ToLower(scopes[i])

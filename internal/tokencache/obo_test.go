@@ -2,6 +2,7 @@ package tokencache
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -109,6 +110,11 @@ func TestTokenTooCloseToExpiryIsNotCached(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	base := req("alice")
+	hashed := base
+	hashed.AssertionSHA256 = sha256.Sum256([]byte(base.Assertion))
+	if KeyOf(hashed) != KeyOf(base) {
+		t.Error("a caller-supplied assertion hash gives another key than hashing the assertion")
+	}
 	same := base
 	same.Scopes = []string{"API://Orders/.default"}
 	same.Route = "other-route"
