@@ -161,6 +161,7 @@ write_gw_config() {
 # bench/run.sh: the gateway against the local tenant and the bench upstream.
 listen: $listen
 admin_listen: $admin
+admin_pprof: true
 log_level: $level
 shutdown_grace: 2s
 entra:
@@ -427,6 +428,8 @@ sleep 1
 RSS1=$(rss_kib "$G2_PID"); HEAP1=$(metric "$G2_ADMIN" go_memstats_heap_inuse_bytes)
 E1=$(metric "$G2_ADMIN" obo_gateway_token_cache_entries); B1=$(metric "$G2_ADMIN" obo_gateway_token_cache_bytes)
 EVICT=$(metric "$G2_ADMIN" 'obo_gateway_token_cache_evictions_total{reason="capacity"}')
+# What holds the memory, for --keep: go tool pprof -sample_index=inuse_space bin/gateway gateway-mem.heap.pprof
+curl -sS -o "$TMP/gateway-mem.heap.pprof" "http://$G2_ADMIN/debug/pprof/heap" || say "WARNING: no heap profile"
 MEM_N=$(calc "$E1 - $E100")
 PER_USER=$(calc "($RSS1 - $RSS0) * 1024 / $MEM_N")
 HEAP_PER_USER=$(calc "($HEAP1 - $HEAP0) / $MEM_N")

@@ -13,6 +13,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminListen is the address of /metrics, /healthz and /readyz. Default ":9090".
 	AdminListen string `yaml:"admin_listen"`
+	// AdminPprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// the admin listener, for an operator who needs a heap or CPU profile.
+	// Default off.
+	AdminPprof bool `yaml:"admin_pprof"`
 	// TLS serves the API listener over HTTPS when set.
 	TLS *ServerTLS `yaml:"tls"`
 

@@ -530,6 +530,7 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 	return map[string]envSample{
 		"listen":                          {value: "127.0.0.1:18080", want: "127.0.0.1:18080"},
 		"admin_listen":                    {value: "127.0.0.1:19090", want: "127.0.0.1:19090"},
+		"admin_pprof":                     {value: "1", want: true},
 		"tls.cert_file":                   {value: other("tls2.crt"), want: other("tls2.crt")},
 		"tls.key_file":                    {value: other("tls2.key"), want: other("tls2.key")},
 		"entra.tenant_id":                 {value: "11111111-2222-4333-8444-555555555555", want: "11111111-2222-4333-8444-555555555555"},

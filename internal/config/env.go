@@ -74,6 +74,8 @@ func envSettings() []envSetting {
 			setString(func(c *Config) *string { return &c.Listen })},
 		{EnvVar{"OBO_GATEWAY_ADMIN_LISTEN", "admin_listen", "address of /metrics, /healthz and /readyz, host:port"},
 			setString(func(c *Config) *string { return &c.AdminListen })},
+		{EnvVar{"OBO_GATEWAY_ADMIN_PPROF", "admin_pprof", "serve /debug/pprof/ on the admin listener: true, false, 1 or 0"},
+			setBool(func(c *Config) *bool { return &c.AdminPprof })},
 		{EnvVar{"OBO_GATEWAY_TLS_CERT_FILE", "tls.cert_file", "PEM certificate (chain) of the API listener"},
 			setString(func(c *Config) *string { return &tls(c).CertFile })},
 		{EnvVar{"OBO_GATEWAY_TLS_KEY_FILE", "tls.key_file", "PEM private key of the API listener"},

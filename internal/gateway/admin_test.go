@@ -172,3 +172,24 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("admin / = %d, want 404", rec.Code)
 	}
 }
+
+func TestAdminPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		tg := newTestGateway(t)
+		tg.cfg.AdminPprof = on
+		rec, _ := admin(t, tg, "/debug/pprof/heap?debug=1")
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		if rec.Code != want {
+			t.Errorf("admin_pprof %v: /debug/pprof/heap = %d, want %d", on, rec.Code, want)
+		}
+		if on && !strings.Contains(rec.Body.String(), "heap profile") {
+			t.Errorf("admin_pprof on: /debug/pprof/heap is not a heap profile: %.100q", rec.Body)
+		}
+		if rec, _ := admin(t, tg, "/debug/pprof/cmdline"); rec.Code != http.StatusNotFound {
+			t.Errorf("admin_pprof %v: /debug/pprof/cmdline = %d, want 404 (the command line is not served)", on, rec.Code)
+		}
+	}
+}

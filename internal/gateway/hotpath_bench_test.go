@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +31,8 @@ const benchBody = `{"ok":true,"service":"bench-upstream","items":[1,2,3]}`
 // tokencache.OBO (with its metrics) in front of a fake exchanger, the real
 // proxy and transport, and a JSON logger at the production default level
 // (info, so the access log is written, to io.Discard).
-func newBenchGateway(b *testing.B, upstream string) (*Gateway, *tokencache.OBO, *fakeTokens) {
+// next answers the exchanges; nil means a fakeTokens with one token for all.
+func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (*Gateway, *tokencache.OBO, *fakeTokens) {
 	b.Helper()
 	_, set := testKeys(b)
 	keys, err := auth.NewStaticKeySet(set)
@@ -46,8 +49,11 @@ func newBenchGateway(b *testing.B, upstream string) (*Gateway, *tokencache.OBO, 
 		b.Fatal(err)
 	}
 	fake := &fakeTokens{token: downstreamToken}
+	if next == nil {
+		next = fake
+	}
 	cache, err := tokencache.NewOBO(tokencache.OBOConfig{
-		Next: fake, Budget: 512 << 20, Metrics: tokencache.NewMetrics(reg),
+		Next: next, Budget: 512 << 20, Metrics: tokencache.NewMetrics(reg),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -87,7 +93,7 @@ func newBenchUpstream(b *testing.B) *httptest.Server {
 // function serving one request with a user token whose validation and
 // downstream token are cached after the first call (made here).
 func hotPath(b *testing.B, upstream string) (serve func(b *testing.B), cache *tokencache.OBO, fake *fakeTokens) {
-	g, cache, fake := newBenchGateway(b, upstream)
+	g, cache, fake := newBenchGateway(b, upstream, nil)
 	h := g.Handler()
 	tok := userToken(b, nil)
 	serve = func(b *testing.B) {
@@ -182,4 +188,69 @@ func BenchmarkHotPathBigCache(b *testing.B) {
 			serve(b)
 		}
 	})
+}
+
+// mintingTokens is a TokenSource that answers each exchange with a new
+// downstream token of an Entra-like size, allocated per call as MSAL's JSON
+// decoding allocates it.
+type mintingTokens struct{ n atomic.Int64 }
+
+func (m *mintingTokens) Exchange(_ context.Context, _ obo.Request) (obo.Token, error) {
+	i := m.n.Add(1)
+	tok := fmt.Sprintf("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.%0*d.sig", downstreamTokenSize-43, i)
+	return obo.Token{AccessToken: tok, ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// downstreamTokenSize is the length of a downstream token from the local
+// tenant (bench/run.sh's obo_gateway_token_cache_bytes: 1,430 B per entry
+// with the entry's overhead); real Entra tokens are 1.2–2 KB.
+const downstreamTokenSize = 1380
+
+// BenchmarkMemoryPerUser pushes distinct users through the gateway's handler
+// (each a first request: a full validation and an exchange), then reports
+// what stays on the Go heap per cached user after a full collection: bytes
+// (live-B/user) and objects (live-objs/user, what each garbage collection
+// has to mark). It measures memory, not time; one iteration is enough:
+//
+//	go test -run '^$' -bench MemoryPerUser -benchtime 1x ./internal/gateway
+func BenchmarkMemoryPerUser(b *testing.B) {
+	const users = 4000
+	up := newBenchUpstream(b)
+	toks := make([]string, users)
+	for i := range toks {
+		toks[i] = userToken(b, map[string]any{
+			"oid": fmt.Sprintf("%08x-1111-4222-8333-%012x", i, i), "sub": fmt.Sprintf("sub-%039d", i),
+			"uti": fmt.Sprintf("uti-%018d", i), "name": fmt.Sprintf("User %d", i),
+			"preferred_username": fmt.Sprintf("user%d@contoso.example", i),
+		})
+	}
+	for b.Loop() {
+		g, cache, _ := newBenchGateway(b, up.URL, &mintingTokens{})
+		h := g.Handler()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, tok := range toks {
+			r, err := http.NewRequest(http.MethodGet, "http://gateway.test/orders/items", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.RemoteAddr = "192.0.2.1:1234"
+			r.Header.Set("Authorization", "Bearer "+tok)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if n := cache.Len(); n != users {
+			b.Fatalf("the downstream-token cache holds %d entries, want %d", n, users)
+		}
+		runtime.KeepAlive(h)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/users, "live-B/user")
+		b.ReportMetric(float64(int64(after.HeapObjects)-int64(before.HeapObjects))/users, "live-objs/user")
+	}
 }

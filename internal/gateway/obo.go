@@ -22,29 +22,35 @@ func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p := auth.FromContext(r.Context())
+			f := proxy.FromContext(r.Context())
 			if info := infoFrom(r.Context()); info != nil {
 				info.principal = p
 			}
-			ctx := proxy.WithSecret(r.Context(), p.Token())
+			if f == nil {
+				// Not behind the access log (which provides one): our own.
+				f = &proxy.Forward{}
+				r = r.WithContext(proxy.NewContext(r.Context(), f))
+			}
+			f.SetSecret(p.Token())
 			if len(rt.DownstreamScopes) > 0 {
-				tok, err := g.tokens.Exchange(ctx, obo.Request{
+				tok, err := g.tokens.Exchange(r.Context(), obo.Request{
 					Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name,
 				})
 				if err != nil {
 					g.oboFailed(w, r, rt, p, err)
 					return
 				}
-				ctx = proxy.WithUpstreamToken(ctx, tok.AccessToken)
+				f.SetUpstreamToken(tok.AccessToken)
 				// A downstream claims challenge (CAE, conditional access): one new
 				// exchange with those claims, then the proxy replays the request.
-				ctx = proxy.WithClaimsRetry(ctx, func(ctx context.Context, claims string) (string, error) {
+				f.SetClaimsRetry(func(ctx context.Context, claims string) (string, error) {
 					tok, err := g.tokens.Exchange(ctx, obo.Request{
 						Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
 					})
 					return tok.AccessToken, err
 				})
 			}
-			next.ServeHTTP(w, r.WithContext(ctx))
+			next.ServeHTTP(w, r)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -11,19 +12,18 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/cors"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
-	"github.com/obo-gateway/obo-gateway/internal/reqid"
 )
 
 // Handler is the API: every route of the configuration, in one place.
 //
-//	request ID → access log → recover → CORS (preflights end here)
+//	request ID and access log → recover → CORS (preflights end here)
 //	  → per route: metrics → token validation (auth) → OBO exchange → reverse proxy
 //	unknown paths → 404 JSON
 func (g *Gateway) Handler() http.Handler {
 	r := chi.NewRouter()
 	// The access log wraps the recoverer so that it logs the 500 the
 	// recoverer answers to a panic, not the status nobody wrote.
-	r.Use(reqid.Middleware, g.accessLog, g.recoverer)
+	r.Use(g.accessLog, g.recoverer)
 	r.Use(cors.Middleware(cors.Config{
 		AllowedOrigins: g.cfg.CORS.AllowedOrigins,
 		AllowedHeaders: g.cfg.CORS.AllowedHeaders,
@@ -66,6 +66,14 @@ func (g *Gateway) AdminHandler() http.Handler {
 		}
 		writeStatus(w, http.StatusOK, map[string]any{"status": "ready", "signing_keys_fetched_at": g.keys.FetchedAt().UTC().Format(time.RFC3339)})
 	})
+	if g.cfg.AdminPprof {
+		// Registered on this mux only: the package's init also registers on
+		// http.DefaultServeMux, which the gateway never serves.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -15,23 +15,6 @@ import (
 // decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims.
 type ClaimsRetry func(ctx context.Context, claims string) (token string, err error)
 
-type claimsRetryKey struct{}
-
-// WithClaimsRetry returns ctx carrying how to answer an upstream's claims
-// challenge (continuous access evaluation, conditional access): when the
-// upstream answers 401 with WWW-Authenticate carrying claims="…", the proxy
-// gets a new token with those claims once and replays the request, if it has
-// no body. Otherwise, or if that fails, the upstream's 401 and its challenge
-// go to the frontend unchanged, for it to step up.
-func WithClaimsRetry(ctx context.Context, retry ClaimsRetry) context.Context {
-	return context.WithValue(ctx, claimsRetryKey{}, retry)
-}
-
-func claimsRetryFrom(ctx context.Context) ClaimsRetry {
-	r, _ := ctx.Value(claimsRetryKey{}).(ClaimsRetry)
-	return r
-}
-
 // claimsTransport answers upstream claims challenges, around a route's transport.
 type claimsTransport struct {
 	next    http.RoundTripper
@@ -46,7 +29,7 @@ func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	claims := challengeClaims(resp.Header.Values("WWW-Authenticate"))
-	retry := claimsRetryFrom(req.Context())
+	retry := FromContext(req.Context()).retry()
 	if claims == "" || retry == nil {
 		return resp, nil
 	}

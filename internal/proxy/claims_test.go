@@ -68,13 +68,15 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			u, _ := url.Parse(up.URL)
 			h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u})
 			var gotClaims string
-			ctx := WithUpstreamToken(context.Background(), "stale-token")
+			f := &Forward{}
+			f.SetUpstreamToken("stale-token")
 			if !tt.noRetry {
-				ctx = WithClaimsRetry(ctx, func(_ context.Context, claims string) (string, error) {
+				f.SetClaimsRetry(func(_ context.Context, claims string) (string, error) {
 					gotClaims = claims
 					return "good-token", tt.retryErr
 				})
 			}
+			ctx := NewContext(context.Background(), f)
 			var body io.Reader
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)

@@ -210,7 +210,8 @@ func TestErrorHandler(t *testing.T) {
 				Logger:    slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 				Metrics:   NewMetrics(reg),
 			})
-			ctx, o := WithOutcome(reqid.NewContext(tc.ctx, requestID))
+			f := &Forward{}
+			ctx, o := NewContext(reqid.NewContext(tc.ctx, requestID), f), &f.Outcome
 			r := httptest.NewRequest(http.MethodGet, "/orders/1", nil).WithContext(ctx)
 			w := &writeRecorder{ResponseRecorder: httptest.NewRecorder()}
 			p.errorHandler(ordersRoute(mustURL(t, "http://orders.internal:8080")))(w, r, tc.err)

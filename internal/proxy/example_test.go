@@ -32,9 +32,10 @@ func ExampleProxy_Handler() {
 
 	// In the gateway, the auth and On-Behalf-Of middleware set these.
 	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := proxy.WithSecret(r.Context(), "the-users-token")
-		ctx = proxy.WithUpstreamToken(ctx, "token-for-the-orders-api")
-		orders.ServeHTTP(w, r.WithContext(ctx))
+		f := &proxy.Forward{}
+		f.SetSecret("the-users-token")
+		f.SetUpstreamToken("token-for-the-orders-api")
+		orders.ServeHTTP(w, r.WithContext(proxy.NewContext(r.Context(), f)))
 	}))
 	defer gateway.Close()
 

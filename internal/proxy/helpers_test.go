@@ -97,7 +97,7 @@ type gateway struct {
 type setup struct {
 	cfg     Config       // Logger and Metrics are set by newGateway
 	token   string       // the upstream token; "" means downstreamToken
-	noToken bool         // do not call WithUpstreamToken
+	noToken bool         // do not call SetUpstreamToken
 	tweak   func(*Proxy) // runs before Handler
 }
 
@@ -123,18 +123,18 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 	}
 	h := p.Handler(rt)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := reqid.NewContext(r.Context(), requestID)
-		ctx = WithSecret(ctx, userToken)
+		f := &Forward{}
+		f.SetSecret(userToken)
 		switch {
 		case s.token != "":
-			ctx = WithUpstreamToken(ctx, s.token)
+			f.SetUpstreamToken(s.token)
 		case !s.noToken:
-			ctx = WithUpstreamToken(ctx, downstreamToken)
+			f.SetUpstreamToken(downstreamToken)
 		}
-		ctx, o := WithOutcome(ctx)
+		ctx := NewContext(reqid.NewContext(r.Context(), requestID), f)
 		defer func() {
 			select {
-			case g.outcomes <- *o:
+			case g.outcomes <- f.Outcome:
 			default:
 			}
 		}()

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -34,15 +37,25 @@ func TestOutcomeOfASuccess(t *testing.T) {
 
 func TestContextValues(t *testing.T) {
 	ctx := context.Background()
-	if upstreamTokenFrom(ctx) != "" || secretFrom(ctx) != "" || outcomeFrom(ctx) != nil {
+	if f := FromContext(ctx); f.token() != "" || f.secretValue() != "" || f.retry() != nil || outcomeFrom(ctx) != nil {
 		t.Error("an empty context carries values")
 	}
-	ctx = WithUpstreamToken(WithSecret(ctx, "s"), "t")
-	ctx, o := WithOutcome(ctx)
-	if upstreamTokenFrom(ctx) != "t" || secretFrom(ctx) != "s" || outcomeFrom(ctx) != o {
+	f := &Forward{}
+	f.SetSecret("the-users-secret-token")
+	f.SetUpstreamToken("the-downstream-token")
+	ctx = NewContext(ctx, f)
+	if g := FromContext(ctx); g != f || g.token() != "the-downstream-token" || g.secretValue() != "the-users-secret-token" || outcomeFrom(ctx) != &f.Outcome {
 		t.Error("values lost")
 	}
 	if got := redacted("s").String(); got != "REDACTED" {
 		t.Errorf("a token prints as %q", got)
+	}
+	// However a Forward is printed or logged, the tokens stay out.
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "forward", f, "value", *f)
+	for _, s := range []string{fmt.Sprint(f), fmt.Sprintf("%+v", *f), fmt.Sprintf("%#v", f), fmt.Sprint(ctx), logs.String()} {
+		if strings.Contains(s, "token") {
+			t.Errorf("a printed Forward shows a token: %s", s)
+		}
 	}
 }

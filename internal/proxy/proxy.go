@@ -1,7 +1,7 @@
 // Package proxy forwards a route's requests to its upstream API. The request
 // carries the downstream token that an earlier middleware obtained On-Behalf-Of
-// the user ([WithUpstreamToken]) and never the user's own token
-// ([WithSecret]): the incoming Authorization header is always dropped, and so
+// the user ([Forward.SetUpstreamToken]) and never the user's own token
+// ([Forward.SetSecret]): the incoming Authorization header is always dropped, and so
 // is any other header or query parameter that carries the user's token.
 //
 // Forwarding headers are a trust boundary. X-Forwarded-For, -Host and -Proto
@@ -134,8 +134,7 @@ func New(cfg Config) *Proxy {
 // user's token (a bug in the exchange before the proxy).
 //
 // The handler takes the upstream token, the user's token and the Outcome
-// from the request's context ([WithUpstreamToken], [WithSecret],
-// [WithOutcome]). The gateway owns CORS (browsers' preflights never reach an
+// from the request's [Forward] ([NewContext]). The gateway owns CORS (browsers' preflights never reach an
 // upstream), so Access-Control-* headers in upstream responses are dropped
 // rather than doubled. When a streamed response fails half-way, the handler
 // panics with http.ErrAbortHandler to abort it, as ReverseProxy does: a
@@ -168,12 +167,13 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not contain . or .. segments")
 			return
 		}
-		if s := secretFrom(r.Context()); s != "" {
+		f := FromContext(r.Context())
+		if s := f.secretValue(); s != "" {
 			if strings.Contains(r.URL.Path, s) || strings.Contains(r.URL.RawPath, s) {
 				apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not carry the access token")
 				return
 			}
-			if strings.Contains(upstreamTokenFrom(r.Context()), s) {
+			if strings.Contains(f.token(), s) {
 				// A bug before the proxy (the exchange passed the user's
 				// token through): fail closed.
 				p.log.LogAttrs(r.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
@@ -210,16 +210,16 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 // X-Forwarded-For/-Host/-Proto, and unparsable query parameters.
 func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
-		ctx := pr.In.Context()
-		secret := secretFrom(ctx)
+		f := FromContext(pr.In.Context())
+		secret := f.secretValue()
 		out := pr.Out
 		out.URL.RawQuery = scrubQuery(out.URL.RawQuery, secret)
 		pr.SetURL(upstream)
 		p.setForwarded(pr)
 		// Last, so nothing copied above can bring the token back.
 		scrubHeaders(out.Header, secret)
-		if tok := upstreamTokenFrom(ctx); tok != "" {
-			out.Header.Set("Authorization", "Bearer "+tok)
+		if tok := f.token(); tok != "" {
+			out.Header["Authorization"] = []string{"Bearer " + tok}
 		}
 	}
 }
@@ -280,9 +280,6 @@ func (p *Proxy) trustedPeer(remoteAddr string) bool {
 // scrubHeaders drops every Authorization header and, when secret is set,
 // every header whose name or any value contains it.
 func scrubHeaders(h http.Header, secret string) {
-	// Lower-cased once per request, not once per header: the secret is the
-	// caller's whole token (a kilobyte or more), and this is the hot path.
-	lowerSecret := strings.ToLower(secret)
 	for name, vals := range h {
 		if strings.EqualFold(name, "Authorization") {
 			delete(h, name)
@@ -291,8 +288,10 @@ func scrubHeaders(h http.Header, secret string) {
 		if secret == "" {
 			continue
 		}
-		// Canonicalisation changes the case of header names.
-		if strings.Contains(strings.ToLower(name), lowerSecret) {
+		// Canonicalisation changes the case of header names, so a name is
+		// compared without case; only a name as long as the token (a
+		// kilobyte or more) can hold it, so this costs nothing per request.
+		if containsFold(name, secret) {
 			delete(h, name)
 			continue
 		}
@@ -303,6 +302,18 @@ func scrubHeaders(h http.Header, secret string) {
 			}
 		}
 	}
+}
+
+// containsFold reports whether s contains substr, ignoring case, without
+// allocating. Header names and tokens are ASCII, so windows of substr's
+// length in bytes are enough.
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
 }
 
 // scrubQuery drops the access_token parameter and, when secret is set, every

@@ -31,16 +31,24 @@ func NewContext(ctx context.Context, id string) context.Context {
 // on the request (so the upstream sees it) and on the response.
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(Header)
-		if !valid(id) {
-			id = New()
-		}
-		// Set, not only when replaced: a second X-Request-Id header the
-		// client sent must not reach the upstream unchecked.
-		r.Header.Set(Header, id)
-		w.Header().Set(Header, id)
+		id := Prepare(w, r)
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
+}
+
+// Prepare does Middleware's work except the context: it returns the ID for
+// the caller to put there with NewContext, together with its own values, so
+// that the request is copied once rather than once per middleware.
+func Prepare(w http.ResponseWriter, r *http.Request) string {
+	id := r.Header.Get(Header)
+	if !valid(id) {
+		id = New()
+	}
+	// Set, not only when replaced: a second X-Request-Id header the client
+	// sent must not reach the upstream unchecked.
+	r.Header.Set(Header, id)
+	w.Header().Set(Header, id)
+	return id
 }
 
 // New returns a random 128-bit ID in hex.

@@ -90,22 +90,41 @@ func KeyOf(req obo.Request) Key {
 	if at == ([32]byte{}) {
 		at = sha256.Sum256([]byte(req.Assertion))
 	}
-	scopes := slices.Clone(req.Scopes)
-	for i := range scopes {
-		scopes[i] = strings.ToLower(scopes[i])
+	scopes := req.Scopes
+	if !canonical(scopes) {
+		scopes = slices.Clone(scopes)
+		for i := range scopes {
+			scopes[i] = strings.ToLower(scopes[i])
+		}
+		slices.Sort(scopes)
 	}
-	slices.Sort(scopes)
-	h := sha256.New()
-	h.Write(at[:])
-	h.Write([]byte{0})
-	h.Write([]byte(strings.ToLower(req.TenantID)))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.Join(scopes, " ")))
-	h.Write([]byte{0})
-	h.Write([]byte(req.Claims))
-	var k Key
-	h.Sum(k[:0])
-	return k
+	// One buffer, on the stack for the usual sizes, hashed once: this runs
+	// on every request.
+	var buf [512]byte
+	b := append(buf[:0], at[:]...)
+	b = append(b, 0)
+	b = append(b, strings.ToLower(req.TenantID)...)
+	b = append(b, 0)
+	for i, s := range scopes {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, s...)
+	}
+	b = append(b, 0)
+	b = append(b, req.Claims...)
+	return Key(sha256.Sum256(b))
+}
+
+// canonical reports scopes already lower-case and sorted, as a route's
+// configured scopes usually are: then KeyOf needs no sorted copy.
+func canonical(scopes []string) bool {
+	for i, s := range scopes {
+		if strings.ToLower(s) != s || (i > 0 && scopes[i-1] > s) {
+			return false
+		}
+	}
+	return true
 }
 
 // Exchange answers from the cache or performs (or joins) the exchange.

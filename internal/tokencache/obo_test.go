@@ -140,6 +140,30 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestKeyFormat pins how a key is made: replicas of two versions share the
+// Redis cache during a rolling update, so a change of format is a change of
+// every key (and must be deliberate).
+func TestKeyFormat(t *testing.T) {
+	at := sha256.Sum256([]byte("token-of-alice"))
+	var in []byte
+	in = append(in, at[:]...)
+	in = append(in, 0)
+	in = append(in, "tenant-1"...)
+	in = append(in, 0)
+	in = append(in, "api://a/x api://b/y"...)
+	in = append(in, 0)
+	in = append(in, `{"access_token":{"nbf":{"essential":true}}}`...)
+	want := Key(sha256.Sum256(in))
+	scopes := []string{"API://b/Y", "api://a/x"}
+	got := KeyOf(obo.Request{Assertion: "token-of-alice", TenantID: "Tenant-1", Scopes: scopes, Claims: `{"access_token":{"nbf":{"essential":true}}}`})
+	if got != want {
+		t.Errorf("KeyOf = %x, want %x", got, want)
+	}
+	if scopes[0] != "API://b/Y" || scopes[1] != "api://a/x" {
+		t.Errorf("KeyOf changed the caller's scopes: %q", scopes)
+	}
+}
+
 func TestConcurrentMissesShareOneExchange(t *testing.T) {
 	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now, started: make(chan struct{}, 100), release: make(chan struct{})}
