@@ -9,7 +9,8 @@
 # Usage: bench/run.sh [--duration 10s] [--conns 64] [--threads 2] [--warmup 3s]
 #                     [--rate-duration 10s] [--cold-users 500] [--cold-conc 16]
 #                     [--burst 200] [--mem-users 20000] [--fill-conc 32]
-#                     [--redis-cold-users 200] [--cache-budget 1GiB] [--keep]
+#                     [--redis-cold-users 200] [--cache-budget 1GiB]
+#                     [--gw-gomemlimit 360MiB] [--gw-gogc 100] [--keep]
 # Each flag has an environment variable of the same name in capitals with _
 # (DURATION=5s bench/run.sh). --mem-users 100000 measures 100k users directly.
 set -euo pipefail
@@ -27,6 +28,8 @@ MEM_USERS=${MEM_USERS:-20000}            # distinct users pushed to measure memo
 FILL_CONC=${FILL_CONC:-32}               # their requests in flight
 REDIS_COLD_USERS=${REDIS_COLD_USERS:-200} # new users served while Redis is down
 CACHE_BUDGET=${CACHE_BUDGET:-1GiB}       # cache.memory_budget and cache.verified_tokens_budget
+GW_GOMEMLIMIT=${GW_GOMEMLIMIT-360MiB}    # the gateways' GOMEMLIMIT, as a deployment sets it; "" = none
+GW_GOGC=${GW_GOGC-100}                   # the gateways' GOGC; "" = Go's default (100)
 KEEP=${KEEP:-0}                          # 1: keep the temporary directory
 O2P_MODULE=github.com/oauth2-proxy/oauth2-proxy/v7
 O2P_VERSION=${O2P_VERSION:-v7.15.6}
@@ -43,7 +46,7 @@ while [ $# -gt 0 ]; do
   esac
   var=$(echo "${name#--}" | tr 'a-z-' 'A-Z_')
   case $var in
-    THREADS|CONNS|DURATION|WARMUP|RATE_DURATION|COLD_USERS|COLD_CONC|BURST|MEM_USERS|FILL_CONC|REDIS_COLD_USERS|CACHE_BUDGET)
+    THREADS|CONNS|DURATION|WARMUP|RATE_DURATION|COLD_USERS|COLD_CONC|BURST|MEM_USERS|FILL_CONC|REDIS_COLD_USERS|CACHE_BUDGET|GW_GOMEMLIMIT|GW_GOGC)
       printf -v "$var" '%s' "$val" ;;
     *) echo "run.sh: unknown flag $name (see --help)" >&2; exit 2 ;;
   esac
@@ -203,7 +206,8 @@ start_gateway() {
   GW_ADDR=127.0.0.1:$("$BT" freeport)
   GW_ADMIN=127.0.0.1:$("$BT" freeport)
   write_gw_config "$TMP/$name.yaml" "$GW_ADDR" "$GW_ADMIN" "$@"
-  "$BIN/gateway" serve -config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
+  env ${GW_GOMEMLIMIT:+GOMEMLIMIT=$GW_GOMEMLIMIT} ${GW_GOGC:+GOGC=$GW_GOGC} \
+    "$BIN/gateway" serve -config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
   GW_PID=$!; PIDS+=("$GW_PID")
   local i
   for i in $(seq 300); do
@@ -247,6 +251,7 @@ if awk -v l="$LOAD0" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
   say "WARNING: other processes are keeping this machine busy: every number below will be noisy, and ratios unreliable"
 fi
 say "date          $(date -u '+%Y-%m-%d %H:%M UTC')"
+say "gateway Go    GOMEMLIMIT=${GW_GOMEMLIMIT:-unset} GOGC=${GW_GOGC:-unset} (its runtime's garbage collector settings; a deployment sets GOMEMLIMIT, see deploy/base)"
 say "load          wrk -t$THREADS -c$CONNS -d$DURATION --latency (after a ${WARMUP} warm-up), same user token on every target"
 
 # ---------- 1-3: the same load on every target ----------

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,12 +110,71 @@ func (v *Validator) shareFields(scp string) []string {
 	return fields
 }
 
-// verified is a cached validation: the principal (held in the entry, not
-// behind a pointer: one object less per user for the collector to mark) and
-// the key that signed it.
+// verified is a cached validation, kept small because there is one per
+// user: what differs per user (oid, sub, exp) is held in the entry, and what
+// users share (tenant, issuer, app, signing key, scopes, roles) is one
+// shared value, behind one pointer. pub is the key that signed the token.
 type verified struct {
-	p   Principal
-	pub *rsa.PublicKey
+	objectID, subject string
+	expiresAt         time.Time
+	common            *commonClaims
+	pub               *rsa.PublicKey
+}
+
+// commonClaims are the parts of a Principal that many users share.
+type commonClaims struct {
+	kid, x5t, keyID                               string
+	tenantID, clientID, issuer, audience, version string
+	scopes, roles                                 []string
+	appOnly                                       bool
+}
+
+// cacheable returns what the verified-token cache keeps of p.
+func (v *Validator) cacheable(p *Principal, pub *rsa.PublicKey) verified {
+	c := commonClaims{
+		kid: p.kid, x5t: p.x5t, keyID: p.KeyID, tenantID: p.TenantID, clientID: p.ClientID,
+		issuer: p.Issuer, audience: p.Audience, version: p.Version,
+		scopes: p.Scopes, roles: p.Roles, appOnly: p.AppOnly,
+	}
+	// oid and sub in one allocation: one object less per user.
+	both := p.ObjectID + p.Subject
+	return verified{
+		objectID: both[:len(p.ObjectID)], subject: both[len(p.ObjectID):], expiresAt: p.ExpiresAt,
+		common: v.shareCommon(c), pub: pub,
+	}
+}
+
+// principal rebuilds the Principal of a cached validation for raw.
+func (e *verified) principal(raw string, hash [32]byte) *Principal {
+	c := e.common
+	return &Principal{
+		raw: raw, tokenHash: hash, kid: c.kid, x5t: c.x5t,
+		ObjectID: e.objectID, TenantID: c.tenantID, Subject: e.subject, ClientID: c.clientID,
+		Issuer: c.issuer, Audience: c.audience, Version: c.version, KeyID: c.keyID,
+		Scopes: c.scopes, Roles: c.roles, AppOnly: c.appOnly, ExpiresAt: e.expiresAt,
+	}
+}
+
+// shareCommon returns a shared copy of c (its strings are shared already),
+// within the same bound as the shared strings.
+func (v *Validator) shareCommon(c commonClaims) *commonClaims {
+	key := strings.Join([]string{"common", c.kid, c.x5t, c.keyID, c.tenantID, c.clientID, c.issuer, c.audience, c.version,
+		strings.Join(c.scopes, " "), strings.Join(c.roles, "\x00"), strconv.FormatBool(c.appOnly)}, "\x01")
+	if got, ok := v.shared.Load(key); ok {
+		if cc, ok := got.(*commonClaims); ok {
+			return cc
+		}
+	}
+	if v.nShared.Load() >= maxShared {
+		return &c
+	}
+	if got, loaded := v.shared.LoadOrStore(key, &c); loaded {
+		if cc, ok := got.(*commonClaims); ok {
+			return cc
+		}
+	}
+	v.nShared.Add(1)
+	return &c
 }
 
 // keyHolder is implemented by key sets that can tell, without fetching,
@@ -122,6 +182,11 @@ type verified struct {
 type keyHolder interface {
 	holds(kid, x5t string, pub *rsa.PublicKey) bool
 }
+
+// verifiedSize is what a verified entry costs beyond lru.EntryOverhead: the
+// entry's value (72 bytes), its oid and sub (one string of about 80 bytes),
+// and the allocator's rounding.
+const verifiedSize = 160
 
 // maxTokenBytes bounds what is parsed; Entra tokens are a few KiB even with groups.
 const maxTokenBytes = 16 << 10
@@ -165,11 +230,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 	k := lru.Key(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))))
 	if v.verified != nil {
 		if e, ok := v.verified.Get(k); ok {
-			if h, isHolder := v.cfg.Keys.(keyHolder); !isHolder || h.holds(e.p.kid, e.p.x5t, e.pub) {
+			if h, isHolder := v.cfg.Keys.(keyHolder); !isHolder || h.holds(e.common.kid, e.common.x5t, e.pub) {
 				v.cfg.Metrics.validatedCached()
-				p := e.p
-				p.raw = raw // the cache keeps no token: this request's header holds it
-				return &p, nil
+				// The cache keeps no token: this request's header holds it.
+				return e.principal(raw, k), nil
 			}
 			v.verified.Remove(k) // its signing key left the key set
 		}
@@ -183,9 +247,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 	v.cfg.Metrics.validated("valid", "")
 	p.tokenHash = k
 	if v.verified != nil {
-		cached := verified{p: *p, pub: pub}
-		cached.p.raw = ""
-		v.verified.Add(k, cached, 512, p.ExpiresAt)
+		v.verified.Add(k, v.cacheable(p, pub), verifiedSize, p.ExpiresAt)
 	}
 	return p, nil
 }

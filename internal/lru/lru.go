@@ -4,7 +4,6 @@
 package lru
 
 import (
-	"container/list"
 	"encoding/binary"
 	"math/bits"
 	"runtime"
@@ -17,8 +16,9 @@ import (
 type Key [32]byte
 
 // EntryOverhead estimates the bytes an entry costs beyond its value's own
-// size: the map slot, the list element and the entry struct.
-const EntryOverhead = 224
+// size: the entry's links, key, expiry and size (64 bytes) and its map slot
+// (16 bytes, and free slots: a map is between 7/16 and 7/8 full).
+const EntryOverhead = 96
 
 // Config configures an LRU.
 type Config struct {
@@ -39,6 +39,11 @@ type Config struct {
 // expiry per entry. Keys are SHA-256 sums, so their first bytes pick the
 // shard evenly. It is safe for concurrent use; a Get costs a map lookup
 // under one shard's lock, whatever the number of entries.
+//
+// An entry is one object: the recency list is threaded through the entries
+// (no separate list element), and the map is keyed by 8 bytes of the key
+// (the entry holds all 32, compared on every hit). Every object a cached
+// user costs is one more for each garbage collection to mark.
 type LRU[V any] struct {
 	shards  []lruShard[V]
 	mask    uint64
@@ -50,17 +55,18 @@ type LRU[V any] struct {
 
 type lruShard[V any] struct {
 	mu     sync.Mutex
-	items  map[Key]*list.Element
-	order  list.List // front = most recently used
+	items  map[uint64]*lruEntry[V]
+	head   lruEntry[V] // sentinel: head.next is the most recently used, head.prev the least
 	bytes  int64
 	budget int64
 }
 
 type lruEntry[V any] struct {
-	key     Key
-	val     V
-	size    int64
-	expires time.Time
+	prev, next *lruEntry[V]
+	key        Key
+	expires    int64 // Unix nanoseconds
+	size       int64
+	val        V
 }
 
 // New returns an empty cache.
@@ -76,43 +82,51 @@ func New[V any](cfg Config) *LRU[V] {
 	c := &LRU[V]{shards: make([]lruShard[V], n), mask: uint64(n - 1), now: cfg.Now, onEvict: cfg.OnEvict}
 	per := max(cfg.Budget/int64(n), 1)
 	for i := range c.shards {
-		c.shards[i].items = map[Key]*list.Element{}
-		c.shards[i].budget = per
+		s := &c.shards[i]
+		s.items = map[uint64]*lruEntry[V]{}
+		s.budget = per
+		s.head.next, s.head.prev = &s.head, &s.head
 	}
 	return c
 }
 
+// shard picks the shard with the key's first 8 bytes; mapKey, the slot in
+// it, with the next 8.
 func (c *LRU[V]) shard(k Key) *lruShard[V] {
 	return &c.shards[binary.LittleEndian.Uint64(k[:8])&c.mask]
 }
 
+func mapKey(k Key) uint64 { return binary.LittleEndian.Uint64(k[8:16]) }
+
 // Get returns the value of k if present and not expired.
 func (c *LRU[V]) Get(k Key) (V, bool) {
 	s := c.shard(k)
-	now := c.now()
+	now := c.now().UnixNano()
 	s.mu.Lock()
-	el, ok := s.items[k]
-	if !ok {
+	e, ok := s.items[mapKey(k)]
+	if !ok || e.key != k {
 		s.mu.Unlock()
 		var zero V
 		return zero, false
 	}
-	e := el.Value.(*lruEntry[V])
-	if !now.Before(e.expires) {
-		c.removeLocked(s, el)
+	if now >= e.expires {
+		c.removeLocked(s, e)
 		s.mu.Unlock()
 		c.evicted("expired")
 		var zero V
 		return zero, false
 	}
-	s.order.MoveToFront(el)
+	s.unlink(e)
+	s.pushFront(e)
 	v := e.val
 	s.mu.Unlock()
 	return v, true
 }
 
 // Add stores v under k until expires; size is the value's own bytes
-// (EntryOverhead is added). An entry larger than a shard's budget is not stored.
+// (EntryOverhead is added). An entry larger than a shard's budget is not
+// stored. An entry whose map slot another key holds (8 equal bytes out of 32:
+// about one chance in 10^19 per pair) replaces it.
 func (c *LRU[V]) Add(k Key, v V, size int64, expires time.Time) {
 	size += EntryOverhead
 	s := c.shard(k)
@@ -120,17 +134,18 @@ func (c *LRU[V]) Add(k Key, v V, size int64, expires time.Time) {
 		return
 	}
 	evicted := 0
+	e := &lruEntry[V]{key: k, val: v, size: size, expires: expires.UnixNano()}
 	s.mu.Lock()
-	if el, ok := s.items[k]; ok {
-		c.removeLocked(s, el)
+	if old, ok := s.items[mapKey(k)]; ok {
+		c.removeLocked(s, old)
 	}
-	e := &lruEntry[V]{key: k, val: v, size: size, expires: expires}
-	s.items[k] = s.order.PushFront(e)
+	s.items[mapKey(k)] = e
+	s.pushFront(e)
 	s.bytes += size
 	c.entries.Add(1)
 	c.bytes.Add(size)
 	for s.bytes > s.budget {
-		c.removeLocked(s, s.order.Back())
+		c.removeLocked(s, s.head.prev)
 		evicted++
 	}
 	s.mu.Unlock()
@@ -143,15 +158,26 @@ func (c *LRU[V]) Add(k Key, v V, size int64, expires time.Time) {
 func (c *LRU[V]) Remove(k Key) {
 	s := c.shard(k)
 	s.mu.Lock()
-	if el, ok := s.items[k]; ok {
-		c.removeLocked(s, el)
+	if e, ok := s.items[mapKey(k)]; ok && e.key == k {
+		c.removeLocked(s, e)
 	}
 	s.mu.Unlock()
 }
 
-func (c *LRU[V]) removeLocked(s *lruShard[V], el *list.Element) {
-	e := s.order.Remove(el).(*lruEntry[V])
-	delete(s.items, e.key)
+func (s *lruShard[V]) pushFront(e *lruEntry[V]) {
+	e.prev, e.next = &s.head, s.head.next
+	s.head.next.prev = e
+	s.head.next = e
+}
+
+func (s *lruShard[V]) unlink(e *lruEntry[V]) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *LRU[V]) removeLocked(s *lruShard[V], e *lruEntry[V]) {
+	s.unlink(e)
+	delete(s.items, mapKey(e.key))
 	s.bytes -= e.size
 	c.entries.Add(-1)
 	c.bytes.Add(-e.size)

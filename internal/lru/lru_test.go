@@ -128,3 +128,30 @@ func BenchmarkGet(b *testing.B) {
 		})
 	}
 }
+
+// Two keys that share their map slot (bytes 8 to 16) and shard (the first
+// 8 bytes) but differ elsewhere must never answer for each other.
+func TestMapSlotCollision(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New[string](Config{Budget: 1 << 20, Shards: 1, Now: func() time.Time { return now }})
+	k1, k2 := key(1), key(1)
+	k2[31] ^= 0xff
+	c.Add(k1, "one", 3, now.Add(time.Hour))
+	if v, ok := c.Get(k2); ok {
+		t.Fatalf("Get(k2) = %q: a colliding key answered for another", v)
+	}
+	c.Remove(k2)
+	if v, ok := c.Get(k1); !ok || v != "one" {
+		t.Fatalf("Remove(k2) removed k1: Get(k1) = %q, %v", v, ok)
+	}
+	c.Add(k2, "two", 3, now.Add(time.Hour))
+	if v, ok := c.Get(k2); !ok || v != "two" {
+		t.Errorf("Get(k2) = %q, %v after Add(k2)", v, ok)
+	}
+	if _, ok := c.Get(k1); ok {
+		t.Error("k1 still answers after k2 took its slot")
+	}
+	if c.Len() != 1 || c.Bytes() != 3+EntryOverhead {
+		t.Errorf("Len=%d Bytes=%d, want 1 entry of %d bytes", c.Len(), c.Bytes(), 3+EntryOverhead)
+	}
+}
