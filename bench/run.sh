@@ -7,10 +7,10 @@
 # target is missed: it is a report), non-zero when a step could not run.
 #
 # Usage: bench/run.sh [--duration 10s] [--conns 64] [--threads 2] [--warmup 3s]
-#                     [--rate-duration 10s] [--cold-users 500] [--cold-conc 16]
+#                     [--rate-duration 10s] [--rate-rounds 3] [--cold-users 500] [--cold-conc 16]
 #                     [--burst 200] [--mem-users 20000] [--fill-conc 32]
 #                     [--redis-cold-users 200] [--cache-budget 1GiB]
-#                     [--gw-gomemlimit 360MiB] [--gw-gogc 100] [--keep]
+#                     [--gw-gomemlimit ""] [--gw-gogc ""] [--profile] [--keep]
 # Each flag has an environment variable of the same name in capitals with _
 # (DURATION=5s bench/run.sh). --mem-users 100000 measures 100k users directly.
 set -euo pipefail
@@ -21,6 +21,7 @@ CONNS=${CONNS:-64}                       # wrk connections
 DURATION=${DURATION:-10s}                # each closed-loop (wrk) measurement
 WARMUP=${WARMUP:-3s}                     # wrk warm-up before each measurement (not counted)
 RATE_DURATION=${RATE_DURATION:-10s}      # each open-loop measurement at half the gateway's max
+RATE_ROUNDS=${RATE_ROUNDS:-3}            # rounds of (direct, gateway) at that rate; the median round counts
 COLD_USERS=${COLD_USERS:-500}            # distinct users, each needing an exchange
 COLD_CONC=${COLD_CONC:-16}               # their requests in flight
 BURST=${BURST:-200}                      # concurrent requests of one brand-new token
@@ -28,9 +29,10 @@ MEM_USERS=${MEM_USERS:-20000}            # distinct users pushed to measure memo
 FILL_CONC=${FILL_CONC:-32}               # their requests in flight
 REDIS_COLD_USERS=${REDIS_COLD_USERS:-200} # new users served while Redis is down
 CACHE_BUDGET=${CACHE_BUDGET:-1GiB}       # cache.memory_budget and cache.verified_tokens_budget
-GW_GOMEMLIMIT=${GW_GOMEMLIMIT-360MiB}    # the gateways' GOMEMLIMIT, as a deployment sets it; "" = none
-GW_GOGC=${GW_GOGC-100}                   # the gateways' GOGC; "" = Go's default (100)
+GW_GOMEMLIMIT=${GW_GOMEMLIMIT:-}         # the gateways' GOMEMLIMIT (deploy/base sets one); "" = none, Go's default
+GW_GOGC=${GW_GOGC:-}                     # the gateways' GOGC; "" = Go's default (100)
 KEEP=${KEEP:-0}                          # 1: keep the temporary directory
+PROFILE=${PROFILE:-0}                    # 1: also profile the gateway's CPU under the hot-path load
 O2P_MODULE=github.com/oauth2-proxy/oauth2-proxy/v7
 O2P_VERSION=${O2P_VERSION:-v7.15.6}
 
@@ -40,13 +42,14 @@ while [ $# -gt 0 ]; do
   case $arg in
     -h|--help) usage; exit 0 ;;
     --keep) KEEP=1; continue ;;
+    --profile) PROFILE=1; KEEP=1; continue ;;
     --*=*) name=${arg%%=*}; val=${arg#*=} ;;
     --*) name=$arg; [ $# -gt 0 ] || { echo "run.sh: $arg needs a value" >&2; exit 2; }; val=$1; shift ;;
     *) echo "run.sh: unexpected argument $arg (see --help)" >&2; exit 2 ;;
   esac
   var=$(echo "${name#--}" | tr 'a-z-' 'A-Z_')
   case $var in
-    THREADS|CONNS|DURATION|WARMUP|RATE_DURATION|COLD_USERS|COLD_CONC|BURST|MEM_USERS|FILL_CONC|REDIS_COLD_USERS|CACHE_BUDGET|GW_GOMEMLIMIT|GW_GOGC)
+    THREADS|CONNS|DURATION|WARMUP|RATE_DURATION|RATE_ROUNDS|COLD_USERS|COLD_CONC|BURST|MEM_USERS|FILL_CONC|REDIS_COLD_USERS|CACHE_BUDGET|GW_GOMEMLIMIT|GW_GOGC)
       printf -v "$var" '%s' "$val" ;;
     *) echo "run.sh: unknown flag $name (see --help)" >&2; exit 2 ;;
   esac
@@ -341,6 +344,14 @@ run_wrk "(c) gateway" "http://$G1$PATH_Q"
 run_wrk "(c') gateway+accesslog [ref]" "http://$G1L$PATH_Q"
 run_wrk "(d) oauth2-proxy" "http://127.0.0.1:$O2P_PORT$PATH_Q"
 stop_pid "$G1L_PID"
+if [ "$PROFILE" = 1 ]; then
+  # Not one of the measurements: profiling costs the gateway some CPU.
+  curl -sS -o "$TMP/gateway.cpu.pprof" "http://$G1_ADMIN/debug/pprof/profile?seconds=8" &
+  PROF_PID=$!
+  wrk -t"$THREADS" -c"$CONNS" -d10s -s "$TMP/auth.lua" "http://$G1$PATH_Q" >"$TMP/wrk-profile.txt" 2>&1 || die "wrk (profile)"
+  wait "$PROF_PID" || die "no CPU profile"
+  say "[ref] CPU profile of the gateway under the same load (8 s): go tool pprof $BIN/gateway $TMP/gateway.cpu.pprof"
+fi
 EX1=$(metric "$G1_ADMIN" 'obo_gateway_obo_exchanges_total')
 [ "$EX1" = 1 ] || die "the gateway made $EX1 exchanges during the hot-path load (want still 1)"
 
@@ -357,7 +368,7 @@ say "(the gateway's downstream token stayed cached: 1 exchange in all, made by t
 
 # ---------- 4(i): p99 added over direct at half the gateway's max ----------
 RATE=$(calc "int(${RPS[$GW]} / 2)")
-step "4(i) latency added at half the gateway's max throughput: open loop at $RATE req/s for $RATE_DURATION (after 2s warm-up)"
+step "4(i) latency added at half the gateway's max throughput: open loop at $RATE req/s for $RATE_DURATION (after 2s warm-up), $RATE_ROUNDS rounds of direct then gateway"
 rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the gateway's GC count too
   local out gc0=0 gc1=0 heap=""
   [ -z "${3:-}" ] || gc0=$(metric "$3" go_gc_duration_seconds_count)
@@ -373,12 +384,29 @@ rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the
     "$(jget "$out" .latency.p999_ms)" "$(jget "$out" .latency.max_ms)" "$(jget "$out" .lateness.p99_ms)" "$heap"
   RATE_OUT=$out
 }
-rate_run direct "$UPSTREAM$PATH_Q"; RATE_DIRECT=$RATE_OUT
-rate_run gateway "http://$G1$PATH_Q" "$G1_ADMIN"; RATE_GW=$RATE_OUT
-ADDED_P99=$(calc "$(jget "$RATE_GW" .latency.p99_ms) - $(jget "$RATE_DIRECT" .latency.p99_ms)")
+# Rounds of direct then gateway: the machine's noise moves from minute to
+# minute, so the added latency is taken per round and the median round reported.
+declare -a ROUND_P99 ROUND_GOP_P99 ROUND_DIRECT ROUND_GW
+RATE_ERRS=0
+for r in $(seq "$RATE_ROUNDS"); do
+  rate_run "direct #$r" "$UPSTREAM$PATH_Q"; d=$RATE_OUT
+  rate_run "goproxy #$r" "http://127.0.0.1:$GOP_PORT$PATH_Q"; gp=$RATE_OUT
+  rate_run "gateway #$r" "http://$G1$PATH_Q" "$G1_ADMIN"; g=$RATE_OUT
+  ROUND_DIRECT[$r]=$d; ROUND_GW[$r]=$g
+  ROUND_P99[$r]=$(calc "$(jget "$g" .latency.p99_ms) - $(jget "$d" .latency.p99_ms)")
+  ROUND_GOP_P99[$r]=$(calc "$(jget "$gp" .latency.p99_ms) - $(jget "$d" .latency.p99_ms)")
+  RATE_ERRS=$(calc "$RATE_ERRS + $(jget "$g" .non2xx) + $(jget "$g" .errors) + $(jget "$d" .non2xx) + $(jget "$d" .errors)")
+  printf 'round %d: added by the gateway p50 %+.3f ms, p99 %+.3f ms; [ref] by a bare Go reverse proxy p50 %+.3f ms, p99 %+.3f ms\n' "$r" \
+    "$(calc "$(jget "$g" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")" "${ROUND_P99[$r]}" \
+    "$(calc "$(jget "$gp" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")" "${ROUND_GOP_P99[$r]}"
+done
+GOP_ADDED_P99=$(for r in $(seq "$RATE_ROUNDS"); do echo "${ROUND_GOP_P99[$r]}"; done | sort -g | awk -v n="$RATE_ROUNDS" 'NR == int((n + 1) / 2)')
+MEDIAN_ROUND=$(for r in $(seq "$RATE_ROUNDS"); do echo "${ROUND_P99[$r]} $r"; done | sort -g | awk -v n="$RATE_ROUNDS" 'NR == int((n + 1) / 2) { print $2 }')
+RATE_DIRECT=${ROUND_DIRECT[$MEDIAN_ROUND]}; RATE_GW=${ROUND_GW[$MEDIAN_ROUND]}
+ADDED_P99=${ROUND_P99[$MEDIAN_ROUND]}
 ADDED_P50=$(calc "$(jget "$RATE_GW" .latency.p50_ms) - $(jget "$RATE_DIRECT" .latency.p50_ms)")
-RATE_ERRS=$(calc "$(jget "$RATE_GW" .non2xx) + $(jget "$RATE_GW" .errors) + $(jget "$RATE_DIRECT" .non2xx) + $(jget "$RATE_DIRECT" .errors)")
-printf 'added by the gateway: p50 %+.3f ms, p99 %+.3f ms%s\n' "$ADDED_P50" "$ADDED_P99" "$([ "$RATE_ERRS" = 0 ] || echo "   <-- RUN HAD $RATE_ERRS ERRORS")"
+printf 'added by the gateway (median of %d rounds: round %d): p50 %+.3f ms, p99 %+.3f ms%s\n' "$RATE_ROUNDS" "$MEDIAN_ROUND" "$ADDED_P50" "$ADDED_P99" "$([ "$RATE_ERRS" = 0 ] || echo "   <-- RUN HAD $RATE_ERRS ERRORS")"
+printf '[ref] added by a bare Go httputil.ReverseProxy at the same rate (median of %d rounds): p99 %+.3f ms\n' "$RATE_ROUNDS" "$GOP_ADDED_P99"
 
 # ---------- 4(iii): burst deduplication ----------
 step "4(iii) burst: $BURST concurrent requests from one brand-new token"
@@ -522,6 +550,7 @@ v=$(verdict "$ok")
 awk -v a="$ADDED_P99" 'BEGIN { exit !(a < 0) }' && v="NOISY (direct slower than through the gateway: rerun)"
 printf '%-58s | %-52s | %s\n' "p99 added over direct <= 2 ms at half max throughput" \
   "$(printf '%+.3f ms at %d req/s (p99 %.3f vs %.3f ms)' "$ADDED_P99" "$RATE" "$(jget "$RATE_GW" .latency.p99_ms)" "$(jget "$RATE_DIRECT" .latency.p99_ms)")" "$v"
+printf '%-58s | %-52s | %s\n' "[ref, not a target] p99 added by a bare Go reverse proxy" "$(printf '%+.3f ms at %d req/s (median of %d rounds)' "$GOP_ADDED_P99" "$RATE" "$RATE_ROUNDS")" "-"
 ok=$([ "$BURST_EX" = 1 ] && [ "$BURST_TEN" = 1 ] && [ "$BURST_OK" = "$BURST" ] && [ "$COLD_EX" = "$COLD_USERS" ] && [ "$COLD_TEN" = "$COLD_USERS" ] && echo 1 || echo 0)
 printf '%-58s | %-52s | %s\n' "exactly one exchange per (token, scopes) under concurrency" \
   "$(printf '%s concurrent: %s exchange(s) (tenant: %s), %s/%s ok; %s users: %s' "$BURST" "$BURST_EX" "$BURST_TEN" "$BURST_OK" "$BURST" "$COLD_USERS" "$COLD_EX")" "$(verdict "$ok")"
