@@ -368,7 +368,7 @@ say "(the gateway's downstream token stayed cached: 1 exchange in all, made by t
 
 # ---------- 4(i): p99 added over direct at half the gateway's max ----------
 RATE=$(calc "int(${RPS[$GW]} / 2)")
-step "4(i) latency added at half the gateway's max throughput: open loop at $RATE req/s for $RATE_DURATION (after 2s warm-up), $RATE_ROUNDS rounds of direct then gateway"
+step "4(i) latency added at half the gateway's max throughput: open loop at $RATE req/s for $RATE_DURATION (after 2s warm-up), $RATE_ROUNDS rounds of direct, a bare Go proxy and the gateway"
 rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the gateway's GC count too
   local out gc0=0 gc1=0 heap=""
   [ -z "${3:-}" ] || gc0=$(metric "$3" go_gc_duration_seconds_count)
