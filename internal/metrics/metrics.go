@@ -86,12 +86,28 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 					// (outside) answers 500, or the connection is aborted.
 					status = http.StatusInternalServerError
 				}
-				m.requests.WithLabelValues(route, method(r.Method), strconv.Itoa(status)).Inc()
+				m.requests.WithLabelValues(route, method(r.Method), statusLabel(status)).Inc()
 			}()
 			next.ServeHTTP(ww, r)
 			returned = true
 		})
 	}
+}
+
+// statusLabels are the code labels of the valid status codes, made once:
+// strconv.Itoa would allocate one per request.
+var statusLabels = func() (l [600]string) {
+	for c := 100; c < len(l); c++ {
+		l[c] = strconv.Itoa(c)
+	}
+	return l
+}()
+
+func statusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // method bounds the method label to the standard methods.

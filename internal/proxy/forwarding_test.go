@@ -131,3 +131,16 @@ func TestTrustedPeer(t *testing.T) {
 		t.Error("with no TrustedProxies, a peer was trusted")
 	}
 }
+
+func TestIsForwardingHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Forwarded": true, "FORWARDED": true, "X-Real-Ip": true, "x_real_ip": true,
+		"X-Forwarded-For": true, "X_Forwarded_Host": true, "x-forwarded-anything": true,
+		"X-Forwarded-": true, "X-Forwarded": false, "Forwarded-For": false, "X-Forwardedfor": false,
+		"X-Real-Ipx": false, "Authorization": false, "": false, "X-Request-Id": false,
+	} {
+		if got := isForwardingHeader(name); got != want {
+			t.Errorf("isForwardingHeader(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

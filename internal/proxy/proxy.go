@@ -256,8 +256,30 @@ func (p *Proxy) setForwarded(pr *httputil.ProxyRequest) {
 // proxy: Forwarded, X-Forwarded-* and X-Real-Ip. Underscores count as
 // hyphens because some upstream stacks (CGI, WSGI) treat them alike.
 func isForwardingHeader(name string) bool {
-	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
-	return n == "forwarded" || n == "x-real-ip" || strings.HasPrefix(n, "x-forwarded-")
+	// Compared in place: this runs for every header of every request.
+	return headerNameIs(name, "forwarded") || headerNameIs(name, "x-real-ip") ||
+		(len(name) >= len("x-forwarded-") && headerNameIs(name[:len("x-forwarded-")], "x-forwarded-"))
+}
+
+// headerNameIs reports whether name is want (lower case, hyphens) ignoring
+// ASCII case and counting '_' as '-'.
+func headerNameIs(name, want string) bool {
+	if len(name) != len(want) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Proxy) trustedPeer(remoteAddr string) bool {
