@@ -23,32 +23,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines to log into.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // readLine reads the first line of r, failing after a generous bound.
 func readLine(t *testing.T, r io.Reader, what string) []byte {
@@ -192,10 +174,10 @@ func clientFor(t *testing.T, caFile string) *http.Client {
 
 // runInProcess calls run in a goroutine and returns the ready line and a
 // channel that yields run's result.
-func runInProcess(t *testing.T, ctx context.Context, args []string) ([]byte, <-chan error, *lockedBuffer) {
+func runInProcess(t *testing.T, ctx context.Context, args []string) ([]byte, <-chan error, *testkit.SyncBuffer) {
 	t.Helper()
 	pr, pw := io.Pipe()
-	stderr := &lockedBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		err := run(ctx, args, pw, stderr)
@@ -395,7 +377,7 @@ func TestBinary(t *testing.T) {
 
 	t.Run("serves and exits cleanly on SIGTERM", func(t *testing.T) {
 		cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-dir", t.TempDir())
-		var stderr lockedBuffer
+		var stderr testkit.SyncBuffer
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

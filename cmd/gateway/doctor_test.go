@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/doctor"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // doctorEnv is a local tenant and an upstream for the doctor's tests.
@@ -79,17 +79,6 @@ routes:
 	return path
 }
 
-func doctorClosedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestDoctorCommand(t *testing.T) {
 	t.Parallel()
 	e := startDoctorEnv(t)
@@ -103,7 +92,7 @@ func TestDoctorCommand(t *testing.T) {
 	strangerCert, _ := pki.WriteFile(dir, "stranger.crt.pem", pki.CertPEM(cert), 0o644)
 	strangerKey, _ := pki.WriteFile(dir, "stranger.key.pem", pki.KeyPEM(key), 0o600)
 	unregistered := e.doctorConfig(t, "", strangerCert, strangerKey)
-	unreachable := e.doctorConfig(t, "https://"+doctorClosedPort(t), "", "")
+	unreachable := e.doctorConfig(t, "https://"+testkit.ClosedAddr(t), "", "")
 	sha1Hex := doctor.ThumbprintsOf(cert).SHA1Hex
 
 	tests := []struct {

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // Bounds on waits. They only bound: nothing waits for them to pass.
@@ -722,18 +722,6 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	return e
 }
 
-// closedPort returns the address of a loopback port nobody listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func (e *env) configYAML(t *testing.T, opt envOptions) string {
 	gw := e.info.Apps["gateway"]
 	cert, key := gw.CertificateFile, gw.KeyFile
@@ -803,7 +791,7 @@ routes:
     upstream: http://%[9]s
     downstream_scopes: [api://orders-api/Orders.Read]
     required_scopes: [access_as_user]
-`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, closedPort(t), tokenTimeout)
+`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout)
 }
 
 // checkNoLeaks fails the test if a log line holds a secret: a token the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // expect is a check the report must hold: one whose ID starts with id, with
@@ -132,7 +133,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		{"upstream on a closed port", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
 			routes := e.healthyRoutes()
-			routes[0].upstream = "http://" + closedPort(t)
+			routes[0].upstream = "http://" + testkit.ClosedAddr(t)
 			return scenario{path: e.write(t, testConfig{routes: routes}), failures: 1, want: []expect{
 				{"route/orders/upstream", Fail, []string{"connection refused", "nothing listens there"}},
 				{"route/hr/upstream", Pass, nil},
@@ -142,7 +143,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 			e := startEnv(t, nil)
 			d := &countingDialer{}
 			return scenario{
-				path:    e.write(t, testConfig{authority: "https://" + closedPort(t)}),
+				path:    e.write(t, testConfig{authority: "https://" + testkit.ClosedAddr(t)}),
 				offline: true, dialer: d, allPass: true,
 				want:   []expect{{"certificate/load", Pass, nil}, {"route/orders/scopes", Pass, nil}},
 				absent: onlineIDs,
@@ -150,7 +151,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		}},
 		{"authority on a closed port, online", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			return scenario{path: e.write(t, testConfig{authority: "https://" + closedPort(t)}), failures: 1, want: []expect{
+			return scenario{path: e.write(t, testConfig{authority: "https://" + testkit.ClosedAddr(t)}), failures: 1, want: []expect{
 				{"authority/discovery", Fail, []string{"connection refused", "nothing listens there", "entra.authority_host"}},
 			}, absent: []string{"credential", "route/orders/resource"}}
 		}},

@@ -148,18 +148,6 @@ func tenantWithGatewayCert(cert *x509.Certificate) *fakeentra.Tenant {
 	return tn
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // countingDialer dials for real and counts.
 type countingDialer struct{ n atomic.Int64 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
 )
 
@@ -359,7 +360,7 @@ func TestRedisCheck(t *testing.T) {
 		want   []string
 	}{
 		{"answers", config.Redis{Address: open.Addr}, Pass, []string{"PONG", "k1"}},
-		{"closed port", config.Redis{Address: closedPort(t)}, Fail, []string{"connection refused", "requests still work without it"}},
+		{"closed port", config.Redis{Address: testkit.ClosedAddr(t)}, Fail, []string{"connection refused", "requests still work without it"}},
 		{"wrong password", config.Redis{Address: locked.Addr, Password: "wrong"}, Fail, []string{"PING failed", "credentials"}},
 		{"no password", config.Redis{Address: locked.Addr}, Fail, []string{"NOAUTH", "credentials"}},
 		{"right password", config.Redis{Address: locked.Addr, Password: "letmein"}, Pass, []string{"PONG"}},
@@ -403,7 +404,7 @@ func TestUpstreamCheck(t *testing.T) {
 	t.Cleanup(plain.Close)
 	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
 	t.Cleanup(untrusted.Close)
-	redirect := httptest.NewServer(http.RedirectHandler("http://"+closedPort(t)+"/", http.StatusFound))
+	redirect := httptest.NewServer(http.RedirectHandler("http://"+testkit.ClosedAddr(t)+"/", http.StatusFound))
 	t.Cleanup(redirect.Close)
 	tests := []struct {
 		name, upstream string
@@ -412,7 +413,7 @@ func TestUpstreamCheck(t *testing.T) {
 	}{
 		{"any status is reachable", plain.URL + "/base", Pass, []string{"405"}},
 		{"redirects are not followed", redirect.URL, Pass, []string{"302"}},
-		{"closed port", "http://" + closedPort(t), Fail, []string{"connection refused", "OBO_GATEWAY_ROUTE_ORDERS_API_UPSTREAM"}},
+		{"closed port", "http://" + testkit.ClosedAddr(t), Fail, []string{"connection refused", "OBO_GATEWAY_ROUTE_ORDERS_API_UPSTREAM"}},
 		{"certificate of an unknown CA", untrusted.URL, Fail, []string{"unknown authority", "trust store"}},
 		{"https to a plain HTTP port", strings.Replace(plain.URL, "http://", "https://", 1), Fail, []string{"TLS", "http://"}},
 	}

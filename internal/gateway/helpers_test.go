@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -159,89 +158,6 @@ func newUpstream(t *testing.T, status int) (*httptest.Server, <-chan upstreamReq
 	return srv, seen
 }
 
-// syncBuffer is a bytes.Buffer safe for loggers written from several
-// goroutines, which can signal when a message is logged.
-type syncBuffer struct {
-	mu       sync.Mutex
-	b        bytes.Buffer
-	watchers map[string]chan struct{}
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for msg, ch := range s.watchers {
-		if bytes.Contains(p, []byte(`"msg":`+strconvQuote(msg))) {
-			close(ch)
-			delete(s.watchers, msg)
-		}
-	}
-	return s.b.Write(p)
-}
-
-// waitFor returns a channel closed when a line with message msg is logged
-// after the call.
-func (s *syncBuffer) waitFor(msg string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.watchers == nil {
-		s.watchers = map[string]chan struct{}{}
-	}
-	ch := make(chan struct{})
-	s.watchers[msg] = ch
-	return ch
-}
-
-func strconvQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines decodes the JSON log lines.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// all returns the log lines with message msg.
-func (s *syncBuffer) all(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var found []map[string]any
-	for _, l := range s.lines(t) {
-		if l["msg"] == msg {
-			found = append(found, l)
-		}
-	}
-	return found
-}
-
-// only returns the single log line with message msg.
-func (s *syncBuffer) only(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	found := s.all(t, msg)
-	if len(found) != 1 {
-		t.Fatalf("%d log lines %q, want 1; logs:\n%s", len(found), msg, s)
-	}
-	return found[0]
-}
-
 // newValidator validates tokens of testTenant and allowedTenants for
 // testClientID, signed by the test key.
 func newValidator(t *testing.T, allowedTenants ...string) *auth.Validator {
@@ -264,14 +180,14 @@ func newValidator(t *testing.T, allowedTenants ...string) *auth.Validator {
 // validator, a fake TokenSource, a real proxy, and a JSON logger.
 type testGateway struct {
 	*Gateway
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	tokens *fakeTokens
 }
 
 // newTestGateway builds a gateway serving routes. Routes' Upstream must be set.
 func newTestGateway(t *testing.T, routes ...config.Route) *testGateway {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	tr := proxy.NewTransport(proxy.TransportConfig{})

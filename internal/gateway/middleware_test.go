@@ -53,7 +53,7 @@ func TestAccessLog(t *testing.T) {
 				t.Fatalf("status = %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
 			}
 
-			line := tg.logs.only(t, "request")
+			line := tg.logs.Only(t, "request")
 			for k, v := range tc.want {
 				if line[k] != v {
 					t.Errorf("access log %s = %v, want %v", k, line[k], v)
@@ -110,7 +110,7 @@ func TestRecoverer(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "boom") {
 		t.Errorf("the body shows the panic: %s", rec.Body)
 	}
-	line := tg.logs.only(t, "panic serving request")
+	line := tg.logs.Only(t, "panic serving request")
 	if line["level"] != "ERROR" || line["request_id"] != "req-panic" || line["panic"] != "boom" {
 		t.Errorf("panic log = %v", line)
 	}
@@ -133,7 +133,7 @@ func TestRecovererRepanicsErrAbortHandler(t *testing.T) {
 	if rec.Body.Len() != 0 {
 		t.Errorf("the recoverer wrote %q; an aborted response must not get a body", rec.Body)
 	}
-	if n := len(tg.logs.all(t, "panic serving request")); n != 0 {
+	if n := len(tg.logs.All(t, "panic serving request")); n != 0 {
 		t.Errorf("%d panic log lines for http.ErrAbortHandler, want 0", n)
 	}
 }
@@ -153,14 +153,14 @@ func TestPanicInRoute(t *testing.T) {
 		t.Errorf("body = %v, want internal_error", b)
 	}
 	noRequest(t, seen)
-	line := tg.logs.only(t, "request")
+	line := tg.logs.Only(t, "request")
 	if line["status"] != 500.0 || line["route"] != "orders" {
 		t.Errorf("access log status, route = %v, %v; want 500, orders", line["status"], line["route"])
 	}
 	if n := requestsTotal(t, tg, "orders", "GET", "500"); n != 1 {
 		t.Errorf("requests_total{route=orders,code=500} = %v, want 1", n)
 	}
-	tg.logs.only(t, "panic serving request")
+	tg.logs.Only(t, "panic serving request")
 }
 
 // TestAbortInRoute: http.ErrAbortHandler escapes the handler (net/http then
@@ -177,10 +177,10 @@ func TestAbortInRoute(t *testing.T) {
 	if got != http.ErrAbortHandler {
 		t.Fatalf("recovered %v, want http.ErrAbortHandler", got)
 	}
-	if line := tg.logs.only(t, "request"); line["status"] != 500.0 {
+	if line := tg.logs.Only(t, "request"); line["status"] != 500.0 {
 		t.Errorf("access log status = %v, want 500 (nothing was written before the abort)", line["status"])
 	}
-	if n := len(tg.logs.all(t, "panic serving request")); n != 0 {
+	if n := len(tg.logs.All(t, "panic serving request")); n != 0 {
 		t.Errorf("%d panic log lines for http.ErrAbortHandler, want 0", n)
 	}
 }

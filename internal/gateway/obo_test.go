@@ -174,7 +174,7 @@ func TestExchangeFailures(t *testing.T) {
 			}
 			noRequest(t, seen)
 
-			line := tg.logs.only(t, "on-behalf-of exchange failed")
+			line := tg.logs.Only(t, "on-behalf-of exchange failed")
 			var oe *obo.Error
 			if !errors.As(tc.err, &oe) {
 				oe = &obo.Error{Err: tc.err, Code: "msal_error"}
@@ -333,7 +333,7 @@ func TestExchangeFailureLogsEntrasDescription(t *testing.T) {
 	if rec.Code != http.StatusBadGateway {
 		t.Fatalf("status = %d", rec.Code)
 	}
-	line := tg.logs.only(t, "on-behalf-of exchange failed")
+	line := tg.logs.Only(t, "on-behalf-of exchange failed")
 	if line["entra_description"] != e.Description {
 		t.Errorf("entra_description = %v, want Entra's description", line["entra_description"])
 	}

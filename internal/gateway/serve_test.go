@@ -85,7 +85,7 @@ func TestServeDrains(t *testing.T) {
 	}()
 	<-entered
 
-	draining := tg.logs.waitFor("shutting down: draining in-flight requests")
+	draining := tg.logs.WaitFor("shutting down: draining in-flight requests")
 	cancel()
 	<-draining
 
@@ -112,7 +112,7 @@ func TestServeDrains(t *testing.T) {
 	if _, err := client.Get("http://" + addrs.API + "/orders/1"); err == nil {
 		t.Error("the API listener still accepts requests after Serve returned")
 	}
-	tg.logs.only(t, "gateway stopped")
+	tg.logs.Only(t, "gateway stopped")
 }
 
 func TestServeListenErrors(t *testing.T) {

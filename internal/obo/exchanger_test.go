@@ -23,6 +23,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -55,24 +56,6 @@ func gatewayCertificate(t *testing.T, srv *fakeentra.Server) *Certificate {
 		t.Fatalf("LoadCertificate(gateway): %v", err)
 	}
 	return cert
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // tokenRequest is what the recording transport saw of one token request.
@@ -122,7 +105,7 @@ func (r *recorder) tokenRequests() []tokenRequest {
 type harness struct {
 	x   *Exchanger
 	reg *prometheus.Registry
-	log *syncBuffer
+	log *testkit.SyncBuffer
 	rec *recorder
 }
 
@@ -134,7 +117,7 @@ func newHarness(t *testing.T, srv *fakeentra.Server, cert *Certificate, edit fun
 	t.Cleanup(client.CloseIdleConnections)
 	rec := &recorder{next: client.Transport}
 	client.Transport = rec
-	h := &harness{reg: prometheus.NewRegistry(), log: &syncBuffer{}, rec: rec}
+	h := &harness{reg: prometheus.NewRegistry(), log: &testkit.SyncBuffer{}, rec: rec}
 	cfg := Config{
 		AuthorityHost:     srv.URL(),
 		TenantID:          srv.TenantID(),

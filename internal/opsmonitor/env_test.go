@@ -10,16 +10,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +77,7 @@ func startEnv(t *testing.T) *env {
 	e := &env{tenant: tenant, client: &http.Client{Timeout: httpTimeout}}
 	redisAddr := e.sharedCache(t)
 	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(tenant.Info(), up.URL, closedPort(t), redisAddr)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(configYAML(tenant.Info(), up.URL, testkit.ClosedAddr(t), redisAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath, func(string) string { return "" })
@@ -149,26 +148,14 @@ func (e *env) sharedCache(t *testing.T) string {
 		return addr
 	}
 	e.redis = "an unreachable address (redis-server is not installed)"
-	return "127.0.0.1:" + closedPort(t)
-}
-
-// closedPort returns a loopback port nothing listens on (as far as can be known).
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	return strconv.Itoa(port)
+	return testkit.ClosedAddr(t)
 }
 
 // configYAML configures the gateway against the tenant: the demo's three
 // routes and one route per further situation the dashboard and the alerts
 // show. Routes that must exchange on every request use scopes no other
 // route uses, so that no cached token answers them.
-func configYAML(fe fakeentra.Info, upstream, closed, redisAddr string) string {
+func configYAML(fe fakeentra.Info, upstream, closedAddr, redisAddr string) string {
 	gw := fe.Apps["gateway"]
 	host := fe.Authority[:strings.LastIndex(fe.Authority, "/")]
 	key := make([]byte, 32)
@@ -220,7 +207,7 @@ routes:
     required_scopes: [access_as_user]
   - name: down            # nothing listens upstream: 502, upstream error "connect"
     path_prefix: /down
-    upstream: http://127.0.0.1:%[9]s
+    upstream: http://%[9]s
     downstream_scopes: [api://orders-api/Orders.Read]
     required_scopes: [access_as_user]
   - name: throttled       # Entra answers 429: unavailable http_429, 503
@@ -234,7 +221,7 @@ routes:
     downstream_scopes: [api://orders-api/.default]
     required_scopes: [access_as_user]
 `, fe.TenantID, gw.ClientID, host, strings.Join(gw.IdentifierURIs, ", "), fe.CAFile, gw.CertificateFile, gw.KeyFile,
-		upstream, closed, redisAddr, base64.StdEncoding.EncodeToString(key))
+		upstream, closedAddr, redisAddr, base64.StdEncoding.EncodeToString(key))
 }
 
 // scenario is one request of a traffic round and the status it must get.

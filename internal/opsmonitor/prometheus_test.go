@@ -19,9 +19,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -47,29 +48,11 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-// syncBuffer collects a child process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // prometheus is a running Prometheus.
 type prometheus struct {
 	url    string
 	client *http.Client
-	log    *syncBuffer
+	log    *testkit.SyncBuffer
 }
 
 // promConfig scrapes target's /metrics every second and evaluates the rules
@@ -110,7 +93,7 @@ func startPrometheus(t *testing.T, bin, target, rulesFile string) *prometheus {
 		}
 		addr := l.Addr().String()
 		_ = l.Close()
-		p := &prometheus{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, log: &syncBuffer{}}
+		p := &prometheus{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, log: &testkit.SyncBuffer{}}
 		cmd := exec.Command(bin,
 			"--config.file="+cfg,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data%d", attempt)),

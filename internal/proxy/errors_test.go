@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 func TestUpstreamFailures(t *testing.T) {
@@ -31,7 +32,7 @@ func TestUpstreamFailures(t *testing.T) {
 	}{
 		{
 			name:       "connection refused",
-			upstream:   func(t *testing.T) string { return "http://" + deadAddr(t) },
+			upstream:   func(t *testing.T) string { return "http://" + testkit.ClosedAddr(t) },
 			wantStatus: http.StatusBadGateway, wantError: "bad_gateway", wantKind: "connect",
 		},
 		{
@@ -148,10 +149,10 @@ func TestClientCancel(t *testing.T) {
 
 // assertFailureLogged checks the one failure line: its level, route,
 // upstream host and kind, and that no token or header went to the log.
-func assertFailureLogged(t *testing.T, logs *syncBuffer, level, kind, host string) {
+func assertFailureLogged(t *testing.T, logs *testkit.SyncBuffer, level, kind, host string) {
 	t.Helper()
 	var lines []map[string]any
-	for _, e := range logs.entries(t) {
+	for _, e := range logs.Lines(t) {
 		if e["msg"] == "proxy: upstream request failed" {
 			lines = append(lines, e)
 		}
@@ -204,7 +205,7 @@ func TestErrorHandler(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			logs := &syncBuffer{}
+			logs := &testkit.SyncBuffer{}
 			p := New(Config{
 				Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { panic("unused") }),
 				Logger:    slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -90,7 +91,7 @@ type gateway struct {
 	client   *http.Client
 	reg      *prometheus.Registry
 	metrics  *Metrics
-	logs     *syncBuffer
+	logs     *testkit.SyncBuffer
 	outcomes chan Outcome
 }
 
@@ -105,7 +106,7 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 	t.Helper()
 	g := &gateway{
 		reg:      prometheus.NewRegistry(),
-		logs:     &syncBuffer{},
+		logs:     &testkit.SyncBuffer{},
 		outcomes: make(chan Outcome, 64),
 	}
 	g.metrics = NewMetrics(g.reg)
@@ -243,51 +244,7 @@ func errorBody(t *testing.T, resp *http.Response, body string) map[string]string
 	return b
 }
 
-// deadAddr returns a loopback address nothing listens on: connecting to it
-// is refused.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // entries returns the JSON log lines.
-func (s *syncBuffer) entries(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(s.String()) {
-		var e map[string]any
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
 // quietLog discards a test server's own error log.
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
 
