@@ -161,7 +161,7 @@ func loadConfigForInspect(path string, getenv func(string) string) (cfg *config.
 		envOf[v.Field] = v.Name
 	}
 	standIns := map[string]string{} // variable → value
-	for _, e := range joinedErrors(err) {
+	for _, e := range config.Problems(err) {
 		var fe *config.FieldError
 		if !errors.As(e, &fe) {
 			return nil, nil, err
@@ -188,18 +188,6 @@ func loadConfigForInspect(path string, getenv func(string) string) (cfg *config.
 		cfg.Entra.CAFile = ""
 	}
 	return cfg, ignored, nil
-}
-
-// joinedErrors lists the errors joined in err.
-func joinedErrors(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, joinedErrors(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // inspectDiscoveryClient reads the authority host's OIDC discovery, trusting the

@@ -29,26 +29,48 @@ func (m Metadata) Issuers(tenantID string) (v2, v1 string) {
 // timeout. Entra's v1 issuer lives on another host (sts.windows.net), which is
 // why both documents are read rather than one issuer being derived.
 func Discover(ctx context.Context, client *http.Client, authorityHost, tenantID string) (Metadata, error) {
+	v2, err := getBody(ctx, client, DiscoveryURL(authorityHost, tenantID, true))
+	if err != nil {
+		return Metadata{}, err
+	}
+	v1, err := getBody(ctx, client, DiscoveryURL(authorityHost, tenantID, false))
+	if err != nil {
+		return Metadata{}, err
+	}
+	return ParseDiscovery(tenantID, v2, v1)
+}
+
+// DiscoveryURL is the address of the tenant's v2 (or v1) OpenID configuration.
+func DiscoveryURL(authorityHost, tenantID string, v2 bool) string {
 	base := strings.TrimSuffix(authorityHost, "/") + "/" + tenantID
+	if v2 {
+		return base + "/v2.0/.well-known/openid-configuration"
+	}
+	return base + "/.well-known/openid-configuration"
+}
+
+// ParseDiscovery makes the Metadata of tenantID from its v2 and v1 OpenID
+// configurations, for a caller that fetched them itself (gateway doctor).
+func ParseDiscovery(tenantID string, v2doc, v1doc []byte) (Metadata, error) {
 	var v2, v1 struct {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := getJSON(ctx, client, base+"/v2.0/.well-known/openid-configuration", &v2); err != nil {
-		return Metadata{}, err
+	if err := json.Unmarshal(v2doc, &v2); err != nil {
+		return Metadata{}, fmt.Errorf("auth: discovery of tenant %s: v2 document: %w", tenantID, err)
 	}
-	if err := getJSON(ctx, client, base+"/.well-known/openid-configuration", &v1); err != nil {
-		return Metadata{}, err
+	if err := json.Unmarshal(v1doc, &v1); err != nil {
+		return Metadata{}, fmt.Errorf("auth: discovery of tenant %s: v1 document: %w", tenantID, err)
 	}
 	if v2.JWKSURI == "" || v2.Issuer == "" || v1.Issuer == "" {
-		return Metadata{}, fmt.Errorf("auth: discovery at %s: issuer or jwks_uri missing", base)
+		return Metadata{}, fmt.Errorf("auth: discovery of tenant %s: issuer or jwks_uri missing", tenantID)
 	}
 	tmpl := func(iss string) (string, error) {
 		if strings.Contains(iss, "{tenantid}") {
 			return iss, nil
 		}
 		if !strings.Contains(iss, tenantID) {
-			return "", fmt.Errorf("auth: discovery at %s: issuer %q does not name tenant %s", base, iss, tenantID)
+			return "", fmt.Errorf("auth: discovery of tenant %s: issuer %q does not name the tenant", tenantID, iss)
 		}
 		return strings.ReplaceAll(iss, tenantID, "{tenantid}"), nil
 	}
@@ -63,25 +85,22 @@ func Discover(ctx context.Context, client *http.Client, authorityHost, tenantID 
 	return m, nil
 }
 
-func getJSON(ctx context.Context, client *http.Client, url string, v any) error {
+func getBody(ctx context.Context, client *http.Client, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("auth: discovery: %w", err)
+		return nil, fmt.Errorf("auth: discovery: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("auth: discovery: %w", err)
+		return nil, fmt.Errorf("auth: discovery: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("auth: discovery %s: %w", url, err)
+		return nil, fmt.Errorf("auth: discovery %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("auth: discovery %s: HTTP %d: %.200s", url, resp.StatusCode, body)
+		return nil, fmt.Errorf("auth: discovery %s: HTTP %d: %.200s", url, resp.StatusCode, body)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("auth: discovery %s: %w", url, err)
-	}
-	return nil
+	return body, nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -43,6 +44,13 @@ func (p *Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s
 
 // HasRole reports whether the token carries the app role.
 func (p *Principal) HasRole(r string) bool { return slices.Contains(p.Roles, r) }
+
+// Format prints identifiers only, whatever the verb (%v, %+v, %#v, %s):
+// fmt would otherwise print the unexported raw token.
+func (p Principal) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "auth.Principal{oid=%s tid=%s azp=%s kid=%s ver=%s scp=%v roles=%v app_only=%t exp=%s}",
+		p.ObjectID, p.TenantID, p.ClientID, p.KeyID, p.Version, p.Scopes, p.Roles, p.AppOnly, p.ExpiresAt.UTC().Format(time.RFC3339))
+}
 
 // LogValue implements slog.LogValuer: identifiers only, never the token.
 func (p *Principal) LogValue() slog.Value {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -226,5 +227,19 @@ func TestVerifiedTokenCache(t *testing.T) {
 	clock.Advance(12 * time.Minute) // beyond exp and the leeway
 	if _, err := v.Validate(context.Background(), tok0); !errors.As(err, &te) || te.Reason != ReasonExpired {
 		t.Fatalf("after exp: err = %v, want expired", err)
+	}
+}
+
+// However a Principal is printed or logged, the token stays out of it.
+func TestPrincipalPrintsNoToken(t *testing.T) {
+	now := time.Now()
+	tok := sign(t, sharedKeys(t)[0], userClaims(now), nil)
+	p := &Principal{raw: tok, ObjectID: "oid-1", TenantID: testTenant, ExpiresAt: now}
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "principal", p, "value", *p)
+	for _, s := range []string{fmt.Sprint(p), fmt.Sprintf("%+v", p), fmt.Sprintf("%#v", *p), fmt.Sprintf("%s", p), fmt.Sprint(*p), logs.String()} {
+		if strings.Contains(s, tok) || !strings.Contains(s, "oid-1") {
+			t.Errorf("printed principal shows the token or not its oid: %.200s", s)
+		}
 	}
 }

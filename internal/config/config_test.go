@@ -913,6 +913,11 @@ func validationCases(f files) []validationCase {
 		{"origin upper case", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://App.example.com"} }, "cors.allowed_origins[0]", "lower case"},
 		{"origin with port", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://localhost:3000"} }, "", ""},
 		{"allowed_headers bad", func(c *Config) { c.CORS.AllowedHeaders = []string{"X-Ok", "X Bad"} }, "cors.allowed_headers[1]", "is not a header name"},
+		// Rules of the CORS middleware itself: a configuration that validates
+		// must not make it panic at start-up.
+		{"origin with the default port", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example.com:443"} }, "cors.allowed_origins[0]", "drop the default or empty port"},
+		{"origin with a wildcard host", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://*.example.com"} }, "cors.allowed_origins[0]", "wildcard hosts are not supported"},
+		{"allowed_headers wildcard", func(c *Config) { c.CORS.AllowedHeaders = []string{"*"} }, "cors.allowed_headers[0]", "the wildcard * is not supported"},
 		{"max_age negative", func(c *Config) { c.CORS.MaxAge = Duration(-time.Second) }, "cors.max_age", "must not be negative"},
 
 		// The rest.

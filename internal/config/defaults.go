@@ -83,10 +83,13 @@ func setDefault[T comparable](p *T, v T) {
 // any cloud: those are the hosts instance discovery knows.
 func isMicrosoftAuthorityHost(authorityHost string) bool {
 	u, err := url.Parse(authorityHost)
-	if err != nil {
-		return false
-	}
-	switch strings.ToLower(u.Hostname()) {
+	return err == nil && IsMicrosoftHost(u.Hostname())
+}
+
+// IsMicrosoftHost reports whether host (a host name, no scheme or port) is
+// one of Entra ID's authority hosts, in any cloud.
+func IsMicrosoftHost(host string) bool {
+	switch strings.ToLower(host) {
 	case "login.microsoftonline.com", "login.microsoftonline.us",
 		"login.partner.microsoftonline.cn", "login.microsoft.com",
 		"login.windows.net", "login.chinacloudapi.cn",

@@ -178,6 +178,12 @@ func routeEnvSettings() []routeEnvSetting {
 
 // routeEnvName is how a route's name is written in its variables:
 // upper-cased, '-' as '_'.
+// RouteEnvVar is the environment variable of a route's setting, e.g.
+// RouteEnvVar("orders-api", "UPSTREAM") = OBO_GATEWAY_ROUTE_ORDERS_API_UPSTREAM.
+func RouteEnvVar(route, suffix string) string {
+	return routeEnvPrefix + routeEnvName(route) + "_" + suffix
+}
+
 func routeEnvName(name string) string {
 	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
 }
@@ -196,7 +202,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		for _, s := range routeEnvSettings() {
-			name := routeEnvPrefix + routeEnvName(r.Name) + "_" + s.suffix
+			name := RouteEnvVar(r.Name, s.suffix)
 			if v := getenv(name); v != "" {
 				if err := s.set(r, v); err != nil {
 					errs = append(errs, fmt.Errorf("config: %s: %w", name, err))
@@ -215,7 +221,7 @@ func (c *Config) CheckEnviron(environ []string) error {
 	known := map[string]bool{}
 	for _, r := range c.Routes {
 		for _, s := range routeEnvSettings() {
-			known[routeEnvPrefix+routeEnvName(r.Name)+"_"+s.suffix] = true
+			known[RouteEnvVar(r.Name, s.suffix)] = true
 		}
 	}
 	names := make([]string, 0, len(c.Routes))

@@ -248,3 +248,16 @@ func parseByteSize(s string) (ByteSize, error) {
 	}
 	return ByteSize(n) * size, nil
 }
+
+// Problems splits an error of Load, Validate or CheckEnviron into its
+// problems: the leaves of its errors.Join tree, most of them *FieldError.
+func Problems(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Problems(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/obo-gateway/obo-gateway/internal/cors"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -351,13 +352,17 @@ func (c *Config) validateCORS(p *problems) {
 			}
 			continue
 		}
+		// The configuration's own, stricter words first (lower case, no
+		// "null"), then the rule the CORS middleware itself applies.
 		if msg := originProblem(o); msg != "" {
 			p.add(field, "%s", msg)
+		} else if err := cors.CheckOrigin(o); err != nil {
+			p.add(field, "%v", err)
 		}
 	}
 	for i, h := range c.CORS.AllowedHeaders {
-		if h == "" || strings.IndexFunc(h, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
-			p.add(fmt.Sprintf("cors.allowed_headers[%d]", i), "%q is not a header name, e.g. X-Request-Id", h)
+		if err := cors.CheckHeaderName(h); err != nil {
+			p.add(fmt.Sprintf("cors.allowed_headers[%d]", i), "%v", err)
 		}
 	}
 	if c.CORS.MaxAge < 0 {
@@ -378,12 +383,6 @@ func originProblem(o string) string {
 		return fmt.Sprintf("%q: browsers send origins in lower case: write %s", o, strings.ToLower(o))
 	}
 	return ""
-}
-
-// isTokenChar reports whether r may appear in an HTTP header name (RFC 9110 tchar).
-func isTokenChar(r rune) bool {
-	return r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-		strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
 // parseTrustedProxy reads a CIDR or a single IP (as a /32 or /128).

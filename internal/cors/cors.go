@@ -9,6 +9,7 @@
 package cors
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -217,18 +218,35 @@ func normalizeOrigin(o string) (string, error) {
 	return n, nil
 }
 
-// checkHeaderName reports a header name that is not an RFC 9110 token.
-func checkHeaderName(field, name string) error {
+// CheckOrigin reports why o cannot be an allowed origin, or nil. The
+// gateway's configuration validation applies it, so that a configuration
+// that validates never makes Middleware panic.
+func CheckOrigin(o string) error {
+	_, err := normalizeOrigin(o)
+	return err
+}
+
+// CheckHeaderName reports why name cannot be an allowed or exposed header,
+// or nil: it must be an RFC 9110 token, and not the wildcard.
+func CheckHeaderName(name string) error {
 	if name == "*" {
-		return fmt.Errorf("cors: %s: the wildcard * is not supported; list the headers", field)
+		return errors.New("the wildcard * is not supported; list the headers")
 	}
 	if name == "" {
-		return fmt.Errorf("cors: %s: empty header name", field)
+		return errors.New("empty header name")
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTokenChar(name[i]) {
-			return fmt.Errorf("cors: %s: %q is not a valid header name", field, name)
+			return fmt.Errorf("%q is not a header name (RFC 9110 token), e.g. X-Request-Id", name)
 		}
+	}
+	return nil
+}
+
+// checkHeaderName is CheckHeaderName naming the Config field.
+func checkHeaderName(field, name string) error {
+	if err := CheckHeaderName(name); err != nil {
+		return fmt.Errorf("cors: %s: %w", field, err)
 	}
 	return nil
 }

@@ -2,12 +2,9 @@ package doctor
 
 import (
 	"bytes"
-	"crypto/sha1" //nolint:gosec // SHA-1 thumbprints are what the portal shows and what x5t is.
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"math"
 	"os"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
 // Thumbprints are a certificate's thumbprints in every form Entra and its
@@ -40,13 +38,12 @@ type Thumbprints struct {
 
 // ThumbprintsOf computes c's thumbprints.
 func ThumbprintsOf(c *x509.Certificate) Thumbprints {
-	s1 := sha1.Sum(c.Raw) //nolint:gosec
-	s256 := sha256.Sum256(c.Raw)
+	s1, s256 := pki.ThumbprintSHA1(c), pki.ThumbprintSHA256(c)
 	return Thumbprints{
-		SHA1Hex:    strings.ToUpper(hex.EncodeToString(s1[:])),
-		SHA1Base64: base64.StdEncoding.EncodeToString(s1[:]),
-		X5T:        base64.RawURLEncoding.EncodeToString(s1[:]),
-		X5TS256:    base64.StdEncoding.EncodeToString(s256[:]),
+		SHA1Hex:    strings.ToUpper(hex.EncodeToString(s1)),
+		SHA1Base64: base64.StdEncoding.EncodeToString(s1),
+		X5T:        base64.RawURLEncoding.EncodeToString(s1),
+		X5TS256:    base64.StdEncoding.EncodeToString(s256),
 		SHA256Hex:  obo.Thumbprint256Hex(c),
 	}
 }
@@ -65,14 +62,15 @@ func (r *runner) checkCAFile() {
 			"make entra.ca_file (OBO_GATEWAY_ENTRA_CA_FILE) name a readable PEM file of the CA certificates to trust")
 		return
 	}
-	var subjects []string
-	for _, c := range pemCertificates(data) {
-		subjects = append(subjects, c.Subject.String())
-	}
-	if len(subjects) == 0 {
-		r.fail(id, name, fmt.Sprintf("%s holds no PEM certificate", f),
+	certs, err := pki.ParseCertsPEM(data)
+	if err != nil {
+		r.fail(id, name, fmt.Sprintf("%s holds no usable PEM certificate: %v", f, err),
 			"put the CA certificates (-----BEGIN CERTIFICATE-----) of your TLS-inspecting proxy or local tenant in entra.ca_file")
 		return
+	}
+	subjects := make([]string, len(certs))
+	for i, c := range certs {
+		subjects[i] = c.Subject.String()
 	}
 	r.pass(id, name, fmt.Sprintf("%s: %d CA certificate(s) trusted for Entra besides the system's: %s",
 		f, len(subjects), strings.Join(subjects, "; ")))
@@ -190,24 +188,6 @@ func certificateLoadProblem(err error, path, keyPath string) (detail, fix string
 		detail = fmt.Sprintf("%s cannot be used: %s", keyPath, strings.TrimPrefix(msg, "obo: "))
 	}
 	return detail, fix
-}
-
-// pemCertificates returns the certificates of PEM data that parse.
-func pemCertificates(data []byte) []*x509.Certificate {
-	var certs []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return certs
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
-			certs = append(certs, c)
-		}
-	}
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

@@ -29,22 +29,10 @@ func (r *runner) checkConfig() bool {
 				path, cfg.Entra.TenantID, cfg.Entra.ClientID, cfg.Entra.AuthorityHost, len(cfg.Routes), n))
 		return true
 	}
-	for _, e := range flatten(err) {
+	for _, e := range config.Problems(err) {
 		r.configProblem(path, e)
 	}
 	return false
-}
-
-// flatten splits errors.Join trees into their leaves.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 var (

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -112,7 +111,7 @@ func (r *runner) checkAuthority(ctx context.Context) bool {
 	e := r.cfg.Entra
 	host, tenant := e.AuthorityHost, e.TenantID
 	hostName := hostOf(host)
-	v2URL := host + "/" + tenant + "/v2.0/.well-known/openid-configuration"
+	v2URL := auth.DiscoveryURL(host, tenant, true)
 
 	status, body, err := r.online.get(ctx, v2URL)
 	if err != nil {
@@ -140,7 +139,17 @@ func (r *runner) checkAuthority(ctx context.Context) bool {
 			"entra.authority_host must be Entra's host, e.g. https://login.microsoftonline.com: something else answers there")
 		return false
 	}
-	meta, err := auth.Discover(ctx, r.online.entra, host, tenant)
+	// The v2 document is in hand: fetch only the v1 one, and let the
+	// gateway's own parser judge both.
+	v1URL := auth.DiscoveryURL(host, tenant, false)
+	v1Status, v1Body, err := r.online.get(ctx, v1URL)
+	if err == nil && v1Status != http.StatusOK {
+		err = fmt.Errorf("%s answered HTTP %d: %.200s", v1URL, v1Status, strings.TrimSpace(string(v1Body)))
+	}
+	var meta auth.Metadata
+	if err == nil {
+		meta, err = auth.ParseDiscovery(tenant, body, v1Body)
+	}
 	if err != nil {
 		r.fail(id, name, fmt.Sprintf("the gateway cannot use the discovery documents: %v%s", err, notRun),
 			"the tenant's v2 and v1 OpenID configurations must both answer, each with an issuer naming the tenant and a jwks_uri: check entra.authority_host and entra.tenant_id")
@@ -392,7 +401,7 @@ func (r *runner) resourceVerdict(rt *config.Route, resource string, tr tokenResu
 		return
 	}
 	oe := tr.err
-	field := fmt.Sprintf("routes[].downstream_scopes of route %s (OBO_GATEWAY_ROUTE_%s_DOWNSTREAM_SCOPES)", rt.Name, routeEnv(rt.Name))
+	field := fmt.Sprintf("routes[].downstream_scopes of route %s (%s)", rt.Name, config.RouteEnvVar(rt.Name, "DOWNSTREAM_SCOPES"))
 	if oe.Status == 0 {
 		detail, fix := r.credentialProblem(oe, rt.Name)
 		r.fail(id, name, detail, fix)
@@ -470,15 +479,4 @@ func cloudOfHost(host string) string {
 		return "partner.microsoftonline.cn"
 	}
 	return ""
-}
-
-// isMicrosoftHost reports whether host is one of Microsoft's Entra hosts
-// (config's list for the instance_discovery default).
-func isMicrosoftHost(host string) bool {
-	return slices.Contains([]string{
-		"login.microsoftonline.com", "login.microsoftonline.us",
-		"login.partner.microsoftonline.cn", "login.microsoft.com",
-		"login.windows.net", "login.chinacloudapi.cn",
-		"login-us.microsoftonline.com", "login.usgovcloudapi.net",
-	}, strings.ToLower(host))
 }

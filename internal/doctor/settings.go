@@ -22,7 +22,7 @@ func (r *runner) checkSettings() {
 	host := hostOf(e.AuthorityHost)
 	on := e.InstanceDiscovery != nil && *e.InstanceDiscovery
 	const idID, idName = "settings/instance_discovery", "instance discovery"
-	switch ms := isMicrosoftHost(host); {
+	switch ms := config.IsMicrosoftHost(host); {
 	case ms && !on:
 		r.warn(idID, idName, fmt.Sprintf("off for %s, a Microsoft host: MSAL neither validates the authority nor learns its aliases", host),
 			"remove entra.instance_discovery (OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY): the default is on for Microsoft's hosts; turn it off only for a host Entra does not know")

@@ -45,7 +45,7 @@ func (r *runner) probe(ctx context.Context, upstream string, timeout time.Durati
 }
 
 func upstreamFix(f netFailure, rt *config.Route, timeout time.Duration) string {
-	where := fmt.Sprintf("routes[].upstream of route %s (OBO_GATEWAY_ROUTE_%s_UPSTREAM)", rt.Name, routeEnv(rt.Name))
+	where := fmt.Sprintf("routes[].upstream of route %s (%s)", rt.Name, config.RouteEnvVar(rt.Name, "UPSTREAM"))
 	switch f.kind {
 	case netRefused:
 		return "nothing listens there: start the API, or correct the host and port in " + where
@@ -65,17 +65,4 @@ func upstreamFix(f netFailure, rt *config.Route, timeout time.Duration) string {
 		return "the network path to the upstream is broken: check routing, firewalls and network policies, and the address in " + where
 	}
 	return "check the address in " + where + " and the network path to it"
-}
-
-func routeEnv(name string) string {
-	out := []byte(name)
-	for i, c := range out {
-		switch {
-		case c >= 'a' && c <= 'z':
-			out[i] = c - 'a' + 'A'
-		case c == '-':
-			out[i] = '_'
-		}
-	}
-	return string(out)
 }

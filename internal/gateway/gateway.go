@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	g.tokens, err = tokencache.NewOBO(tokencache.OBOConfig{
 		Next: exchanger, Budget: int64(cfg.Cache.MemoryBudget), RefreshMargin: cfg.Cache.RefreshMargin.D(),
-		L2: l2, Metrics: tokencache.NewMetrics(g.reg), Logger: g.log, Now: g.now,
+		L2: l2, Metrics: tokencache.NewMetrics(g.reg), Now: g.now,
 	})
 	if err != nil {
 		return nil, err

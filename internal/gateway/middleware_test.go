@@ -90,7 +90,7 @@ func TestAccessLog(t *testing.T) {
 
 func TestRecoverer(t *testing.T) {
 	tg := newTestGateway(t)
-	h := reqid.Middleware(tg.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := tg.accessLog(tg.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("boom")
 	})))
 	r := httptest.NewRequest(http.MethodGet, "/orders", nil)

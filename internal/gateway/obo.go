@@ -17,38 +17,42 @@ import (
 // exchange is the middleware of a route that gets the downstream token
 // On-Behalf-Of the validated user, or answers the frontend why it cannot.
 // On routes without downstream scopes nothing is exchanged and no
-// Authorization header goes upstream.
+// Authorization header goes upstream. It runs behind accessLog, whose
+// requestInfo carries the principal to the log and the Forward to the proxy.
 func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
+	request := func(p *auth.Principal, claims string) obo.Request {
+		return obo.Request{
+			Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID,
+			Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
+		}
+	}
+	// A downstream claims challenge (CAE, conditional access): one new
+	// exchange with those claims, then the proxy replays the request. Made
+	// once per route, not per request: the replayed request's context
+	// carries its principal.
+	retry := func(ctx context.Context, claims string) (string, error) {
+		p := auth.FromContext(ctx)
+		if p == nil {
+			return "", errors.New("gateway: no validated principal for the claims retry")
+		}
+		tok, err := g.tokens.Exchange(ctx, request(p, claims))
+		return tok.AccessToken, err
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p := auth.FromContext(r.Context())
-			f := proxy.FromContext(r.Context())
-			if info := infoFrom(r.Context()); info != nil {
-				info.principal = p
-			}
-			if f == nil {
-				// Not behind the access log (which provides one): our own.
-				f = &proxy.Forward{}
-				r = r.WithContext(proxy.NewContext(r.Context(), f))
-			}
+			info := infoFrom(r.Context())
+			info.principal = p
+			f := &info.forward
 			f.SetSecret(p.Token())
 			if len(rt.DownstreamScopes) > 0 {
-				tok, err := g.tokens.Exchange(r.Context(), obo.Request{
-					Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name,
-				})
+				tok, err := g.tokens.Exchange(r.Context(), request(p, ""))
 				if err != nil {
 					g.oboFailed(w, r, rt, p, err)
 					return
 				}
 				f.SetUpstreamToken(tok.AccessToken)
-				// A downstream claims challenge (CAE, conditional access): one new
-				// exchange with those claims, then the proxy replays the request.
-				f.SetClaimsRetry(func(ctx context.Context, claims string) (string, error) {
-					tok, err := g.tokens.Exchange(ctx, obo.Request{
-						Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID, Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
-					})
-					return tok.AccessToken, err
-				})
+				f.SetClaimsRetry(retry)
 			}
 			next.ServeHTTP(w, r)
 		})

@@ -88,9 +88,7 @@ func writeStatus(w http.ResponseWriter, status int, v any) {
 func (g *Gateway) routeName(name string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if info := infoFrom(r.Context()); info != nil {
-				info.route = name
-			}
+			infoFrom(r.Context()).route = name
 			next.ServeHTTP(w, r)
 		})
 	}

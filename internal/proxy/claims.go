@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,6 +40,12 @@ func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	tok, rerr := retry(req.Context(), claims)
+	if rerr == nil && FromContext(req.Context()).carriesSecret(tok) {
+		// As for the first token (Proxy.Handler): never sent.
+		t.log.LogAttrs(req.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
+			slog.String("route", t.route), slog.String("request_id", reqid.FromContext(req.Context())))
+		rerr = errors.New("the new upstream token contains the user's token")
+	}
 	if rerr != nil {
 		t.metrics.claimsChallenge(t.route, "passed_exchange_failed")
 		t.log.LogAttrs(req.Context(), slog.LevelInfo, "upstream claims challenge: new token refused; passing the challenge to the frontend",

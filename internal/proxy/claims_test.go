@@ -46,6 +46,7 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 		method     string
 		body       string
 		retryErr   error
+		retryToken string // default "good-token"
 		noRetry    bool
 		wantStatus int
 		wantSeen   []string
@@ -56,6 +57,8 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 		{name: "request with a body is not replayed", method: "POST", body: `{"a":1}`,
 			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}, wantResult: "passed_body"},
 		{name: "exchange with the claims refused: challenge passed on", method: "GET", retryErr: errors.New("interaction_required"),
+			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}, wantResult: "passed_exchange_failed"},
+		{name: "new token carrying the user's token: never sent, challenge passed on", method: "GET", retryToken: "good-token." + userToken,
 			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}, wantResult: "passed_exchange_failed"},
 		{name: "no retry hook: challenge passed on", method: "GET", noRetry: true,
 			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}},
@@ -69,10 +72,14 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u})
 			var gotClaims string
 			f := &Forward{}
+			f.SetSecret(userToken)
 			f.SetUpstreamToken("stale-token")
 			if !tt.noRetry {
 				f.SetClaimsRetry(func(_ context.Context, claims string) (string, error) {
 					gotClaims = claims
+					if tt.retryToken != "" {
+						return tt.retryToken, tt.retryErr
+					}
 					return "good-token", tt.retryErr
 				})
 			}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -71,6 +72,14 @@ func (f *Forward) secretValue() string {
 		return ""
 	}
 	return string(f.secret)
+}
+
+// carriesSecret reports an upstream token that contains the user's own
+// token: a bug before the proxy (an exchange that passed the user's token
+// through). Every token the proxy sends upstream is checked with it.
+func (f *Forward) carriesSecret(token string) bool {
+	s := f.secretValue()
+	return s != "" && strings.Contains(token, s)
 }
 
 func (f *Forward) retry() ClaimsRetry {

@@ -168,19 +168,16 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			return
 		}
 		f := FromContext(r.Context())
-		if s := f.secretValue(); s != "" {
-			if strings.Contains(r.URL.Path, s) || strings.Contains(r.URL.RawPath, s) {
-				apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not carry the access token")
-				return
-			}
-			if strings.Contains(f.token(), s) {
-				// A bug before the proxy (the exchange passed the user's
-				// token through): fail closed.
-				p.log.LogAttrs(r.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
-					slog.String("route", rt.Name), slog.String("request_id", reqid.FromContext(r.Context())))
-				apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway could not prepare the upstream request")
-				return
-			}
+		if s := f.secretValue(); s != "" && (strings.Contains(r.URL.Path, s) || strings.Contains(r.URL.RawPath, s)) {
+			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not carry the access token")
+			return
+		}
+		if f.carriesSecret(f.token()) {
+			// Fail closed.
+			p.log.LogAttrs(r.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
+				slog.String("route", rt.Name), slog.String("request_id", reqid.FromContext(r.Context())))
+			apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway could not prepare the upstream request")
+			return
 		}
 		if rt.StripPrefix {
 			u, ok := stripPrefix(r.URL, prefix)

@@ -26,19 +26,11 @@ func NewContext(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
 }
 
-// Middleware accepts a client's X-Request-Id of up to 128 visible ASCII
+// Prepare accepts a client's X-Request-Id of up to 128 visible ASCII
 // characters (so it cannot inject into logs or headers) or makes one, sets it
-// on the request (so the upstream sees it) and on the response.
-func Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := Prepare(w, r)
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
-	})
-}
-
-// Prepare does Middleware's work except the context: it returns the ID for
-// the caller to put there with NewContext, together with its own values, so
-// that the request is copied once rather than once per middleware.
+// on the request (so the upstream sees it) and on the response, and returns
+// it for the caller to put in the context with NewContext, together with its
+// own values: the request is copied once rather than once per middleware.
 func Prepare(w http.ResponseWriter, r *http.Request) string {
 	id := r.Header.Get(Header)
 	if !valid(id) {

@@ -11,17 +11,21 @@ import (
 
 var generated = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-// serve runs Middleware for one request whose X-Request-Id header values are
+// serve runs Prepare and NewContext, as the gateway does, for one request whose X-Request-Id header values are
 // given (none when ids is empty) and returns the response and what the next
 // handler saw: the ID in its context and the request's header.
 func serve(t *testing.T, ids ...string) (rec *httptest.ResponseRecorder, ctxID, hdrID string) {
 	t.Helper()
 	called := false
-	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	next := func(w http.ResponseWriter, r *http.Request) {
 		called = true
 		ctxID = FromContext(r.Context())
 		hdrID = r.Header.Get(Header)
-	}))
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := Prepare(w, r)
+		next(w, r.WithContext(NewContext(r.Context(), id)))
+	})
 	req := httptest.NewRequest(http.MethodGet, "/orders", nil)
 	for _, id := range ids {
 		req.Header.Add(Header, id)
@@ -34,7 +38,7 @@ func serve(t *testing.T, ids ...string) (rec *httptest.ResponseRecorder, ctxID, 
 	return rec, ctxID, hdrID
 }
 
-func TestMiddlewareKeepsSaneClientID(t *testing.T) {
+func TestKeepsSaneClientID(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		id   string
@@ -59,7 +63,7 @@ func TestMiddlewareKeepsSaneClientID(t *testing.T) {
 	}
 }
 
-func TestMiddlewareReplacesBadClientID(t *testing.T) {
+func TestReplacesBadClientID(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ids  []string // header values sent; none means no header
@@ -122,10 +126,10 @@ func TestContext(t *testing.T) {
 	}
 }
 
-// TestMiddlewareSendsOneID: with several X-Request-Id headers, the first is
+// TestSendsOneID: with several X-Request-Id headers, the first is
 // judged, and the next handler (the upstream) sees only the chosen ID, never
 // an unchecked second value.
-func TestMiddlewareSendsOneID(t *testing.T) {
+func TestSendsOneID(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ids  []string
@@ -135,16 +139,13 @@ func TestMiddlewareSendsOneID(t *testing.T) {
 		{"first bad", []string{"bad id", "req-2"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var seen []string
-			h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				seen = r.Header.Values(Header)
-			}))
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			for _, id := range tc.ids {
 				req.Header.Add(Header, id)
 			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
+			Prepare(rec, req)
+			seen := req.Header.Values(Header) // what goes upstream
 			got := rec.Header().Get(Header)
 			if tc.want != "" && got != tc.want {
 				t.Errorf("ID = %q, want %q", got, tc.want)

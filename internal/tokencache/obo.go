@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +40,6 @@ type OBOConfig struct {
 	// request that started it gives up; default 30s (Next has its own bound too).
 	ExchangeTimeout time.Duration
 	Metrics         *Metrics
-	Logger          *slog.Logger
 	Now             func() time.Time
 }
 
@@ -71,9 +69,6 @@ func NewOBO(cfg OBOConfig) (*OBO, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &OBO{cfg: cfg}
 	c.l1 = lru.New[Entry](lru.Config{Budget: cfg.Budget, Now: cfg.Now, OnEvict: func(reason string) {
