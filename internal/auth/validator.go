@@ -53,61 +53,60 @@ type Validator struct {
 	tenants   map[string]bool
 	audiences map[string]bool
 	verified  *lru.LRU[verified] // nil when CacheBudget is 0
-	// shared holds one copy of the strings and scope lists that repeat
+	// One copy of the strings, scope lists and common claims that repeat
 	// across users (tenant, issuer, client, scopes), so that cached
-	// principals do not each keep their own.
-	shared  sync.Map // string -> string or []string
+	// principals do not each keep their own; nShared bounds all three.
+	strs    interner[string]
+	scopes  interner[[]string]
+	commons interner[*commonClaims]
 	nShared atomic.Int32
+	// holder is Keys as a keyHolder, or nil: resolved once, not per hit.
+	holder keyHolder
 }
 
-// maxShared bounds the shared strings: the values are few in practice, but
-// they come from tokens, so a flood of odd values must not grow memory.
+// maxShared bounds the shared values: they are few in practice, but they
+// come from tokens, so a flood of odd values must not grow memory.
 const maxShared = 4096
+
+// interner keeps one copy per key of values that repeat across tokens. Its
+// keys are copied, so that no key keeps a whole token alive.
+type interner[V any] struct{ m sync.Map }
+
+// get returns the value kept for key, or keeps and returns newValue() while
+// *n is below maxShared (beyond it, newValue() is returned unkept).
+func (in *interner[V]) get(n *atomic.Int32, key string, newValue func() V) V {
+	if got, ok := in.m.Load(key); ok {
+		return got.(V)
+	}
+	val := newValue()
+	if n.Load() >= maxShared {
+		return val
+	}
+	if got, loaded := in.m.LoadOrStore(strings.Clone(key), val); loaded {
+		return got.(V)
+	}
+	n.Add(1)
+	return val
+}
 
 // share returns a shared copy of s.
 func (v *Validator) share(s string) string {
 	if s == "" {
 		return s
 	}
-	if c, ok := v.shared.Load(s); ok {
-		if cs, ok := c.(string); ok {
-			return cs
-		}
-	}
-	if v.nShared.Load() >= maxShared {
-		return s
-	}
-	s = strings.Clone(s) // do not keep the whole token alive through a substring
-	if c, loaded := v.shared.LoadOrStore(s, s); loaded {
-		if cs, ok := c.(string); ok {
-			return cs
-		}
-	}
-	v.nShared.Add(1)
-	return s
+	// Cloned: a substring would keep the whole token alive.
+	return v.strs.get(&v.nShared, s, func() string { return strings.Clone(s) })
 }
 
 // shareFields returns the shared, read-only scope list of a scp value.
 func (v *Validator) shareFields(scp string) []string {
-	key := "scp:" + scp
-	if c, ok := v.shared.Load(key); ok {
-		if l, ok := c.([]string); ok {
-			return l
+	return v.scopes.get(&v.nShared, scp, func() []string {
+		fields := strings.Fields(scp)
+		for i := range fields {
+			fields[i] = v.share(fields[i])
 		}
-	}
-	fields := strings.Fields(scp)
-	for i := range fields {
-		fields[i] = v.share(fields[i])
-	}
-	if v.nShared.Load() < maxShared {
-		if c, loaded := v.shared.LoadOrStore(strings.Clone(key), fields); loaded {
-			if l, ok := c.([]string); ok {
-				return l
-			}
-		}
-		v.nShared.Add(1)
-	}
-	return fields
+		return fields
+	})
 }
 
 // verified is a cached validation, kept small because there is one per
@@ -158,23 +157,9 @@ func (e *verified) principal(raw string, hash [32]byte) *Principal {
 // shareCommon returns a shared copy of c (its strings are shared already),
 // within the same bound as the shared strings.
 func (v *Validator) shareCommon(c commonClaims) *commonClaims {
-	key := strings.Join([]string{"common", c.kid, c.x5t, c.keyID, c.tenantID, c.clientID, c.issuer, c.audience, c.version,
+	key := strings.Join([]string{c.kid, c.x5t, c.keyID, c.tenantID, c.clientID, c.issuer, c.audience, c.version,
 		strings.Join(c.scopes, " "), strings.Join(c.roles, "\x00"), strconv.FormatBool(c.appOnly)}, "\x01")
-	if got, ok := v.shared.Load(key); ok {
-		if cc, ok := got.(*commonClaims); ok {
-			return cc
-		}
-	}
-	if v.nShared.Load() >= maxShared {
-		return &c
-	}
-	if got, loaded := v.shared.LoadOrStore(key, &c); loaded {
-		if cc, ok := got.(*commonClaims); ok {
-			return cc
-		}
-	}
-	v.nShared.Add(1)
-	return &c
+	return v.commons.get(&v.nShared, key, func() *commonClaims { return &c })
 }
 
 // keyHolder is implemented by key sets that can tell, without fetching,
@@ -203,6 +188,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		cfg.Now = time.Now
 	}
 	v := &Validator{cfg: cfg, tenants: map[string]bool{}, audiences: map[string]bool{}}
+	v.holder, _ = cfg.Keys.(keyHolder)
 	for _, t := range append([]string{cfg.TenantID}, cfg.AllowedTenants...) {
 		v.tenants[strings.ToLower(t)] = true
 	}
@@ -220,8 +206,8 @@ func normAudience(a string) string { return strings.TrimSuffix(strings.ToLower(a
 // Validate checks a raw bearer token: RS256 signature by a key of the
 // tenant's set, exp/nbf/iat within the leeway, tid allowed, iss the v1 or v2
 // issuer of that tid, aud this gateway. Errors are *TokenError. The returned
-// Principal may be shared with other requests presenting the same token:
-// callers must not modify it.
+// Principal is the caller's, but its Scopes and Roles slices are shared with
+// other principals: callers must not modify them.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
 	// Hashed once per request: the verified-token cache and the downstream
 	// token cache (through Principal.TokenHash) both key on it.
@@ -230,7 +216,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 	k := lru.Key(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))))
 	if v.verified != nil {
 		if e, ok := v.verified.Get(k); ok {
-			if h, isHolder := v.cfg.Keys.(keyHolder); !isHolder || h.holds(e.common.kid, e.common.x5t, e.pub) {
+			if v.holder == nil || v.holder.holds(e.common.kid, e.common.x5t, e.pub) {
 				v.cfg.Metrics.validatedCached()
 				// The cache keeps no token: this request's header holds it.
 				return e.principal(raw, k), nil

@@ -1192,6 +1192,14 @@ func TestRedacted(t *testing.T) {
 		t.Fatalf("changing the redacted copy changed the original: %#v", c.Redacted())
 	}
 
+	t.Run("client capabilities are copied", func(t *testing.T) {
+		c := &Config{Entra: Entra{ClientCapabilities: []string{"cp1"}}}
+		c.Redacted().Entra.ClientCapabilities[0] = "x"
+		if c.Entra.ClientCapabilities[0] != "cp1" {
+			t.Errorf("changing the redacted copy changed the original: %q", c.Entra.ClientCapabilities)
+		}
+	})
+
 	t.Run("no password stays empty", func(t *testing.T) {
 		c := &Config{Cache: Cache{Redis: &Redis{Address: "redis:6379"}}}
 		r := c.Redacted()

@@ -72,6 +72,7 @@ func (c *Config) Redacted() *Config {
 	}
 	r.Entra.Audiences = slices.Clone(c.Entra.Audiences)
 	r.Entra.AllowedTenants = slices.Clone(c.Entra.AllowedTenants)
+	r.Entra.ClientCapabilities = slices.Clone(c.Entra.ClientCapabilities)
 	r.Entra.Certificate.Password = redactedIfSet(c.Entra.Certificate.Password)
 	r.Routes = slices.Clone(c.Routes)
 	for i := range r.Routes {

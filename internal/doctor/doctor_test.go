@@ -3,6 +3,7 @@ package doctor
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -266,5 +267,43 @@ func checkSummary(t *testing.T, rep *Report) {
 			t.Errorf("duplicate ID %s", c.ID)
 		}
 		ids[c.ID] = true
+	}
+}
+
+// The doctor's promise: nothing it prints holds a password or key material,
+// whether the check that reads it passes or fails.
+func TestReportHoldsNoSecrets(t *testing.T) {
+	e := startEnv(t, nil)
+	const certPassword, redisPassword = "s3cr3t-cert-password", "s3cr3t-redis-password"
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
+	key2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
+	for name, c := range map[string]testConfig{
+		"all valid": {extra: "cache:\n  redis:\n    address: " + testkit.ClosedAddr(t) + "\n    password: " + redisPassword +
+			"\n    encryption_keys: k1:" + key + ",k2:" + key2 + "\n    encryption_key_id: k1\n"},
+		"certificate password on an unencrypted key": {entraExtra: "    password: " + certPassword + "\n",
+			extra: "cache:\n  redis:\n    address: " + testkit.ClosedAddr(t) + "\n    password: " + redisPassword +
+				"\n    encryption_keys: k1:" + key + "\n    encryption_key_id: k1\n"},
+		"bad values": {entraExtra: "    password: " + certPassword + "\n",
+			extra: "cache:\n  redis:\n    address: " + testkit.ClosedAddr(t) + "\n    password: " + redisPassword +
+				"\n    encryption_keys: " + key + ",k2:" + key2 + "x\n    encryption_key_id: k9\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, offline := range []bool{true, false} {
+				rep := run(t, e.write(t, c), offline)
+				var js bytes.Buffer
+				if err := rep.WriteJSON(&js); err != nil {
+					t.Fatal(err)
+				}
+				out := text(rep) + js.String()
+				if len(rep.Checks) == 0 {
+					t.Fatal("no checks ran")
+				}
+				for _, secret := range []string{certPassword, redisPassword, key, key2, key2[:20]} {
+					if strings.Contains(out, secret) {
+						t.Errorf("offline=%v: the report shows a secret (%.6s…):\n%s", offline, secret, text(rep))
+					}
+				}
+			}
+		})
 	}
 }

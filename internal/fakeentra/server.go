@@ -60,8 +60,9 @@ type Server struct {
 	caFile  string
 	caPool  *x509.CertPool
 
-	mu      sync.Mutex
-	refresh map[string]*refreshGrant
+	mu           sync.Mutex
+	refresh      map[string]*refreshGrant
+	refreshOrder []string // the keys of refresh, oldest first
 }
 
 // Start prepares the tenant(s), writes the CA and generated credentials to

@@ -218,7 +218,7 @@ func (t *Tenant) prepare(dir string, now time.Time) error {
 }
 
 func (a *App) generateCertificate(dir string, now time.Time) error {
-	cert, key, err := pki.SelfSigned("CN="+a.Name, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	cert, key, err := pki.SelfSigned(a.Name, now.Add(-time.Hour), now.AddDate(1, 0, 0))
 	if err != nil {
 		return err
 	}

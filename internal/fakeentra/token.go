@@ -322,7 +322,6 @@ func (s *Server) parseScopes(req *tokenRequest) (*scopeRequest, *aadError) {
 	if raw == "" {
 		return nil, errMissingParam("scope")
 	}
-	var resources []string
 	for _, sc := range strings.Fields(raw) {
 		switch strings.ToLower(sc) {
 		case "openid", "profile", "email":
@@ -350,9 +349,6 @@ func (s *Server) parseScopes(req *tokenRequest) (*scopeRequest, *aadError) {
 		}
 		if sr.resource != nil && app != sr.resource {
 			return nil, errScopeManyResources(raw)
-		}
-		if sr.resource == nil {
-			resources = append(resources, res)
 		}
 		sr.resource, sr.resourceID = app, res
 		if name == ".default" {
@@ -714,6 +710,7 @@ func (s *Server) issue(req *tokenRequest, g grant, withIDToken bool) (map[string
 			s.mu.Lock()
 			s.refresh[rt] = &refreshGrant{tenantID: g.tenant.TenantID, clientID: g.client.ClientID,
 				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, amr: g.amr, expires: now.Add(refreshLifetime)}
+			s.pruneRefreshLocked(rt, now)
 			s.mu.Unlock()
 			resp["refresh_token"] = rt
 		}
@@ -808,4 +805,20 @@ func isGUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// pruneRefreshLocked records rt, just issued, and forgets the refresh
+// grants that have expired: every grant lives refreshLifetime, so they
+// expire in the order they were issued, and a long-running tenant (the demo,
+// a benchmark) does not keep them all.
+func (s *Server) pruneRefreshLocked(rt string, now time.Time) {
+	s.refreshOrder = append(s.refreshOrder, rt)
+	for len(s.refreshOrder) > 0 {
+		g := s.refresh[s.refreshOrder[0]]
+		if g != nil && !now.After(g.expires) {
+			return
+		}
+		delete(s.refresh, s.refreshOrder[0])
+		s.refreshOrder = s.refreshOrder[1:]
+	}
 }

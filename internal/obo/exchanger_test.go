@@ -369,7 +369,7 @@ func TestExchangeEntraRefusals(t *testing.T) {
 
 	// A certificate the gateway app does not know.
 	now := time.Now()
-	strangerCert, strangerKey, err := pki.SelfSigned("CN=gateway", now.Add(-time.Hour), now.Add(24*time.Hour))
+	strangerCert, strangerKey, err := pki.SelfSigned("gateway", now.Add(-time.Hour), now.Add(24*time.Hour))
 	if err != nil {
 		t.Fatalf("generate certificate: %v", err)
 	}
@@ -575,7 +575,7 @@ func TestExchangeOtherTenant(t *testing.T) {
 	)
 	// The gateway's certificate, registered on its app in both tenants.
 	now := time.Now()
-	gwCert, gwKey, err := pki.SelfSigned("CN=gateway-multitenant", now.Add(-time.Hour), now.Add(24*time.Hour))
+	gwCert, gwKey, err := pki.SelfSigned("gateway-multitenant", now.Add(-time.Hour), now.Add(24*time.Hour))
 	if err != nil {
 		t.Fatalf("generate certificate: %v", err)
 	}
