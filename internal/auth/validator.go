@@ -224,9 +224,8 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 			v.verified.Remove(k) // its signing key left the key set
 		}
 	}
-	p, pub, err := v.validate(ctx, raw)
-	var te *TokenError
-	if errors.As(err, &te) {
+	p, pub, te := v.validate(ctx, raw)
+	if te != nil {
 		v.cfg.Metrics.validated("invalid", te.Reason)
 		return nil, te
 	}
@@ -239,7 +238,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 }
 
 // validate checks raw and returns its principal and the key that signed it.
-func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.PublicKey, error) {
+// Every failure is a *TokenError, typed so: an error of another kind cannot
+// pass for a valid token.
+func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.PublicKey, *TokenError) {
 	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
 		return nil, nil, invalid(ReasonMalformed, "the bearer token is not a JWT", nil)
 	}

@@ -226,27 +226,18 @@ func (r *runner) checkKeys(ctx context.Context, jwksURI string) {
 }
 
 // msalClient is MSAL's confidential client for the gateway's certificate,
-// built as the obo package builds it.
+// built by the obo package as the gateway builds it.
 func (r *runner) msalClient() (*confidential.Client, error) {
 	o := r.online
 	if o.msal != nil || o.msalErr != nil {
 		return o.msal, o.msalErr
 	}
 	e := r.cfg.Entra
-	cred, err := confidential.NewCredFromCert(r.cert.Chain, r.cert.Key)
-	if err != nil {
-		o.msalErr = err
-		return nil, err
-	}
-	opts := []confidential.Option{
-		confidential.WithHTTPClient(o.entra),
-		confidential.WithInstanceDiscovery(e.InstanceDiscovery != nil && *e.InstanceDiscovery),
-		confidential.WithAzureRegion("DisableMsalForceRegion"),
-	}
-	if e.Certificate.SendX5C {
-		opts = append(opts, confidential.WithX5C())
-	}
-	c, err := confidential.New(e.AuthorityHost+"/"+e.TenantID, e.ClientID, cred, opts...)
+	c, err := obo.NewClient(obo.Config{
+		AuthorityHost: e.AuthorityHost, TenantID: e.TenantID, ClientID: e.ClientID, HTTPClient: o.entra,
+		InstanceDiscovery: e.InstanceDiscovery != nil && *e.InstanceDiscovery, SendX5C: e.Certificate.SendX5C,
+		ClientCapabilities: e.ClientCapabilities,
+	}, r.cert)
 	if err != nil {
 		o.msalErr = err
 		return nil, err

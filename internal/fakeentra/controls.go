@@ -177,9 +177,12 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, endpoint string) 
 	}
 	if endpoint == "token" {
 		_ = r.ParseForm()
-		s.record(Record{Time: now, TenantID: r.PathValue("tenant"), Grant: r.PostForm.Get("grant_type"),
+		rec := Record{Time: now, TenantID: r.PathValue("tenant"), Grant: r.PostForm.Get("grant_type"),
 			ClientID: r.PostForm.Get("client_id"), Status: hit.Status, Result: "fault",
-			ClientRequestID: r.Header.Get("client-request-id")})
+			ClientRequestID: r.Header.Get("client-request-id")}
+		s.record(rec)
+		s.log.Info("token request failed by an injected fault", "tenant", rec.TenantID, "grant", rec.Grant,
+			"client_id", rec.ClientID, "status", hit.Status, "drop", hit.Drop)
 	}
 	if hit.Drop {
 		// Abort the connection (HTTP/1.1) or the stream (HTTP/2) without an answer.

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -754,7 +756,8 @@ func TestRotateSigningKeys(t *testing.T) {
 }
 
 func TestRequestsRecordsWithoutSecrets(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	logs := &testkit.SyncBuffer{}
+	srv := ctlStart(t, fakeentra.Config{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	c := srv.HTTPClient()
 	const (
 		wrongSecret   = "not-the-gateway-secret-7c1f" //nolint:gosec // a wrong test secret
@@ -869,6 +872,12 @@ func TestRequestsRecordsWithoutSecrets(t *testing.T) {
 		if strings.Contains(string(viaHTTP.body), secret) {
 			t.Errorf("GET /_fakeentra/requests shows the %s", name)
 		}
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the tenant's log holds the %s", name)
+		}
+	}
+	if n := len(logs.Lines(t)); n != len(wants) {
+		t.Errorf("%d log lines for %d token requests, want one each:\n%s", n, len(wants), logs)
 	}
 
 	srv.ResetRequests()

@@ -120,11 +120,7 @@ func New(cfg Config) (*Exchanger, error) {
 	}
 	x := &Exchanger{cfg: cfg}
 	x.build = func(c *Certificate) (confidential.Client, error) {
-		cred, err := confidential.NewCredFromCert(c.Chain, c.Key)
-		if err != nil {
-			return confidential.Client{}, fmt.Errorf("obo: credential: %w", err)
-		}
-		return newClient(cfg, cred, confidential.WithCache(emptyCache{}))
+		return clientFor(cfg, c, confidential.WithCache(emptyCache{}))
 	}
 	client, err := x.build(cfg.Certificate)
 	if err != nil {
@@ -138,16 +134,20 @@ func New(cfg Config) (*Exchanger, error) {
 	return x, nil
 }
 
-// newExchanger builds an exchanger around a fixed MSAL credential; extra
-// options come last (tests use them to compare cache behaviours).
-func newExchanger(cfg Config, cred confidential.Credential, extra ...confidential.Option) (*Exchanger, error) {
-	client, err := newClient(cfg, cred, extra...)
+// NewClient returns the MSAL confidential client the Exchanger would use
+// for cert: the same authority, HTTP client, instance discovery, region, x5c
+// and client capabilities, with MSAL's own token cache. The gateway doctor
+// asks Entra through it, so that its checks see what the gateway will.
+func NewClient(cfg Config, cert *Certificate) (confidential.Client, error) {
+	return clientFor(cfg, cert)
+}
+
+func clientFor(cfg Config, c *Certificate, extra ...confidential.Option) (confidential.Client, error) {
+	cred, err := confidential.NewCredFromCert(c.Chain, c.Key)
 	if err != nil {
-		return nil, err
+		return confidential.Client{}, fmt.Errorf("obo: credential: %w", err)
 	}
-	x := &Exchanger{cfg: cfg}
-	x.cur.Store(&credentialState{client: client})
-	return x, nil
+	return newClient(cfg, cred, extra...)
 }
 
 // newClient makes the MSAL confidential client.
@@ -192,6 +192,8 @@ func (x *Exchanger) Exchange(ctx context.Context, req Request) (Token, error) {
 	state := x.cur.Load()
 	res, err := state.client.AcquireTokenOnBehalfOf(ctx, req.Assertion, req.Scopes, opts...)
 	if err != nil {
+		// fromMSAL reads Entra's answer body: once per error, hence the two
+		// exits below rather than one.
 		e := fromMSAL(ctx, err)
 		// Entra refused the certificate: if it was rotated on disk since the
 		// last check, retry once with the new one.

@@ -128,3 +128,15 @@ func TestMSALCacheStaysBounded(t *testing.T) {
 		t.Errorf("control: MSAL's default cache grew only %.0f B per user; the measurement cannot tell the two apart", perUser)
 	}
 }
+
+// newExchanger builds an exchanger around a fixed MSAL credential; extra
+// options come last (tests use them to compare cache behaviours).
+func newExchanger(cfg Config, cred confidential.Credential, extra ...confidential.Option) (*Exchanger, error) {
+	client, err := newClient(cfg, cred, extra...)
+	if err != nil {
+		return nil, err
+	}
+	x := &Exchanger{cfg: cfg}
+	x.cur.Store(&credentialState{client: client})
+	return x, nil
+}
