@@ -29,7 +29,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -116,10 +115,10 @@ func run(ctx context.Context, dir string, ntok int) error {
 	}
 	gw := fe.Apps["gateway"]
 	info := envInfo{
-		BaseURL: strings.TrimSuffix(tenant.URL(), "/"), Authority: fe.Authority, TenantID: fe.TenantID,
+		BaseURL: tenant.URL(), Authority: fe.Authority, TenantID: fe.TenantID,
 		TokenEndpoint: fe.TokenEndpoint, Issuer: fe.Issuer, CAFile: fe.CAFile,
 		GatewayClientID: gw.ClientID, GatewayURIs: gw.IdentifierURIs,
-		GatewayCertFile: gw.CertificateFile, GatewayKeyFile: gw.KeyFile, GatewaySecret: "demo-gateway-secret",
+		GatewayCertFile: gw.CertificateFile, GatewayKeyFile: gw.KeyFile, GatewaySecret: fakeentra.DemoGatewaySecret,
 		DownstreamScope: "api://orders-api/Orders.Read", UserScope: userScope,
 		UpstreamURL: upURL, UpstreamBody: UpstreamBody, ControlURL: ctlURL,
 		Tokens: toks, Users: users, PID: os.Getpid(),

@@ -45,7 +45,7 @@ const (
 const gatewayScope = "api://obo-gateway/access_as_user"
 
 // demoGatewaySecret is the demo tenant's client secret of the gateway app.
-const demoGatewaySecret = "demo-gateway-secret" //nolint:gosec // a published loopback-only test secret
+const demoGatewaySecret = fakeentra.DemoGatewaySecret
 
 // ---------------------------------------------------------------------------
 // stderr: a thread-safe log sink that wakes waiters on every write

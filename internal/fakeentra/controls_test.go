@@ -39,7 +39,7 @@ import (
 )
 
 const (
-	ctlGatewaySecret = "demo-gateway-secret" //nolint:gosec // the demo tenant's published secret
+	ctlGatewaySecret = fakeentra.DemoGatewaySecret
 	ctlOrdersDefault = "api://orders-api/.default"
 	ctlUserScope     = "api://obo-gateway/access_as_user"
 	ctlAlice         = "alice@contoso.test"

@@ -14,6 +14,10 @@ const (
 	DemoAliceObjectID    = "11111111-aaaa-4aaa-8aaa-111111111111"
 	DemoBobObjectID      = "22222222-bbbb-4bbb-8bbb-222222222222"
 	DemoPassword         = "Passw0rd!demo" //nolint:gosec // a published demo password, loopback only
+	// DemoGatewaySecret is the gateway app's client secret, besides its
+	// certificate: for the tests of secret credentials and for peers that
+	// cannot use a certificate (bench: oauth2-proxy). Loopback only.
+	DemoGatewaySecret = "demo-gateway-secret" //nolint:gosec // a published demo secret, loopback only
 )
 
 // DemoTenant returns the tenant used when no tenant file is given:
@@ -39,7 +43,7 @@ func DemoTenant() *Tenant {
 				Scopes:              []string{"access_as_user"},
 				AppRoles:            []string{"Gateway.Call"},
 				GenerateCertificate: true,
-				Secrets:             []string{"demo-gateway-secret"},
+				Secrets:             []string{DemoGatewaySecret},
 				AccessTokenVersion:  2,
 				Permissions: []Permission{
 					{Resource: "orders-api", Scopes: []string{"Orders.Read", "Orders.Write"}, Roles: []string{"Orders.Read.All"}},

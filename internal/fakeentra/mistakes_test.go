@@ -408,9 +408,9 @@ func TestEntraMistakes(t *testing.T) {
 		}
 		unknown := accGUID(t)
 		for _, m := range []accMistake{
-			{name: "right secret (control)", send: send(gwID, "demo-gateway-secret")},
+			{name: "right secret (control)", send: send(gwID, fakeentra.DemoGatewaySecret)},
 			{
-				name: "client not in the tenant", send: send(unknown, "demo-gateway-secret"),
+				name: "client not in the tenant", send: send(unknown, fakeentra.DemoGatewaySecret),
 				status: http.StatusBadRequest, err: "unauthorized_client", code: 700016,
 				reason: "Application with identifier '" + unknown + "' was not found in the directory",
 			},

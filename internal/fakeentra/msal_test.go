@@ -159,7 +159,7 @@ func TestMSALGo(t *testing.T) {
 
 	t.Run("secret", func(t *testing.T) {
 		aliceToken := accMSALUserToken(t, env, accAlice).AccessToken
-		cred, err := confidential.NewCredFromSecret("demo-gateway-secret")
+		cred, err := confidential.NewCredFromSecret(fakeentra.DemoGatewaySecret)
 		if err != nil {
 			t.Fatalf("NewCredFromSecret: %v", err)
 		}

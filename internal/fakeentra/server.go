@@ -37,9 +37,6 @@ type Config struct {
 	Dir string
 	// Addr is the listen address; default 127.0.0.1:0.
 	Addr string
-	// TLSCertificate is the server certificate; nil generates a CA and a
-	// certificate for 127.0.0.1, ::1 and localhost.
-	TLSCertificate *tls.Certificate
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	// Logger receives one line per token request (never a secret or a token); nil discards.
@@ -102,21 +99,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	tlsCert := cfg.TLSCertificate
-	if tlsCert == nil {
-		ca, err := pki.NewCA("fakeentra local CA", 10*24*time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		c, err := ca.IssueServer(10 * 24 * time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		tlsCert = &c
-		s.caPool = ca.Pool()
-		if s.caFile, err = pki.WriteFile(cfg.Dir, "ca.pem", ca.CertPEM(), 0o644); err != nil {
-			return nil, err
-		}
+	// Its own CA and a server certificate for 127.0.0.1, ::1 and localhost.
+	ca, err := pki.NewCA("fakeentra local CA", 10*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	serverCert, err := ca.IssueServer(10 * 24 * time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	tlsCert := &serverCert
+	s.caPool = ca.Pool()
+	if s.caFile, err = pki.WriteFile(cfg.Dir, "ca.pem", ca.CertPEM(), 0o644); err != nil {
+		return nil, err
 	}
 
 	addr := cfg.Addr
@@ -194,11 +189,10 @@ func (s *Server) tokenEndpoint(tenantID string, ver int) string {
 	return s.baseURL + "/" + tenantID + "/oauth2/v2.0/token"
 }
 
-// CAFile is the PEM file of the CA that signed the server certificate ("" when
-// Config.TLSCertificate was given).
+// CAFile is the PEM file of the CA that signed the server certificate.
 func (s *Server) CAFile() string { return s.caFile }
 
-// CAPool trusts the server certificate (nil when Config.TLSCertificate was given).
+// CAPool trusts the server certificate.
 func (s *Server) CAPool() *x509.CertPool { return s.caPool }
 
 // HTTPClient returns a client that trusts this server, with timeouts.

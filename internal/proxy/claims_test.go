@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,5 +131,43 @@ func TestChallengeClaims(t *testing.T) {
 		if got := challengeClaims(tc.values); got != tc.want {
 			t.Errorf("%s: got %q, want %q", name, got, tc.want)
 		}
+	}
+}
+
+// When the replay itself fails (the upstream drops the connection), the
+// first answer, the challenge, is still a valid one to give.
+func TestClaimsRetryThatFailsPassesTheChallenge(t *testing.T) {
+	enc := base64.StdEncoding.EncodeToString([]byte(challengeJSON))
+	var replays atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer good-token" {
+			replays.Add(1)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_claims", claims="`+enc+`"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(up.Close)
+	reg := prometheus.NewRegistry()
+	p := New(Config{Metrics: NewMetrics(reg)})
+	u, _ := url.Parse(up.URL)
+	h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u})
+	f := &Forward{}
+	f.SetUpstreamToken("stale-token")
+	f.SetClaimsRetry(func(context.Context, string) (string, error) { return "good-token", nil })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/x", nil).WithContext(NewContext(context.Background(), f)))
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `claims="`+enc+`"`) {
+		t.Errorf("answer %d %q, want the upstream's 401 and its challenge", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+	if replays.Load() == 0 {
+		t.Error("the request was not replayed")
+	}
+	if got := testutil.ToFloat64(p.metrics.claims.WithLabelValues("api", "passed_retry_failed")); got != 1 {
+		t.Errorf("claims challenges{result=passed_retry_failed} = %v, want 1", got)
 	}
 }
