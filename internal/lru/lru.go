@@ -8,7 +8,6 @@ import (
 	"math/bits"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -49,8 +48,6 @@ type LRU[V any] struct {
 	mask    uint64
 	now     func() time.Time
 	onEvict func(string)
-	entries atomic.Int64
-	bytes   atomic.Int64
 }
 
 type lruShard[V any] struct {
@@ -142,8 +139,6 @@ func (c *LRU[V]) Add(k Key, v V, size int64, expires time.Time) {
 	s.items[mapKey(k)] = e
 	s.pushFront(e)
 	s.bytes += size
-	c.entries.Add(1)
-	c.bytes.Add(size)
 	for s.bytes > s.budget {
 		c.removeLocked(s, s.head.prev)
 		evicted++
@@ -179,8 +174,6 @@ func (c *LRU[V]) removeLocked(s *lruShard[V], e *lruEntry[V]) {
 	s.unlink(e)
 	delete(s.items, mapKey(e.key))
 	s.bytes -= e.size
-	c.entries.Add(-1)
-	c.bytes.Add(-e.size)
 }
 
 func (c *LRU[V]) evicted(reason string) {
@@ -190,7 +183,27 @@ func (c *LRU[V]) evicted(reason string) {
 }
 
 // Len is the number of entries held (expired ones included until found).
-func (c *LRU[V]) Len() int { return int(c.entries.Load()) }
+// It is summed over the shards: read at scrape time, not kept in a counter
+// that every Add on every core would write.
+func (c *LRU[V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.items)
+		s.mu.Unlock()
+	}
+	return n
+}
 
 // Bytes is the estimated memory held.
-func (c *LRU[V]) Bytes() int64 { return c.bytes.Load() }
+func (c *LRU[V]) Bytes() int64 {
+	var n int64
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.bytes
+		s.mu.Unlock()
+	}
+	return n
+}
