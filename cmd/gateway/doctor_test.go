@@ -16,6 +16,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/doctor"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -28,13 +29,7 @@ type doctorEnv struct {
 
 func startDoctorEnv(t *testing.T) *doctorEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	srv, err := fakeentra.Start(ctx, fakeentra.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	up := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(up.Close)
 	return &doctorEnv{srv: srv, upstream: up.URL}

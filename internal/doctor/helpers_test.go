@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
@@ -32,14 +33,8 @@ type testEnv struct {
 // and an upstream answering 404 to everything.
 func startEnv(t *testing.T, tenant *fakeentra.Tenant) *testEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	dir := t.TempDir()
-	srv, err := fakeentra.Start(ctx, fakeentra.Config{Dir: dir, Tenant: tenant})
-	if err != nil {
-		t.Fatalf("fakeentra: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := fakeentratest.Start(t, fakeentra.Config{Dir: dir, Tenant: tenant})
 	up := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(up.Close)
 	gw := srv.Info().Apps["gateway"]

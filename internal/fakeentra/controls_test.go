@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -44,20 +45,6 @@ const (
 	ctlUserScope     = "api://obo-gateway/access_as_user"
 	ctlAlice         = "alice@contoso.test"
 )
-
-// ctlStart starts a tenant for one test; it stops with the test.
-func ctlStart(t *testing.T, cfg fakeentra.Config) *fakeentra.Server {
-	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	srv, err := fakeentra.Start(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
-}
 
 // ctlClock is a settable clock for Config.Now, safe for concurrent use.
 type ctlClock struct {
@@ -314,7 +301,7 @@ func ctlDiscoveryURL(srv *fakeentra.Server) string {
 }
 
 func TestInjectFault503CountTwo(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	c := srv.HTTPClient()
 	if err := srv.InjectFault(fakeentra.Fault{Status: http.StatusServiceUnavailable, Count: 2}); err != nil {
 		t.Fatalf("InjectFault: %v", err)
@@ -363,7 +350,7 @@ func TestInjectFault429RetryAfter(t *testing.T) {
 		{name: "none", retryAfter: 0, want: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := ctlStart(t, fakeentra.Config{})
+			srv := fakeentratest.Start(t, fakeentra.Config{})
 			c := srv.HTTPClient()
 			if err := srv.InjectFault(fakeentra.Fault{Status: http.StatusTooManyRequests, RetryAfter: tc.retryAfter, Count: 1}); err != nil {
 				t.Fatalf("InjectFault: %v", err)
@@ -383,7 +370,7 @@ func TestInjectFault429RetryAfter(t *testing.T) {
 }
 
 func TestInjectFaultStatusShapes(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	c := srv.HTTPClient()
 	for _, tc := range []struct {
 		name     string
@@ -410,7 +397,7 @@ func TestInjectFaultStatusShapes(t *testing.T) {
 }
 
 func TestInjectFaultDrop(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	c := srv.HTTPClient()
 	if err := srv.InjectFault(fakeentra.Fault{Drop: true, Count: 1}); err != nil {
 		t.Fatalf("InjectFault: %v", err)
@@ -455,7 +442,7 @@ func TestInjectFaultBoundedInTime(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &ctlClock{now: time.Now()}
-			srv := ctlStart(t, fakeentra.Config{Now: clk.Now})
+			srv := fakeentratest.Start(t, fakeentra.Config{Now: clk.Now})
 			c := srv.HTTPClient()
 			if err := srv.InjectFault(tc.fault); err != nil {
 				t.Fatalf("InjectFault: %v", err)
@@ -516,7 +503,7 @@ func TestInjectFaultOtherEndpoints(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := ctlStart(t, fakeentra.Config{})
+			srv := fakeentratest.Start(t, fakeentra.Config{})
 			c := srv.HTTPClient()
 			if err := srv.InjectFault(tc.fault); err != nil {
 				t.Fatalf("InjectFault: %v", err)
@@ -542,7 +529,7 @@ func TestInjectFaultOtherEndpoints(t *testing.T) {
 }
 
 func TestInjectFaultRejectsInvalid(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	for _, tc := range []struct {
 		name    string
 		fault   fakeentra.Fault
@@ -573,7 +560,7 @@ func TestInjectFaultRejectsInvalid(t *testing.T) {
 }
 
 func TestClearFaults(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	c := srv.HTTPClient()
 	if err := srv.InjectFault(fakeentra.Fault{Endpoint: "all", Status: 503, Count: 100}); err != nil {
 		t.Fatalf("InjectFault: %v", err)
@@ -617,7 +604,7 @@ func TestSetLatency(t *testing.T) {
 	const d = 150 * time.Millisecond
 
 	t.Run("token only", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		srv.SetLatency(d, "token")
 		start := time.Now()
@@ -635,7 +622,7 @@ func TestSetLatency(t *testing.T) {
 	})
 
 	t.Run("no endpoint means all", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		srv.SetLatency(d)
 		for name, do := range map[string]func() ctlResp{
@@ -655,7 +642,7 @@ func TestSetLatency(t *testing.T) {
 	})
 
 	t.Run("cancelled request returns early", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		srv.SetLatency(time.Hour, "token")
 		base := ctlFaultFrames()
@@ -689,7 +676,7 @@ func TestSetLatency(t *testing.T) {
 }
 
 func TestRotateSigningKeys(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	c := srv.HTTPClient()
 	kid0 := srv.SigningKeyID()
 	if got := ctlKids(t, c, srv.JWKSURI()); !slices.Equal(got, []string{kid0}) {
@@ -757,7 +744,7 @@ func TestRotateSigningKeys(t *testing.T) {
 
 func TestRequestsRecordsWithoutSecrets(t *testing.T) {
 	logs := &testkit.SyncBuffer{}
-	srv := ctlStart(t, fakeentra.Config{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	srv := fakeentratest.Start(t, fakeentra.Config{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	c := srv.HTTPClient()
 	const (
 		wrongSecret   = "not-the-gateway-secret-7c1f" //nolint:gosec // a wrong test secret
@@ -894,7 +881,7 @@ func TestControlEndpoints(t *testing.T) {
 	ctl := func(srv *fakeentra.Server, path string) string { return srv.URL() + "/_fakeentra/" + path }
 
 	t.Run("rotate-keys", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		old := srv.SigningKeyID()
 		r := ctlSend(t, c, http.MethodPost, ctl(srv, "rotate-keys"), "")
@@ -921,7 +908,7 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("faults", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		r := ctlSend(t, c, http.MethodPost, ctl(srv, "faults"), `{"status":503,"count":1,"retry_after":"2s"}`)
 		if r.status != http.StatusOK {
@@ -951,7 +938,7 @@ func TestControlEndpoints(t *testing.T) {
 
 	t.Run("faults bounded in time", func(t *testing.T) {
 		clk := &ctlClock{now: time.Now()}
-		srv := ctlStart(t, fakeentra.Config{Now: clk.Now})
+		srv := fakeentratest.Start(t, fakeentra.Config{Now: clk.Now})
 		c := srv.HTTPClient()
 		if r := ctlSend(t, c, http.MethodPost, ctl(srv, "faults"), `{"status":502,"for":"1m"}`); r.status != http.StatusOK {
 			t.Fatalf("POST faults: status %d: %s", r.status, r.body)
@@ -966,7 +953,7 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("invalid faults", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		for _, tc := range []struct{ name, body, wantErr string }{
 			{"not JSON", `status=503`, "invalid character"},
@@ -993,7 +980,7 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("latency", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		const d = 150 * time.Millisecond
 		for _, tc := range []struct{ name, query string }{
@@ -1038,7 +1025,7 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("requests", func(t *testing.T) {
-		srv := ctlStart(t, fakeentra.Config{})
+		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		r := ctlGet(t, c, ctl(srv, "requests"))
 		if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != "[]" {
@@ -1074,7 +1061,7 @@ func TestControlEndpoints(t *testing.T) {
 }
 
 func TestDiscoveryDocuments(t *testing.T) {
-	srv := ctlStart(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	c := srv.HTTPClient()
 	tid, base := srv.TenantID(), srv.URL()
 	host := strings.TrimPrefix(base, "https://")
@@ -1358,7 +1345,7 @@ func TestLoadTenant(t *testing.T) {
 	}
 
 	// And as served.
-	srv := ctlStart(t, fakeentra.Config{Tenant: ten})
+	srv := fakeentratest.Start(t, fakeentra.Config{Tenant: ten})
 	c := srv.HTTPClient()
 	if srv.TenantID() != ctlFabrikamID {
 		t.Fatalf("serving tenant %s, want %s", srv.TenantID(), ctlFabrikamID)
@@ -1545,7 +1532,7 @@ func TestLoadTenantInlinePEMCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadTenant: %v", err)
 	}
-	srv := ctlStart(t, fakeentra.Config{Tenant: ten})
+	srv := fakeentratest.Start(t, fakeentra.Config{Tenant: ten})
 	c := srv.HTTPClient()
 	form := url.Values{
 		"grant_type":            {"client_credentials"},

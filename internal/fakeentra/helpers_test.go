@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 )
 
 // accEnv is a running tenant and an HTTP client that trusts it.
@@ -43,14 +44,7 @@ type accEnv struct {
 // nil) in a fresh temporary directory, and closes it when the test ends.
 func accStart(t *testing.T, cfg fakeentra.Config) *accEnv {
 	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	srv, err := fakeentra.Start(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("fakeentra.Start: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := fakeentratest.Start(t, cfg)
 	client := srv.HTTPClient()
 	t.Cleanup(client.CloseIdleConnections)
 	return &accEnv{srv: srv, client: client}

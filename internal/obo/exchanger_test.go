@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -32,20 +33,6 @@ const (
 	ordersScope   = "api://orders-api/Orders.Read"
 	metricName    = "obo_gateway_obo_exchanges_total"
 )
-
-// startTenant starts a local tenant for the test and closes it at the end.
-func startTenant(t *testing.T, cfg fakeentra.Config) *fakeentra.Server {
-	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	srv, err := fakeentra.Start(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("fakeentra.Start: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
-}
 
 // gatewayCertificate loads the credential the tenant generated for "gateway".
 func gatewayCertificate(t *testing.T, srv *fakeentra.Server) *Certificate {
@@ -254,7 +241,7 @@ func asOBOError(t *testing.T, err error) *Error {
 }
 
 func TestExchangeSuccess(t *testing.T) {
-	srv := startTenant(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	cert := gatewayCertificate(t, srv)
 	info := srv.Info()
 	gatewayID, ordersID := info.Apps["gateway"].ClientID, info.Apps["orders-api"].ClientID
@@ -364,7 +351,7 @@ func assertTenantRecord(t *testing.T, srv *fakeentra.Server, clientRequestID, te
 }
 
 func TestExchangeEntraRefusals(t *testing.T) {
-	srv := startTenant(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	cert := gatewayCertificate(t, srv)
 
 	// A certificate the gateway app does not know.
@@ -472,7 +459,7 @@ func fmtVerbose(e *Error) string {
 // TestExchangeUnavailable runs the fault drills one after another: faults
 // and latency are the tenant's global state.
 func TestExchangeUnavailable(t *testing.T) {
-	srv := startTenant(t, fakeentra.Config{})
+	srv := fakeentratest.Start(t, fakeentra.Config{})
 	cert := gatewayCertificate(t, srv)
 
 	cases := []struct {
@@ -609,7 +596,7 @@ func TestExchangeOtherTenant(t *testing.T) {
 		},
 		Users: []*fakeentra.User{{Username: carol, Password: fakeentra.DemoPassword, ObjectID: carolOID}},
 	}
-	srv := startTenant(t, fakeentra.Config{Tenant: home, ExtraTenants: []*fakeentra.Tenant{other}, Dir: filepath.Join(dir, "tenant")})
+	srv := fakeentratest.Start(t, fakeentra.Config{Tenant: home, ExtraTenants: []*fakeentra.Tenant{other}, Dir: filepath.Join(dir, "tenant")})
 	cert, err := LoadCertificate(certFile, keyFile, "")
 	if err != nil {
 		t.Fatalf("LoadCertificate: %v", err)

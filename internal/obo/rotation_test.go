@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
@@ -86,7 +87,7 @@ func tenantWithCerts(t *testing.T, certs ...rotCert) *fakeentra.Server {
 	for _, c := range certs {
 		gw.Certificates = append(gw.Certificates, fakeentra.CertificateRef{PEM: string(pki.CertPEM(c.cert))})
 	}
-	return startTenant(t, fakeentra.Config{Tenant: ten})
+	return fakeentratest.Start(t, fakeentra.Config{Tenant: ten})
 }
 
 func rotationHarness(t *testing.T, srv *fakeentra.Server, vol *secretVolume, interval time.Duration) *harness {

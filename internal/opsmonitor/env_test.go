@@ -27,6 +27,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/demo"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/gateway"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
@@ -57,11 +58,7 @@ func startEnv(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Dir: dir})
-	if err != nil {
-		t.Fatalf("fakeentra.Start: %v", err)
-	}
-	t.Cleanup(func() { _ = tenant.Close() })
+	tenant := fakeentratest.Start(t, fakeentra.Config{Dir: dir})
 
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
