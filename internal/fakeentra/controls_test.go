@@ -9,10 +9,7 @@ package fakeentra_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -27,7 +24,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +39,6 @@ const (
 	ctlGatewaySecret = fakeentra.DemoGatewaySecret
 	ctlOrdersDefault = "api://orders-api/.default"
 	ctlUserScope     = "api://obo-gateway/access_as_user"
-	ctlAlice         = "alice@contoso.test"
 )
 
 // ctlClock is a settable clock for Config.Now, safe for concurrent use.
@@ -62,13 +57,6 @@ func (c *ctlClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-// ctlResp is an answer read in full.
-type ctlResp struct {
-	status int
-	header http.Header
-	body   []byte
 }
 
 // ctlSummary describes a body for a failure message without ever including a
@@ -91,7 +79,7 @@ func ctlSummary(body []byte) string {
 }
 
 // ctlDo sends req and reads the answer; a transport error fails the test.
-func ctlDo(t *testing.T, c *http.Client, req *http.Request) ctlResp {
+func ctlDo(t *testing.T, c *http.Client, req *http.Request) accResp {
 	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {
@@ -102,7 +90,7 @@ func ctlDo(t *testing.T, c *http.Client, req *http.Request) ctlResp {
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
-	return ctlResp{status: resp.StatusCode, header: resp.Header, body: body}
+	return accResp{status: resp.StatusCode, header: resp.Header, body: body}
 }
 
 func ctlFormRequest(t *testing.T, ctx context.Context, endpoint string, form url.Values) *http.Request {
@@ -115,12 +103,12 @@ func ctlFormRequest(t *testing.T, ctx context.Context, endpoint string, form url
 	return req
 }
 
-func ctlPostForm(t *testing.T, c *http.Client, endpoint string, form url.Values) ctlResp {
+func ctlPostForm(t *testing.T, c *http.Client, endpoint string, form url.Values) accResp {
 	t.Helper()
 	return ctlDo(t, c, ctlFormRequest(t, t.Context(), endpoint, form))
 }
 
-func ctlGet(t *testing.T, c *http.Client, u string) ctlResp {
+func ctlGet(t *testing.T, c *http.Client, u string) accResp {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
 	if err != nil {
@@ -129,7 +117,7 @@ func ctlGet(t *testing.T, c *http.Client, u string) ctlResp {
 	return ctlDo(t, c, req)
 }
 
-func ctlSend(t *testing.T, c *http.Client, method, u, body string) ctlResp {
+func ctlSend(t *testing.T, c *http.Client, method, u, body string) accResp {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(body))
 	if err != nil {
@@ -151,7 +139,7 @@ func ctlCCForm() url.Values {
 }
 
 // ctlClientCredentials asks for an app-only token for orders-api as the gateway.
-func ctlClientCredentials(t *testing.T, srv *fakeentra.Server, c *http.Client) ctlResp {
+func ctlClientCredentials(t *testing.T, srv *fakeentra.Server, c *http.Client) accResp {
 	t.Helper()
 	return ctlPostForm(t, c, srv.TokenEndpoint(), ctlCCForm())
 }
@@ -167,7 +155,7 @@ func ctlOBOForm(assertion, scope string) url.Values {
 	}
 }
 
-func ctlOBO(t *testing.T, srv *fakeentra.Server, c *http.Client, assertion, scope string) ctlResp {
+func ctlOBO(t *testing.T, srv *fakeentra.Server, c *http.Client, assertion, scope string) accResp {
 	t.Helper()
 	return ctlPostForm(t, c, srv.TokenEndpoint(), ctlOBOForm(assertion, scope))
 }
@@ -193,7 +181,7 @@ type ctlTokenResponse struct {
 }
 
 // ctlWantToken checks a successful token answer and returns it.
-func ctlWantToken(t *testing.T, r ctlResp) ctlTokenResponse {
+func ctlWantToken(t *testing.T, r accResp) ctlTokenResponse {
 	t.Helper()
 	if r.status != http.StatusOK {
 		t.Fatalf("token request: status %d, want 200: %s", r.status, ctlSummary(r.body))
@@ -207,71 +195,6 @@ func ctlWantToken(t *testing.T, r ctlResp) ctlTokenResponse {
 			tr.TokenType, strings.Count(tr.AccessToken, "."))
 	}
 	return tr
-}
-
-// ctlEntraError is Entra's error body.
-type ctlEntraError struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description"`
-	ErrorCodes       []int  `json:"error_codes"`
-	Timestamp        string `json:"timestamp"`
-	TraceID          string `json:"trace_id"`
-	CorrelationID    string `json:"correlation_id"`
-	ErrorURI         string `json:"error_uri"`
-	SubError         string `json:"suberror"`
-	Claims           string `json:"claims"`
-}
-
-// ctlWantEntraError checks that r is Entra's JSON error with this status,
-// OAuth error and AADSTS code, complete with its trace fields.
-func ctlWantEntraError(t *testing.T, r ctlResp, status int, oauthErr string, code int) ctlEntraError {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d: %s", r.status, status, ctlSummary(r.body))
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type %q, want application/json", ct)
-	}
-	var e ctlEntraError
-	if err := json.Unmarshal(r.body, &e); err != nil {
-		t.Fatalf("error body is not JSON: %v", err)
-	}
-	if e.Error != oauthErr || !slices.Equal(e.ErrorCodes, []int{code}) {
-		t.Fatalf("error %q codes %v, want %q [%d]: %s", e.Error, e.ErrorCodes, oauthErr, code, ctlSummary(r.body))
-	}
-	if want := fmt.Sprintf("AADSTS%d: ", code); !strings.HasPrefix(e.ErrorDescription, want) {
-		t.Errorf("error_description %.80q does not start with %q", e.ErrorDescription, want)
-	}
-	for name, v := range map[string]string{"timestamp": e.Timestamp, "trace_id": e.TraceID, "correlation_id": e.CorrelationID} {
-		if v == "" {
-			t.Errorf("error body has no %s", name)
-		}
-	}
-	if !strings.Contains(e.ErrorDescription, "Trace ID: "+e.TraceID) || !strings.Contains(e.ErrorDescription, "Correlation ID: "+e.CorrelationID) {
-		t.Errorf("error_description does not carry the trace and correlation IDs of the body")
-	}
-	if want := fmt.Sprintf("/error?code=%d", code); !strings.HasSuffix(e.ErrorURI, want) {
-		t.Errorf("error_uri %q does not end with %q", e.ErrorURI, want)
-	}
-	return e
-}
-
-// ctlJWTPart decodes part i (0 header, 1 claims) of a compact JWS.
-func ctlJWTPart(t *testing.T, tok string, i int) map[string]any {
-	t.Helper()
-	segs := strings.Split(tok, ".")
-	if len(segs) != 3 {
-		t.Fatalf("token has %d segments, want 3", len(segs))
-	}
-	data, err := base64.RawURLEncoding.DecodeString(segs[i])
-	if err != nil {
-		t.Fatalf("token segment %d is not base64url: %v", i, err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("token segment %d is not JSON: %v", i, err)
-	}
-	return m
 }
 
 // ctlKids returns the kids of a JWKS, in order.
@@ -310,7 +233,7 @@ func TestInjectFault503CountTwo(t *testing.T) {
 	for i := range 2 {
 		req := ctlFormRequest(t, t.Context(), srv.TokenEndpoint(), ctlCCForm())
 		req.Header.Set("client-request-id", corr)
-		e := ctlWantEntraError(t, ctlDo(t, c, req), http.StatusServiceUnavailable, "temporarily_unavailable", 90033)
+		e := accWantError(t, ctlDo(t, c, req), http.StatusServiceUnavailable, "temporarily_unavailable", 90033)
 		if e.CorrelationID != corr {
 			t.Errorf("request %d: correlation_id %q, want the client-request-id %q", i+1, e.CorrelationID, corr)
 		}
@@ -356,7 +279,7 @@ func TestInjectFault429RetryAfter(t *testing.T) {
 				t.Fatalf("InjectFault: %v", err)
 			}
 			r := ctlClientCredentials(t, srv, c)
-			e := ctlWantEntraError(t, r, http.StatusTooManyRequests, "temporarily_unavailable", 50196)
+			e := accWantError(t, r, http.StatusTooManyRequests, "temporarily_unavailable", 50196)
 			if !strings.Contains(e.ErrorDescription, "AADSTS50196") {
 				t.Errorf("error_description lacks AADSTS50196")
 			}
@@ -390,7 +313,7 @@ func TestInjectFaultStatusShapes(t *testing.T) {
 			if err := srv.InjectFault(fakeentra.Fault{Status: tc.status, Count: 1}); err != nil {
 				t.Fatalf("InjectFault: %v", err)
 			}
-			ctlWantEntraError(t, ctlClientCredentials(t, srv, c), tc.status, tc.oauthErr, tc.code)
+			accWantError(t, ctlClientCredentials(t, srv, c), tc.status, tc.oauthErr, tc.code)
 			ctlWantToken(t, ctlClientCredentials(t, srv, c))
 		})
 	}
@@ -463,18 +386,18 @@ func TestInjectFaultBoundedInTime(t *testing.T) {
 func TestInjectFaultOtherEndpoints(t *testing.T) {
 	type call struct {
 		name string
-		do   func(t *testing.T, srv *fakeentra.Server, c *http.Client) ctlResp
+		do   func(t *testing.T, srv *fakeentra.Server, c *http.Client) accResp
 	}
-	token := call{"token", func(t *testing.T, srv *fakeentra.Server, c *http.Client) ctlResp {
+	token := call{"token", func(t *testing.T, srv *fakeentra.Server, c *http.Client) accResp {
 		return ctlClientCredentials(t, srv, c)
 	}}
-	keys := call{"keys v2", func(t *testing.T, srv *fakeentra.Server, c *http.Client) ctlResp {
+	keys := call{"keys v2", func(t *testing.T, srv *fakeentra.Server, c *http.Client) accResp {
 		return ctlGet(t, c, srv.JWKSURI())
 	}}
-	keysV1 := call{"keys v1", func(t *testing.T, srv *fakeentra.Server, c *http.Client) ctlResp {
+	keysV1 := call{"keys v1", func(t *testing.T, srv *fakeentra.Server, c *http.Client) accResp {
 		return ctlGet(t, c, srv.URL()+"/"+srv.TenantID()+"/discovery/keys")
 	}}
-	discovery := call{"discovery", func(t *testing.T, srv *fakeentra.Server, c *http.Client) ctlResp {
+	discovery := call{"discovery", func(t *testing.T, srv *fakeentra.Server, c *http.Client) accResp {
 		return ctlGet(t, c, ctlDiscoveryURL(srv))
 	}}
 	for _, tc := range []struct {
@@ -517,7 +440,7 @@ func TestInjectFaultOtherEndpoints(t *testing.T) {
 					}
 					continue
 				}
-				ctlWantEntraError(t, r, tc.fault.Status, "temporarily_unavailable", 90033)
+				accWantError(t, r, tc.fault.Status, "temporarily_unavailable", 90033)
 			}
 			for _, cl := range tc.spared {
 				if r := cl.do(t, srv, c); r.status != http.StatusOK {
@@ -625,10 +548,10 @@ func TestSetLatency(t *testing.T) {
 		srv := fakeentratest.Start(t, fakeentra.Config{})
 		c := srv.HTTPClient()
 		srv.SetLatency(d)
-		for name, do := range map[string]func() ctlResp{
-			"token":     func() ctlResp { return ctlClientCredentials(t, srv, c) },
-			"keys":      func() ctlResp { return ctlGet(t, c, srv.JWKSURI()) },
-			"discovery": func() ctlResp { return ctlGet(t, c, ctlDiscoveryURL(srv)) },
+		for name, do := range map[string]func() accResp{
+			"token":     func() accResp { return ctlClientCredentials(t, srv, c) },
+			"keys":      func() accResp { return ctlGet(t, c, srv.JWKSURI()) },
+			"discovery": func() accResp { return ctlGet(t, c, ctlDiscoveryURL(srv)) },
 		} {
 			start := time.Now()
 			r := do()
@@ -682,7 +605,7 @@ func TestRotateSigningKeys(t *testing.T) {
 	if got := ctlKids(t, c, srv.JWKSURI()); !slices.Equal(got, []string{kid0}) {
 		t.Fatalf("initial kids %v, want [%s]", got, kid0)
 	}
-	tok0, err := srv.UserToken(ctlAlice, ctlUserScope, fakeentra.UserTokenOptions{})
+	tok0, err := srv.UserToken(accAlice, ctlUserScope, fakeentra.UserTokenOptions{})
 	if err != nil {
 		t.Fatalf("UserToken: %v", err)
 	}
@@ -700,11 +623,11 @@ func TestRotateSigningKeys(t *testing.T) {
 		}
 	}
 	tr := ctlWantToken(t, ctlClientCredentials(t, srv, c))
-	if got := ctlJWTPart(t, tr.AccessToken, 0)["kid"]; got != kid1 {
+	if got := accHeader(t, tr.AccessToken)["kid"]; got != kid1 {
 		t.Errorf("new token's kid %v, want %s", got, kid1)
 	}
 	ctlWantToken(t, ctlOBO(t, srv, c, tok0, "api://orders-api/Orders.Read")) // the old key still verifies
-	tok1, err := srv.UserToken(ctlAlice, ctlUserScope, fakeentra.UserTokenOptions{})
+	tok1, err := srv.UserToken(accAlice, ctlUserScope, fakeentra.UserTokenOptions{})
 	if err != nil {
 		t.Fatalf("UserToken: %v", err)
 	}
@@ -717,12 +640,12 @@ func TestRotateSigningKeys(t *testing.T) {
 		t.Fatalf("kids after RotateSigningKeys(false): %v, want only [%s]", got, kid2)
 	}
 	for name, tok := range map[string]string{"first key": tok0, "second key": tok1} {
-		e := ctlWantEntraError(t, ctlOBO(t, srv, c, tok, "api://orders-api/Orders.Read"), http.StatusBadRequest, "invalid_grant", 50013)
+		e := accWantError(t, ctlOBO(t, srv, c, tok, "api://orders-api/Orders.Read"), http.StatusBadRequest, "invalid_grant", 50013)
 		if !strings.Contains(e.ErrorDescription, "The key was not found") {
 			t.Errorf("OBO with a user token signed by the withdrawn %s: description %.200q, want \"The key was not found\"", name, e.ErrorDescription)
 		}
 	}
-	tok2, err := srv.UserToken(ctlAlice, ctlUserScope, fakeentra.UserTokenOptions{})
+	tok2, err := srv.UserToken(accAlice, ctlUserScope, fakeentra.UserTokenOptions{})
 	if err != nil {
 		t.Fatalf("UserToken: %v", err)
 	}
@@ -767,7 +690,7 @@ func TestRequestsRecordsWithoutSecrets(t *testing.T) {
 			secrets[name+" claims"] = segs[1]
 		}
 	}
-	send := func(corr string, form url.Values) ctlResp {
+	send := func(corr string, form url.Values) accResp {
 		t.Helper()
 		req := ctlFormRequest(t, t.Context(), srv.TokenEndpoint(), form)
 		req.Header.Set("client-request-id", corr)
@@ -792,16 +715,16 @@ func TestRequestsRecordsWithoutSecrets(t *testing.T) {
 
 	bad := ctlCCForm()
 	bad.Set("client_secret", wrongSecret)
-	ctlWantEntraError(t, send(corr(), bad), http.StatusUnauthorized, "invalid_client", 7000215)
+	accWantError(t, send(corr(), bad), http.StatusUnauthorized, "invalid_client", 7000215)
 	wants = append(wants, want{"client_credentials", fakeentra.DemoGatewayClientID, "error", "invalid_client", 401, 7000215, ""})
 
-	pw := ctlWantToken(t, send(corr(), ctlPasswordForm(ctlAlice, fakeentra.DemoPassword, ctlUserScope+" openid offline_access")))
+	pw := ctlWantToken(t, send(corr(), ctlPasswordForm(accAlice, fakeentra.DemoPassword, ctlUserScope+" openid offline_access")))
 	addToken("user access token", pw.AccessToken)
 	addToken("refresh token", pw.RefreshToken)
 	addToken("ID token", pw.IDToken)
 	wants = append(wants, want{"password", fakeentra.DemoFrontendClientID, "success", "", 200, 0, aliceOID})
 
-	ctlWantEntraError(t, send(corr(), ctlPasswordForm(ctlAlice, wrongPassword, ctlUserScope)), http.StatusBadRequest, "invalid_grant", 50126)
+	accWantError(t, send(corr(), ctlPasswordForm(accAlice, wrongPassword, ctlUserScope)), http.StatusBadRequest, "invalid_grant", 50126)
 	wants = append(wants, want{"password", fakeentra.DemoFrontendClientID, "error", "invalid_grant", 400, 50126, aliceOID})
 
 	obo := ctlWantToken(t, send(corr(), ctlOBOForm(pw.AccessToken, "api://orders-api/Orders.Read")))
@@ -819,7 +742,7 @@ func TestRequestsRecordsWithoutSecrets(t *testing.T) {
 	if err := srv.InjectFault(fakeentra.Fault{Status: 503, Count: 1}); err != nil {
 		t.Fatalf("InjectFault: %v", err)
 	}
-	ctlWantEntraError(t, send(corr(), ctlCCForm()), http.StatusServiceUnavailable, "temporarily_unavailable", 90033)
+	accWantError(t, send(corr(), ctlCCForm()), http.StatusServiceUnavailable, "temporarily_unavailable", 90033)
 	wants = append(wants, want{"client_credentials", fakeentra.DemoGatewayClientID, "fault", "", 503, 0, ""})
 
 	recs := srv.Requests()
@@ -915,7 +838,7 @@ func TestControlEndpoints(t *testing.T) {
 			t.Fatalf("POST faults: status %d: %s", r.status, r.body)
 		}
 		r = ctlClientCredentials(t, srv, c)
-		ctlWantEntraError(t, r, http.StatusServiceUnavailable, "temporarily_unavailable", 90033)
+		accWantError(t, r, http.StatusServiceUnavailable, "temporarily_unavailable", 90033)
 		if got := r.header.Get("Retry-After"); got != "2" {
 			t.Errorf("Retry-After %q, want 2", got)
 		}
@@ -1034,7 +957,7 @@ func TestControlEndpoints(t *testing.T) {
 		ctlWantToken(t, ctlClientCredentials(t, srv, c))
 		bad := ctlCCForm()
 		bad.Set("scope", "api://orders-api/Orders.Read")
-		ctlWantEntraError(t, ctlPostForm(t, c, srv.TokenEndpoint(), bad), http.StatusBadRequest, "invalid_scope", 1002012)
+		accWantError(t, ctlPostForm(t, c, srv.TokenEndpoint(), bad), http.StatusBadRequest, "invalid_scope", 1002012)
 
 		r = ctlGet(t, c, ctl(srv, "requests"))
 		var recs []map[string]any
@@ -1185,7 +1108,7 @@ func TestDiscoveryDocuments(t *testing.T) {
 			"/fabrikam.test/v2.0/.well-known/openid-configuration",
 		} {
 			t.Run(path, func(t *testing.T) {
-				ctlWantEntraError(t, ctlGet(t, c, base+path), http.StatusBadRequest, "invalid_tenant", 90002)
+				accWantError(t, ctlGet(t, c, base+path), http.StatusBadRequest, "invalid_tenant", 90002)
 			})
 		}
 	})
@@ -1208,7 +1131,7 @@ func TestDiscoveryDocuments(t *testing.T) {
 
 	t.Run("user realm", func(t *testing.T) {
 		for _, tc := range []struct{ name, user, accountType, domain string }{
-			{"served domain", ctlAlice, "Managed", "contoso.test"},
+			{"served domain", accAlice, "Managed", "contoso.test"},
 			{"lower-case path", "bob@contoso.test", "Managed", "contoso.test"},
 			{"other domain", "eve@fabrikam.test", "Unknown", "fabrikam.test"},
 		} {
@@ -1224,29 +1147,6 @@ func TestDiscoveryDocuments(t *testing.T) {
 			})
 		}
 	})
-}
-
-// ctlClientAssertion signs a certificate client assertion as MSAL does
-// (x5t#S256 header, aud the token endpoint, iss = sub = client ID).
-func ctlClientAssertion(t *testing.T, key *rsa.PrivateKey, cert *x509.Certificate, clientID, aud string) string {
-	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	now := time.Now()
-	signed := enc(map[string]any{"alg": "RS256", "typ": "JWT", "x5t#S256": base64.StdEncoding.EncodeToString(pki.ThumbprintSHA256(cert))}) +
-		"." + enc(map[string]any{"aud": aud, "iss": clientID, "sub": clientID, "jti": strconv.FormatInt(now.UnixNano(), 36),
-		"nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
-	h := sha256.Sum256([]byte(signed))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h[:])
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // ctlWriteTenant writes a tenant file (and anything beside it) into a new directory.
@@ -1361,7 +1261,7 @@ func TestLoadTenant(t *testing.T) {
 		return url.Values{
 			"client_id":             {ctlMiddleID},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-			"client_assertion":      {ctlClientAssertion(t, key, cert, ctlMiddleID, srv.TokenEndpoint())},
+			"client_assertion":      {accClientAssertion(t, accCred{key: key, cert: cert}, ctlMiddleID, srv.TokenEndpoint(), nil)},
 		}
 	}
 	t.Run("certificate from file authenticates", func(t *testing.T) {
@@ -1369,7 +1269,7 @@ func TestLoadTenant(t *testing.T) {
 		form.Set("grant_type", "client_credentials")
 		form.Set("scope", "api://reports/.default")
 		tr := ctlWantToken(t, ctlPostForm(t, c, srv.TokenEndpoint(), form))
-		cl := ctlJWTPart(t, tr.AccessToken, 1)
+		cl := accPayload(t, tr.AccessToken)
 		if cl["ver"] != "1.0" || cl["aud"] != "api://reports" || cl["iss"] != srv.IssuerV1(ctlFabrikamID) || cl["appidacr"] != "2" {
 			t.Errorf("app token: ver %v aud %v iss %v appidacr %v, want a v1 token for api://reports by certificate", cl["ver"], cl["aud"], cl["iss"], cl["appidacr"])
 		}
@@ -1385,7 +1285,7 @@ func TestLoadTenant(t *testing.T) {
 		"grant_type": {"password"}, "client_id": {ctlWebID}, "username": {"carol@fabrikam.test"},
 		"password": {ctlCarolPass}, "scope": {"api://middle/access_as_user"},
 	})).AccessToken
-	if cl := ctlJWTPart(t, userTok, 1); cl["oid"] != ctlCarolOID || cl["aud"] != ctlMiddleID || cl["name"] != "Carol Example" {
+	if cl := accPayload(t, userTok); cl["oid"] != ctlCarolOID || cl["aud"] != ctlMiddleID || cl["name"] != "Carol Example" {
 		t.Errorf("user token: oid %v aud %v name %v, want carol's token for middle", cl["oid"], cl["aud"], cl["name"])
 	}
 	for _, tc := range []struct {
@@ -1402,7 +1302,7 @@ func TestLoadTenant(t *testing.T) {
 			form.Set("requested_token_use", "on_behalf_of")
 			form.Set("assertion", userTok)
 			form.Set("scope", tc.scope)
-			e := ctlWantEntraError(t, ctlPostForm(t, c, srv.TokenEndpoint(), form), http.StatusBadRequest, tc.oauthErr, tc.code)
+			e := accWantError(t, ctlPostForm(t, c, srv.TokenEndpoint(), form), http.StatusBadRequest, tc.oauthErr, tc.code)
 			if e.SubError != tc.suberror || (e.Claims != "") != tc.claims {
 				t.Errorf("suberror %q, claims present %v; want %q, %v", e.SubError, e.Claims != "", tc.suberror, tc.claims)
 			}
@@ -1538,11 +1438,11 @@ func TestLoadTenantInlinePEMCertificate(t *testing.T) {
 		"grant_type":            {"client_credentials"},
 		"client_id":             {svcID},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-		"client_assertion":      {ctlClientAssertion(t, key, cert, svcID, srv.TokenEndpoint())},
+		"client_assertion":      {accClientAssertion(t, accCred{key: key, cert: cert}, svcID, srv.TokenEndpoint(), nil)},
 		"scope":                 {"api://api/.default"},
 	}
 	tr := ctlWantToken(t, ctlPostForm(t, c, srv.TokenEndpoint(), form))
-	if cl := ctlJWTPart(t, tr.AccessToken, 1); cl["azpacr"] != "2" || fmt.Sprint(cl["roles"]) != "[Read.All]" {
+	if cl := accPayload(t, tr.AccessToken); cl["azpacr"] != "2" || fmt.Sprint(cl["roles"]) != "[Read.All]" {
 		t.Errorf("azpacr %v roles %v, want a certificate-authenticated token with [Read.All]", cl["azpacr"], cl["roles"])
 	}
 
@@ -1551,6 +1451,6 @@ func TestLoadTenantInlinePEMCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SelfSigned: %v", err)
 	}
-	form.Set("client_assertion", ctlClientAssertion(t, otherKey, other, svcID, srv.TokenEndpoint()))
-	ctlWantEntraError(t, ctlPostForm(t, c, srv.TokenEndpoint(), form), http.StatusUnauthorized, "invalid_client", 700027)
+	form.Set("client_assertion", accClientAssertion(t, accCred{key: otherKey, cert: other}, svcID, srv.TokenEndpoint(), nil))
+	accWantError(t, ctlPostForm(t, c, srv.TokenEndpoint(), form), http.StatusUnauthorized, "invalid_client", 700027)
 }

@@ -105,7 +105,8 @@ type accEntraError struct {
 
 // accWantError checks that r is Entra's answer to a mistake: the HTTP status,
 // the OAuth error, the AADSTS code as the only entry of error_codes and at
-// the start of error_description.
+// the start of error_description, and the trace fields (timestamp, trace and
+// correlation IDs, also in the description; error_uri naming the code).
 func accWantError(t *testing.T, r accResp, status int, oauthErr string, code int) accEntraError {
 	t.Helper()
 	var e accEntraError
@@ -121,6 +122,17 @@ func accWantError(t *testing.T, r accResp, status int, oauthErr string, code int
 	}
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	for name, v := range map[string]string{"timestamp": e.Timestamp, "trace_id": e.TraceID, "correlation_id": e.CorrelationID} {
+		if v == "" {
+			t.Errorf("error body has no %s", name)
+		}
+	}
+	if !strings.Contains(e.ErrorDescription, "Trace ID: "+e.TraceID) || !strings.Contains(e.ErrorDescription, "Correlation ID: "+e.CorrelationID) {
+		t.Errorf("error_description does not carry the trace and correlation IDs of the body")
+	}
+	if want := fmt.Sprintf("/error?code=%d", code); !strings.HasSuffix(e.ErrorURI, want) {
+		t.Errorf("error_uri %q does not end with %q", e.ErrorURI, want)
 	}
 	return e
 }
@@ -199,6 +211,13 @@ func accDecodeJWT(t *testing.T, token string) (header, payload map[string]any) {
 		return m
 	}
 	return dec("header", segs[0]), dec("payload", segs[1])
+}
+
+// accHeader is accDecodeJWT's header alone.
+func accHeader(t *testing.T, token string) map[string]any {
+	t.Helper()
+	h, _ := accDecodeJWT(t, token)
+	return h
 }
 
 // accPayload is accDecodeJWT's payload alone.
