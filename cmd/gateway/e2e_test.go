@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
 )
 
@@ -96,7 +97,7 @@ func TestHappyPath(t *testing.T) {
 	if down == "" {
 		t.Fatalf("upstream got no bearer token; Authorization = %q", got.Header.Get("Authorization"))
 	}
-	c := claimsOf(t, down)
+	c := testkit.JWTClaims(t, down)
 	for claim, want := range map[string]string{
 		"aud": e.info.Apps["orders-api"].ClientID,
 		"oid": alice.oid,
@@ -160,7 +161,7 @@ func TestTokenValidationFailures(t *testing.T) {
 	forged := func(kid string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			now := time.Now()
-			tok := signRS256(t, foreignKey, map[string]any{"typ": "JWT", "alg": "RS256", "kid": kid}, map[string]any{
+			tok := testkit.SignJWT(t, foreignKey, map[string]any{"typ": "JWT", "alg": "RS256", "kid": kid}, map[string]any{
 				"iss": e.srv.IssuerV2(e.info.TenantID), "aud": e.info.Apps["gateway"].ClientID,
 				"tid": e.info.TenantID, "oid": alice.oid, "sub": "forged", "scp": "access_as_user",
 				"azp": e.info.Apps["frontend"].ClientID, "ver": "2.0",
@@ -305,13 +306,13 @@ func TestOnBehalfOfFailures(t *testing.T) {
 		// The frontend signs in again with the challenge (locally: the
 		// password grant with claims) and retries.
 		mfa := e.passwordToken(t, alice.name, challenge)
-		if amr := claimsOf(t, mfa)["amr"]; !slices.Contains(anyStrings(amr), "mfa") {
+		if amr := testkit.JWTClaims(t, mfa)["amr"]; !slices.Contains(anyStrings(amr), "mfa") {
 			t.Fatalf("step-up token amr = %v, want mfa", amr)
 		}
 		r = e.do(t, request{path: "/hr/payslips", token: mfa})
 		wantStatus(t, r, http.StatusOK)
 		reqs := e.up.requests()
-		c := claimsOf(t, reqs[len(reqs)-1].bearer())
+		c := testkit.JWTClaims(t, reqs[len(reqs)-1].bearer())
 		if c["aud"] != "api://hr-api" || c["ver"] != "1.0" || c["oid"] != alice.oid || !slices.Contains(anyStrings(c["amr"]), "mfa") {
 			t.Errorf("hr-api got a token with aud %v ver %v oid %v amr %v; want a v1 token for api://hr-api, alice's, with mfa",
 				c["aud"], c["ver"], c["oid"], c["amr"])
@@ -406,7 +407,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := e.passwordToken(t, "alice@contoso.test", "")
-	if k := jwtHeader(t, fresh)["kid"]; k != kid {
+	if k := testkit.JWTHeader(t, fresh)["kid"]; k != kid {
 		t.Fatalf("new token's kid %v, want the new key's %s", k, kid)
 	}
 	wantStatus(t, e.do(t, request{path: "/orders/items", token: fresh}), http.StatusOK)

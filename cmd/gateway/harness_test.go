@@ -7,9 +7,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -917,49 +914,6 @@ func decodeClaims(tok string) (map[string]any, error) {
 	}
 	var c map[string]any
 	return c, json.Unmarshal(data, &c)
-}
-
-// jwtHeader returns a JWT's header.
-func jwtHeader(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	head, _, _ := strings.Cut(tok, ".")
-	data, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		t.Fatalf("decode token header: %v", err)
-	}
-	var h map[string]any
-	if err := json.Unmarshal(data, &h); err != nil {
-		t.Fatalf("decode token header: %v", err)
-	}
-	return h
-}
-
-func claimsOf(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	c, err := decodeClaims(tok)
-	if err != nil {
-		t.Fatalf("decode token: %v", err)
-	}
-	return c
-}
-
-// signRS256 signs claims with key: a token no tenant issued.
-func signRS256(t *testing.T, key *rsa.PrivateKey, header, claims map[string]any) string {
-	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	input := enc(header) + "." + enc(claims)
-	sum := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // selfSignedCredential writes a certificate and key that no app registered.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // inspectTestdata holds the real tokens and key sets.
@@ -714,7 +715,7 @@ func TestInspectLocalTenant(t *testing.T) {
 					t.Fatal(err)
 				}
 				genuine := te.userToken(t, "alice@contoso.test", gatewayScope, fakeentra.UserTokenOptions{})
-				return signRS256(t, key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": keyIDGUID}, claimsOf(t, genuine))
+				return testkit.SignJWT(t, key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": keyIDGUID}, testkit.JWTClaims(t, genuine))
 			},
 			want: map[string]any{
 				"kind": "user", "audience.kind": "gateway_client_id", "header.kid": keyIDGUID,

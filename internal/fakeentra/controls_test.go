@@ -623,7 +623,7 @@ func TestRotateSigningKeys(t *testing.T) {
 		}
 	}
 	tr := ctlWantToken(t, ctlClientCredentials(t, srv, c))
-	if got := accHeader(t, tr.AccessToken)["kid"]; got != kid1 {
+	if got := testkit.JWTHeader(t, tr.AccessToken)["kid"]; got != kid1 {
 		t.Errorf("new token's kid %v, want %s", got, kid1)
 	}
 	ctlWantToken(t, ctlOBO(t, srv, c, tok0, "api://orders-api/Orders.Read")) // the old key still verifies
@@ -1269,7 +1269,7 @@ func TestLoadTenant(t *testing.T) {
 		form.Set("grant_type", "client_credentials")
 		form.Set("scope", "api://reports/.default")
 		tr := ctlWantToken(t, ctlPostForm(t, c, srv.TokenEndpoint(), form))
-		cl := accPayload(t, tr.AccessToken)
+		cl := testkit.JWTClaims(t, tr.AccessToken)
 		if cl["ver"] != "1.0" || cl["aud"] != "api://reports" || cl["iss"] != srv.IssuerV1(ctlFabrikamID) || cl["appidacr"] != "2" {
 			t.Errorf("app token: ver %v aud %v iss %v appidacr %v, want a v1 token for api://reports by certificate", cl["ver"], cl["aud"], cl["iss"], cl["appidacr"])
 		}
@@ -1285,7 +1285,7 @@ func TestLoadTenant(t *testing.T) {
 		"grant_type": {"password"}, "client_id": {ctlWebID}, "username": {"carol@fabrikam.test"},
 		"password": {ctlCarolPass}, "scope": {"api://middle/access_as_user"},
 	})).AccessToken
-	if cl := accPayload(t, userTok); cl["oid"] != ctlCarolOID || cl["aud"] != ctlMiddleID || cl["name"] != "Carol Example" {
+	if cl := testkit.JWTClaims(t, userTok); cl["oid"] != ctlCarolOID || cl["aud"] != ctlMiddleID || cl["name"] != "Carol Example" {
 		t.Errorf("user token: oid %v aud %v name %v, want carol's token for middle", cl["oid"], cl["aud"], cl["name"])
 	}
 	for _, tc := range []struct {
@@ -1442,7 +1442,7 @@ func TestLoadTenantInlinePEMCertificate(t *testing.T) {
 		"scope":                 {"api://api/.default"},
 	}
 	tr := ctlWantToken(t, ctlPostForm(t, c, srv.TokenEndpoint(), form))
-	if cl := accPayload(t, tr.AccessToken); cl["azpacr"] != "2" || fmt.Sprint(cl["roles"]) != "[Read.All]" {
+	if cl := testkit.JWTClaims(t, tr.AccessToken); cl["azpacr"] != "2" || fmt.Sprint(cl["roles"]) != "[Read.All]" {
 		t.Errorf("azpacr %v roles %v, want a certificate-authenticated token with [Read.All]", cl["azpacr"], cl["roles"])
 	}
 

@@ -9,7 +9,6 @@ package fakeentra_test
 // independent code.
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t is SHA-1 by definition
@@ -32,6 +31,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // accEnv is a running tenant and an HTTP client that trusts it.
@@ -162,71 +162,6 @@ func accWantSuccess(t *testing.T, r accResp) map[string]any {
 // accB64 is the JOSE base64url alphabet without padding.
 var accB64 = base64.RawURLEncoding
 
-// accSignJWT signs header and claims as a compact JWS with key, by the alg
-// in header: RS256 (PKCS#1 v1.5) or PS256 (PSS, salt as long as the hash).
-func accSignJWT(t *testing.T, key *rsa.PrivateKey, header, claims map[string]any) string {
-	t.Helper()
-	hb, err := json.Marshal(header)
-	if err != nil {
-		t.Fatalf("marshal header: %v", err)
-	}
-	cb, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatalf("marshal claims: %v", err)
-	}
-	input := accB64.EncodeToString(hb) + "." + accB64.EncodeToString(cb)
-	digest := sha256.Sum256([]byte(input))
-	var sig []byte
-	switch header["alg"] {
-	case "RS256":
-		sig, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
-	case "PS256":
-		sig, err = rsa.SignPSS(rand.Reader, key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	default:
-		t.Fatalf("accSignJWT: unsupported alg %v", header["alg"])
-	}
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return input + "." + accB64.EncodeToString(sig)
-}
-
-// accDecodeJWT decodes a compact JWS's header and payload by hand, without
-// verifying anything.
-func accDecodeJWT(t *testing.T, token string) (header, payload map[string]any) {
-	t.Helper()
-	segs := strings.Split(token, ".")
-	if len(segs) != 3 {
-		t.Fatalf("token has %d segments, want 3", len(segs))
-	}
-	dec := func(name, seg string) map[string]any {
-		raw, err := accB64.DecodeString(seg)
-		if err != nil {
-			t.Fatalf("token %s is not base64url: %v", name, err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatalf("token %s is not a JSON object: %v", name, err)
-		}
-		return m
-	}
-	return dec("header", segs[0]), dec("payload", segs[1])
-}
-
-// accHeader is accDecodeJWT's header alone.
-func accHeader(t *testing.T, token string) map[string]any {
-	t.Helper()
-	h, _ := accDecodeJWT(t, token)
-	return h
-}
-
-// accPayload is accDecodeJWT's payload alone.
-func accPayload(t *testing.T, token string) map[string]any {
-	t.Helper()
-	_, p := accDecodeJWT(t, token)
-	return p
-}
-
 // accWantClaims checks string claims of a token payload; a want of "" means
 // the claim must be absent.
 func accWantClaims(t *testing.T, payload map[string]any, want map[string]string) {
@@ -331,7 +266,7 @@ func accClientAssertion(t *testing.T, cred accCred, clientID, aud string, edit f
 	if edit != nil {
 		edit(header, claims)
 	}
-	return accSignJWT(t, cred.key, header, claims)
+	return testkit.SignJWT(t, cred.key, header, claims)
 }
 
 // accGUID returns a random version-4 GUID.

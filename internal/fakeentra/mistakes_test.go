@@ -19,6 +19,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // A second tenant, served beside the demo tenant, for what the demo tenant
@@ -157,8 +158,8 @@ func TestEntraMistakes(t *testing.T) {
 		// certificate key: the seed question's token.
 		selfSigned := func(t *testing.T, kid string) string {
 			t.Helper()
-			claims := accPayload(t, aliceToken(t))
-			return accSignJWT(t, gw.key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, claims)
+			claims := testkit.JWTClaims(t, aliceToken(t))
+			return testkit.SignJWT(t, gw.key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, claims)
 		}
 		for _, m := range []accMistake{
 			{
@@ -219,7 +220,7 @@ func TestEntraMistakes(t *testing.T) {
 				name: "payload tampered (scp widened), signature kept",
 				send: func(t *testing.T) accResp {
 					segs := strings.Split(aliceToken(t), ".")
-					claims := accPayload(t, strings.Join(segs, "."))
+					claims := testkit.JWTClaims(t, strings.Join(segs, "."))
 					claims["scp"] = "access_as_user Directory.ReadWrite.All"
 					raw, err := json.Marshal(claims)
 					if err != nil {
@@ -557,7 +558,7 @@ func TestEntraMistakes(t *testing.T) {
 		other := strings.Replace(e.Claims, challenge.AccessToken.Capolids.Values[0], accGUID(t), 1)
 		plain := accWantSuccess(t, password(t, ep, fakeentra.DemoFrontendClientID, accAlice, accGatewayScope, "claims", other))
 		at, _ := plain["access_token"].(string)
-		if amr := accStrings(accPayload(t, at), "amr"); slices.Contains(amr, "mfa") {
+		if amr := accStrings(testkit.JWTClaims(t, at), "amr"); slices.Contains(amr, "mfa") {
 			t.Errorf("amr with claims naming an unknown policy = %v, want no mfa", amr)
 		}
 		accWantError(t, obo(t, at, hr), http.StatusBadRequest, "interaction_required", 50076)
@@ -566,12 +567,12 @@ func TestEntraMistakes(t *testing.T) {
 		// MSAL.js's interactive step-up): the new token carries mfa.
 		stepped := accWantSuccess(t, password(t, ep, fakeentra.DemoFrontendClientID, accAlice, accGatewayScope, "claims", e.Claims))
 		at, _ = stepped["access_token"].(string)
-		if amr := accStrings(accPayload(t, at), "amr"); !slices.Contains(amr, "mfa") {
+		if amr := accStrings(testkit.JWTClaims(t, at), "amr"); !slices.Contains(amr, "mfa") {
 			t.Fatalf("amr after step-up = %v, want mfa", amr)
 		}
 		r := accWantSuccess(t, obo(t, at, hr))
 		hrToken, _ := r["access_token"].(string)
-		hrClaims := accPayload(t, hrToken)
+		hrClaims := testkit.JWTClaims(t, hrToken)
 		accWantClaims(t, hrClaims, map[string]string{
 			"ver": "1.0", "aud": "api://hr-api", "oid": fakeentra.DemoAliceObjectID, "scp": "HR.Read",
 			"appid": gwID,
@@ -609,7 +610,7 @@ func TestEntraMistakes(t *testing.T) {
 					t.Errorf("expires_in = %#v, want a string on the v1 endpoint", m["expires_in"])
 				}
 				at, _ := m["access_token"].(string)
-				p := accPayload(t, at)
+				p := testkit.JWTClaims(t, at)
 				accWantClaims(t, p, tc.want)
 				if roles := accStrings(p, "roles"); !slices.Equal(roles, tc.wantRoles) {
 					t.Errorf("roles = %v, want %v", roles, tc.wantRoles)

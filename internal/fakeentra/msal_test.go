@@ -21,6 +21,7 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -40,7 +41,7 @@ func TestMSALGo(t *testing.T) {
 		mark := len(srv.Requests())
 		ar := accMSALUserToken(t, env, accAlice)
 
-		accWantClaims(t, accPayload(t, ar.AccessToken), map[string]string{
+		accWantClaims(t, testkit.JWTClaims(t, ar.AccessToken), map[string]string{
 			"aud": fakeentra.DemoGatewayClientID,
 			"scp": "access_as_user",
 			"oid": fakeentra.DemoAliceObjectID,
@@ -95,7 +96,7 @@ func TestMSALGo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("AcquireTokenByCredential: %v", err)
 			}
-			app := accPayload(t, ar.AccessToken)
+			app := testkit.JWTClaims(t, ar.AccessToken)
 			accWantClaims(t, app, map[string]string{
 				"aud": fakeentra.DemoOrdersClientID, "azp": fakeentra.DemoGatewayClientID, "azpacr": "2",
 				"idtyp": "app", "oid": gatewayOID, "ver": "2.0", "scp": "",
@@ -108,7 +109,7 @@ func TestMSALGo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("AcquireTokenOnBehalfOf (alice, orders-api): %v", err)
 			}
-			accWantClaims(t, accPayload(t, ar.AccessToken), map[string]string{
+			accWantClaims(t, testkit.JWTClaims(t, ar.AccessToken), map[string]string{
 				"aud": fakeentra.DemoOrdersClientID, "oid": fakeentra.DemoAliceObjectID,
 				"azp": fakeentra.DemoGatewayClientID, "azpacr": "2", "scp": "Orders.Read", "ver": "2.0",
 				"idtyp": "", "roles": "",
@@ -118,7 +119,7 @@ func TestMSALGo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("AcquireTokenOnBehalfOf (bob, hr-api): %v", err)
 			}
-			accWantClaims(t, accPayload(t, ar.AccessToken), map[string]string{
+			accWantClaims(t, testkit.JWTClaims(t, ar.AccessToken), map[string]string{
 				"ver": "1.0", "aud": "api://hr-api", "appid": fakeentra.DemoGatewayClientID, "appidacr": "2",
 				"oid": fakeentra.DemoBobObjectID, "scp": "HR.Read", "upn": accBob,
 				"iss": srv.IssuerV1(fakeentra.DemoTenantID), "azp": "",
@@ -170,7 +171,7 @@ func TestMSALGo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("AcquireTokenByCredential: %v", err)
 		}
-		app := accPayload(t, ar.AccessToken)
+		app := testkit.JWTClaims(t, ar.AccessToken)
 		accWantClaims(t, app, map[string]string{
 			"aud": fakeentra.DemoOrdersClientID, "azp": fakeentra.DemoGatewayClientID, "azpacr": "1", "idtyp": "app", "scp": "",
 		})
@@ -182,7 +183,7 @@ func TestMSALGo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("AcquireTokenOnBehalfOf: %v", err)
 		}
-		accWantClaims(t, accPayload(t, ar.AccessToken), map[string]string{
+		accWantClaims(t, testkit.JWTClaims(t, ar.AccessToken), map[string]string{
 			"aud": fakeentra.DemoOrdersClientID, "oid": fakeentra.DemoAliceObjectID,
 			"azp": fakeentra.DemoGatewayClientID, "azpacr": "1", "scp": "Orders.Read",
 		})
@@ -254,7 +255,7 @@ func TestMSALGo(t *testing.T) {
 		if second.AccessToken == first.AccessToken {
 			t.Errorf("claims request returned the cached token")
 		}
-		accWantClaims(t, accPayload(t, second.AccessToken), map[string]string{
+		accWantClaims(t, testkit.JWTClaims(t, second.AccessToken), map[string]string{
 			"aud": fakeentra.DemoOrdersClientID, "oid": fakeentra.DemoAliceObjectID,
 			"azp": fakeentra.DemoGatewayClientID, "scp": "Orders.Read",
 		})

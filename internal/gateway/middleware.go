@@ -12,6 +12,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 )
@@ -50,16 +51,8 @@ func (g *Gateway) accessLog(next http.Handler) http.Handler {
 				return // e.g. log_level warn: no access log, and nothing to build
 			}
 			outcome := &info.forward.Outcome
-			status := ww.Status()
-			switch {
-			case status != 0:
-			case returned:
-				status = http.StatusOK // net/http's default
-			default:
-				// Only http.ErrAbortHandler gets past the recoverer (inside):
-				// the response was aborted before anything was written.
-				status = http.StatusInternalServerError
-			}
+			// Only http.ErrAbortHandler gets past the recoverer (inside).
+			status := metrics.Status(ww, returned)
 			attrs := []slog.Attr{
 				slog.String("request_id", id),
 				slog.String("method", r.Method),

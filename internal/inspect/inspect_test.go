@@ -2,10 +2,8 @@ package inspect
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -69,24 +68,6 @@ func jwksOf(key *rsa.PrivateKey, kid string) []byte {
 		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes()),
 	}}})
 	return b
-}
-
-func sign(t *testing.T, key *rsa.PrivateKey, header, claims map[string]any) string {
-	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	input := enc(header) + "." + enc(claims)
-	sum := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 var testIssuers = Issuers{
@@ -163,40 +144,40 @@ func TestInspectGatewayVerdictMatchesValidator(t *testing.T) {
 		// reason is the gateway's reason, "" when it accepts.
 		reason auth.Reason
 	}{
-		{"v2 user token", sign(t, key, hdr, userClaims(now)), ""},
-		{"v1 token for the App ID URI", sign(t, key, hdr, with(func(c map[string]any) {
+		{"v2 user token", testkit.SignJWT(t, key, hdr, userClaims(now)), ""},
+		{"v1 token for the App ID URI", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["aud"], c["iss"], c["ver"], c["appid"] = testAppIDURI+"/", "https://sts.example/"+testTenant+"/", "1.0", frontendID
 			delete(c, "azp")
 		})), ""},
-		{"guest of an allowed tenant", sign(t, key, hdr, with(func(c map[string]any) {
+		{"guest of an allowed tenant", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["tid"], c["iss"] = guestTenant, "https://login.example/"+guestTenant+"/v2.0"
 		})), ""},
-		{"expired within the clock skew", sign(t, key, hdr, with(func(c map[string]any) { c["exp"] = now.Add(-30 * time.Second).Unix() })), ""},
-		{"expired beyond the clock skew", sign(t, key, hdr, with(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() })), auth.ReasonExpired},
-		{"not valid yet", sign(t, key, hdr, with(func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() })), auth.ReasonNotYetValid},
-		{"issued in the future", sign(t, key, hdr, with(func(c map[string]any) { c["iat"] = now.Add(10 * time.Minute).Unix() })), auth.ReasonNotYetValid},
-		{"no exp", sign(t, key, hdr, with(func(c map[string]any) { delete(c, "exp") })), auth.ReasonMalformed},
-		{"another tenant", sign(t, key, hdr, with(func(c map[string]any) {
+		{"expired within the clock skew", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["exp"] = now.Add(-30 * time.Second).Unix() })), ""},
+		{"expired beyond the clock skew", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() })), auth.ReasonExpired},
+		{"not valid yet", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() })), auth.ReasonNotYetValid},
+		{"issued in the future", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["iat"] = now.Add(10 * time.Minute).Unix() })), auth.ReasonNotYetValid},
+		{"no exp", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { delete(c, "exp") })), auth.ReasonMalformed},
+		{"another tenant", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["tid"], c["iss"] = otherTenant, "https://login.example/"+otherTenant+"/v2.0"
 		})), auth.ReasonTenant},
-		{"issuer of another host", sign(t, key, hdr, with(func(c map[string]any) {
+		{"issuer of another host", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["iss"] = "https://login.microsoftonline.com/" + testTenant + "/v2.0"
 		})), auth.ReasonIssuer},
-		{"issuer of another tenant", sign(t, key, hdr, with(func(c map[string]any) {
+		{"issuer of another tenant", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["iss"] = "https://login.example/" + guestTenant + "/v2.0"
 		})), auth.ReasonIssuer},
-		{"Graph audience", sign(t, key, hdr, with(func(c map[string]any) { c["aud"] = "https://graph.microsoft.com" })), auth.ReasonAudience},
-		{"spn: audience of the gateway", sign(t, key, hdr, with(func(c map[string]any) { c["aud"] = "spn:" + testClientID })), auth.ReasonAudience},
-		{"app-only token", sign(t, key, hdr, with(func(c map[string]any) {
+		{"Graph audience", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["aud"] = "https://graph.microsoft.com" })), auth.ReasonAudience},
+		{"spn: audience of the gateway", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["aud"] = "spn:" + testClientID })), auth.ReasonAudience},
+		{"app-only token", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			delete(c, "scp")
 			c["idtyp"], c["roles"] = "app", []string{"Reports.Read"}
 		})), ""},
-		{"unknown kid", sign(t, other, map[string]any{"alg": "RS256", "kid": "7c1f5d4e-2b3a-4c8d-9e0f-a1b2c3d4e5f6"}, userClaims(now)), auth.ReasonUnknownKey},
-		{"right kid, wrong key", sign(t, other, hdr, userClaims(now)), auth.ReasonSignature},
-		{"x5t only", sign(t, key, map[string]any{"alg": "RS256", "x5t": testKid}, userClaims(now)), ""},
-		{"Graph nonce header", sign(t, key, map[string]any{"alg": "RS256", "kid": testKid, "nonce": "abc"}, userClaims(now)), auth.ReasonAudience},
+		{"unknown kid", testkit.SignJWT(t, other, map[string]any{"alg": "RS256", "kid": "7c1f5d4e-2b3a-4c8d-9e0f-a1b2c3d4e5f6"}, userClaims(now)), auth.ReasonUnknownKey},
+		{"right kid, wrong key", testkit.SignJWT(t, other, hdr, userClaims(now)), auth.ReasonSignature},
+		{"x5t only", testkit.SignJWT(t, key, map[string]any{"alg": "RS256", "x5t": testKid}, userClaims(now)), ""},
+		{"Graph nonce header", testkit.SignJWT(t, key, map[string]any{"alg": "RS256", "kid": testKid, "nonce": "abc"}, userClaims(now)), auth.ReasonAudience},
 		{"HS256", func() string {
-			tok := sign(t, key, hdr, userClaims(now))
+			tok := testkit.SignJWT(t, key, hdr, userClaims(now))
 			parts := strings.SplitN(tok, ".", 2)
 			h, _ := json.Marshal(map[string]any{"alg": "HS256", "kid": testKid})
 			return base64.RawURLEncoding.EncodeToString(h) + "." + parts[1]
@@ -425,28 +406,28 @@ func TestInspectOBOVerdict(t *testing.T) {
 		problems []string
 		note     string
 	}{
-		{"user token for the gateway", sign(t, key, hdr, userClaims(now)), true, KindUser, nil, ""},
-		{"expired within the gateway's skew: the gateway accepts, Entra refuses", sign(t, key, hdr, with(func(c map[string]any) {
+		{"user token for the gateway", testkit.SignJWT(t, key, hdr, userClaims(now)), true, KindUser, nil, ""},
+		{"expired within the gateway's skew: the gateway accepts, Entra refuses", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["exp"] = now.Add(-30 * time.Second).Unix()
 		})), true, KindUser, []string{"expired"}, ""},
-		{"app-only token without roles (oid = sub)", sign(t, key, hdr, with(func(c map[string]any) {
+		{"app-only token without roles (oid = sub)", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			delete(c, "scp")
 			c["sub"] = c["oid"]
 		})), true, KindApp, []string{"app_only"}, ""},
-		{"client assertion", sign(t, key, hdr, map[string]any{
+		{"client assertion", testkit.SignJWT(t, key, hdr, map[string]any{
 			"aud": "https://login.microsoftonline.com/" + testTenant + "/oauth2/v2.0/token", "iss": testClientID, "sub": testClientID,
 			"jti": "0b6c0e0f", "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 		}), true, KindClientAssertion, []string{"client_assertion"}, ""},
-		{"B2C token", sign(t, key, hdr, with(func(c map[string]any) {
+		{"B2C token", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["iss"] = "https://contoso.b2clogin.com/" + testTenant + "/v2.0/"
 		})), false, KindUser, []string{"b2c"}, ""},
-		{"ver and iss disagree", sign(t, key, hdr, with(func(c map[string]any) { c["ver"] = "1.0" })), true, KindUser, nil, "ver 1.0 but the issuer has the v2 shape"},
-		{"another API's token without a gateway", sign(t, key, hdr, with(func(c map[string]any) { c["aud"] = "api://orders-api" })), false, KindUser, nil, ""},
-		{"another API's token with a gateway", sign(t, key, hdr, with(func(c map[string]any) { c["aud"] = "api://orders-api" })), true, KindUser, []string{"other_audience"}, ""},
-		{"the gateway's own downstream token", sign(t, key, hdr, with(func(c map[string]any) {
+		{"ver and iss disagree", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["ver"] = "1.0" })), true, KindUser, nil, "ver 1.0 but the issuer has the v2 shape"},
+		{"another API's token without a gateway", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["aud"] = "api://orders-api" })), false, KindUser, nil, ""},
+		{"another API's token with a gateway", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) { c["aud"] = "api://orders-api" })), true, KindUser, []string{"other_audience"}, ""},
+		{"the gateway's own downstream token", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["aud"], c["azp"] = "api://orders-api", testClientID
 		})), true, KindUser, []string{"other_audience"}, "a downstream token from an On-Behalf-Of exchange"},
-		{"MFA and CAE", sign(t, key, hdr, with(func(c map[string]any) {
+		{"MFA and CAE", testkit.SignJWT(t, key, hdr, with(func(c map[string]any) {
 			c["amr"], c["xms_cc"] = []string{"pwd", "mfa"}, []string{"cp1"}
 		})), true, KindUser, nil, "xms_cc has cp1"},
 	}

@@ -76,21 +76,27 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 			defer func() {
 				inflight.Dec()
 				duration.Observe(time.Since(start).Seconds())
-				status := ww.Status()
-				switch {
-				case status != 0:
-				case returned:
-					status = http.StatusOK // net/http's default
-				default:
-					// The handler panicked before writing: the recoverer
-					// (outside) answers 500, or the connection is aborted.
-					status = http.StatusInternalServerError
-				}
-				m.requests.WithLabelValues(route, method(r.Method), statusLabel(status)).Inc()
+				m.requests.WithLabelValues(route, method(r.Method), statusLabel(Status(ww, returned))).Inc()
 			}()
 			next.ServeHTTP(ww, r)
 			returned = true
 		})
+	}
+}
+
+// Status is the status of a response written through ww: the one written,
+// else 200 (net/http's default) when the handler returned, else 500: it
+// panicked before writing, and a recoverer answers 500 (or the response is
+// aborted, http.ErrAbortHandler, and no status reaches the client). The
+// access log and the metrics count responses by this one rule.
+func Status(ww middleware.WrapResponseWriter, returned bool) int {
+	switch status := ww.Status(); {
+	case status != 0:
+		return status
+	case returned:
+		return http.StatusOK
+	default:
+		return http.StatusInternalServerError
 	}
 }
 

@@ -200,24 +200,6 @@ func redact(err error, tokens ...string) string {
 	return s
 }
 
-// claimsOf decodes a JWT's payload by hand.
-func claimsOf(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token has %d parts; want 3", len(parts))
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatalf("decode token payload: %v", err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatalf("parse token payload: %v", err)
-	}
-	return c
-}
-
 func userToken(t *testing.T, srv *fakeentra.Server, user, scope string, opt fakeentra.UserTokenOptions) string {
 	t.Helper()
 	tok, err := srv.UserToken(user, scope, opt)
@@ -270,7 +252,7 @@ func TestExchangeSuccess(t *testing.T) {
 			if tok.AccessToken == "" || tok.AccessToken == assertion {
 				t.Fatal("Exchange returned no downstream token, or the user's own token")
 			}
-			c := claimsOf(t, tok.AccessToken)
+			c := testkit.JWTClaims(t, tok.AccessToken)
 			for claim, want := range map[string]string{
 				"aud": ordersID, "oid": fakeentra.DemoAliceObjectID, "azp": gatewayID, "tid": srv.TenantID(), "ver": "2.0",
 			} {
@@ -602,7 +584,7 @@ func TestExchangeOtherTenant(t *testing.T) {
 		t.Fatalf("LoadCertificate: %v", err)
 	}
 	assertion := userToken(t, srv, carol, "api://obo-gateway/access_as_user", fakeentra.UserTokenOptions{TenantID: otherTenantID})
-	if tid, _ := claimsOf(t, assertion)["tid"].(string); tid != otherTenantID {
+	if tid, _ := testkit.JWTClaims(t, assertion)["tid"].(string); tid != otherTenantID {
 		t.Fatalf("user token tid = %q; want %q", tid, otherTenantID)
 	}
 
@@ -615,7 +597,7 @@ func TestExchangeOtherTenant(t *testing.T) {
 			assertNoToken(t, "Exchange error", err.Error(), assertion)
 			t.Fatalf("Exchange: %s", redact(err, assertion))
 		}
-		c := claimsOf(t, tok.AccessToken)
+		c := testkit.JWTClaims(t, tok.AccessToken)
 		for claim, want := range map[string]string{
 			"tid": otherTenantID, "aud": otherOrdersID, "oid": carolOID, "azp": fakeentra.DemoGatewayClientID,
 		} {
