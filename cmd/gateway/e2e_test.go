@@ -213,8 +213,13 @@ func TestTokenValidationFailures(t *testing.T) {
 		},
 		{
 			name:   "app-only token on an on-behalf-of route",
-			token:  e.appToken,
+			token:  e.daemonToken,
 			status: http.StatusUnauthorized, code: "invalid_token", authHas: `error="invalid_token"`, descHas: "user's token",
+		},
+		{
+			name:   "app-only token without any role",
+			token:  e.appToken,
+			status: http.StatusUnauthorized, code: "invalid_token", authHas: `error="invalid_token"`, descHas: "not an access token",
 		},
 		{
 			name: "lacks the required scope",

@@ -481,6 +481,16 @@ func (te *tenantEnv) appToken(t *testing.T) string {
 	}).AccessToken
 }
 
+// daemonToken is the demo daemon's app-only token for the gateway, carrying
+// the application permission (app role) Gateway.Call.
+func (te *tenantEnv) daemonToken(t *testing.T) string {
+	t.Helper()
+	return te.tokenRequest(t, url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {fakeentra.DemoDaemonClientID},
+		"client_secret": {fakeentra.DemoDaemonSecret}, "scope": {"api://obo-gateway/.default"},
+	}).AccessToken
+}
+
 // userToken mints a token with the tenant's shortcut (no policy checks).
 func (te *tenantEnv) userToken(t *testing.T, username, scope string, opt fakeentra.UserTokenOptions) string {
 	t.Helper()
@@ -681,7 +691,13 @@ type envOptions struct {
 	redisAddr string
 	// cp1 declares the cp1 client capability (entra.client_capabilities).
 	cp1 bool
+	// keysMinRefresh is entra.keys_min_refresh_interval; default 30s.
+	keysMinRefresh string
 }
+
+// foreignTenantID is a tenant the test gateway allows (entra.allowed_tenants)
+// besides its home tenant; no app of it is registered in the local tenant.
+const foreignTenantID = "f0f0f0f0-1111-4222-8333-444444444444"
 
 // env is a tenant, a recording upstream and a gateway configured against them.
 type env struct {
@@ -740,6 +756,9 @@ func (e *env) configYAML(t *testing.T, opt envOptions) string {
 	if opt.cp1 {
 		tokenTimeout += "\n  client_capabilities: [cp1]"
 	}
+	if opt.keysMinRefresh != "" {
+		tokenTimeout += "\n  keys_min_refresh_interval: " + opt.keysMinRefresh
+	}
 	return redis + fmt.Sprintf(`listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 shutdown_grace: %s
@@ -750,7 +769,8 @@ entra:
   authority_host: %s
   instance_discovery: false
   audiences: [api://obo-gateway]
-  ca_file: %s
+  allowed_tenants: [%[11]s]
+  ca_file: %[5]s
   token_timeout: %[10]s
   certificate:
     path: %[6]s
@@ -788,7 +808,16 @@ routes:
     upstream: http://%[9]s
     downstream_scopes: [api://orders-api/Orders.Read]
     required_scopes: [access_as_user]
-`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout)
+  - name: open
+    path_prefix: /open
+    upstream: %[8]s/open
+    strip_prefix: true
+  - name: admin
+    path_prefix: /admin
+    upstream: %[8]s/admin
+    strip_prefix: true
+    required_roles: [Gateway.Admin]
+`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout, foreignTenantID)
 }
 
 // checkNoLeaks fails the test if a log line holds a secret: a token the

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/inspect"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
@@ -80,11 +81,12 @@ func runInspect(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			return fmt.Errorf("inspect: -jwks: %w", err)
 		}
-		if opt.Keys, err = inspect.ParseKeySet(filepath.Base(*jwksPath), data); err != nil {
-			return err
+		opt.KeysName = filepath.Base(*jwksPath)
+		if opt.Keys, err = auth.ParseKeySet(data); err != nil {
+			return fmt.Errorf("inspect: -jwks %s: %w", opt.KeysName, err)
 		}
 		for _, n := range opt.Keys.Notes {
-			fmt.Fprintf(stderr, "inspect: key set %s: %s\n", opt.Keys.Name, n)
+			fmt.Fprintf(stderr, "inspect: key set %s: %s\n", opt.KeysName, n)
 		}
 	}
 

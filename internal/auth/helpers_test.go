@@ -43,7 +43,7 @@ var (
 )
 
 // sharedKeys returns two RSA keys generated once per test binary.
-func sharedKeys(t *testing.T) [2]*testKey {
+func sharedKeys(t testing.TB) [2]*testKey {
 	t.Helper()
 	keyOnce.Do(func() {
 		for i, kid := range []string{"kid-one", "kid-two"} {
@@ -63,7 +63,7 @@ func sharedKeys(t *testing.T) [2]*testKey {
 	return keys
 }
 
-func setOf(t *testing.T, ks ...*testKey) jwk.Set {
+func setOf(t testing.TB, ks ...*testKey) jwk.Set {
 	t.Helper()
 	set := jwk.NewSet()
 	for _, k := range ks {
@@ -85,7 +85,7 @@ func userClaims(now time.Time) map[string]any {
 }
 
 // sign makes a compact JWS with the given headers (kid defaults to the key's).
-func sign(t *testing.T, k *testKey, claims map[string]any, hdr map[string]any) string {
+func sign(t testing.TB, k *testKey, claims map[string]any, hdr map[string]any) string {
 	t.Helper()
 	tok := jwt.New()
 	for name, v := range claims {
@@ -142,3 +142,17 @@ func newJWKSServer(t *testing.T, set jwk.Set) *jwksServer {
 
 func (js *jwksServer) setKeys(set jwk.Set) { js.mu.Lock(); js.set = set; js.mu.Unlock() }
 func (js *jwksServer) setFail(f bool)      { js.mu.Lock(); js.fail = f; js.mu.Unlock() }
+
+// userClaimsWith is userClaims with changes applied: a nil value removes the
+// claim.
+func userClaimsWith(now time.Time, changes map[string]any) map[string]any {
+	c := userClaims(now)
+	for name, v := range changes {
+		if v == nil {
+			delete(c, name)
+		} else {
+			c[name] = v
+		}
+	}
+	return c
+}

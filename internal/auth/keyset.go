@@ -1,18 +1,24 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
 // KeySet finds the public key that signed a token. Implementations are safe
@@ -29,6 +35,7 @@ var ErrUnknownKey = errors.New("auth: signing key not found in the tenant's key 
 // keySnapshot is one fetched key set, indexed for lookups.
 type keySnapshot struct {
 	byID      map[string]*rsa.PublicKey // by kid and by x5t
+	names     []string                  // "kid …" or "x5t …", for messages
 	count     int
 	fetchedAt time.Time
 }
@@ -43,26 +50,39 @@ func (s *keySnapshot) lookup(kid, x5t string) *rsa.PublicKey {
 	return nil
 }
 
-func snapshotOf(set jwk.Set, now time.Time) (*keySnapshot, error) {
-	s := &keySnapshot{byID: map[string]*rsa.PublicKey{}, fetchedAt: now}
+// snapshotOf indexes the RSA keys of set; notes say, in words, which keys
+// were skipped and why.
+func snapshotOf(set jwk.Set, now time.Time) (s *keySnapshot, notes []string, err error) {
+	s = &keySnapshot{byID: map[string]*rsa.PublicKey{}, fetchedAt: now}
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
 		var pub rsa.PublicKey
-		if k.KeyType() != "RSA" || k.Raw(&pub) != nil {
-			continue // Entra publishes only RSA keys; ignore anything else
+		switch {
+		case k.KeyType() != "RSA":
+			// Entra publishes only RSA keys; ignore anything else.
+			notes = append(notes, fmt.Sprintf("key %d (kid %q) skipped: kty %s (Entra signs with RSA keys)", i+1, k.KeyID(), k.KeyType()))
+			continue
+		case k.Raw(&pub) != nil:
+			notes = append(notes, fmt.Sprintf("key %d (kid %q) skipped: not a usable RSA public key", i+1, k.KeyID()))
+			continue
 		}
-		if kid := k.KeyID(); kid != "" {
+		kid, x5t := k.KeyID(), k.X509CertThumbprint()
+		if kid != "" {
 			s.byID["kid:"+kid] = &pub
 		}
-		if x5t := k.X509CertThumbprint(); x5t != "" {
+		if x5t != "" {
 			s.byID["x5t:"+x5t] = &pub
 		}
+		if kid == "" && x5t == "" {
+			notes = append(notes, fmt.Sprintf("key %d has neither kid nor x5t: no token can name it", i+1))
+		}
+		s.names = append(s.names, keyName(Header{Kid: kid, X5t: x5t}))
 		s.count++
 	}
 	if s.count == 0 {
-		return nil, errors.New("auth: key set holds no RSA key")
+		return nil, notes, errors.New("auth: key set holds no RSA key")
 	}
-	return s, nil
+	return s, notes, nil
 }
 
 // holds reports whether the snapshot still has the key pub under kid/x5t.
@@ -74,16 +94,81 @@ func (s *keySnapshot) holds(kid, x5t string, pub *rsa.PublicKey) bool {
 }
 
 // StaticKeySet is a fixed key set, for tests and for examining tokens offline.
-type StaticKeySet struct{ snap *keySnapshot }
+type StaticKeySet struct {
+	snap *keySnapshot
+	// Notes say which keys of the set were skipped, and why.
+	Notes []string
+}
 
 // NewStaticKeySet indexes set.
 func NewStaticKeySet(set jwk.Set) (*StaticKeySet, error) {
-	s, err := snapshotOf(set, time.Now())
+	s, notes, err := snapshotOf(set, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	return &StaticKeySet{snap: s}, nil
+	return &StaticKeySet{snap: s, Notes: notes}, nil
 }
+
+// ParseKeySet reads a saved key set, as the gateway reads the tenant's
+// jwks_uri: a JWKS document ({"keys": […]}), a single JWK, or PEM
+// certificates (each key named, as Entra names its keys, by the base64url
+// SHA-1 thumbprint of its certificate, as kid and x5t). It fails when no
+// RSA key can be read.
+func ParseKeySet(data []byte) (*StaticKeySet, error) {
+	trimmed := bytes.TrimSpace(data)
+	var set jwk.Set
+	switch {
+	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
+		certs, err := pki.ParseCertsPEM(trimmed)
+		if err != nil {
+			return nil, fmt.Errorf("auth: key set: %w", err)
+		}
+		set = jwk.NewSet()
+		for _, c := range certs {
+			k, err := jwk.FromRaw(c.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("auth: key set: certificate %s: %w", c.Subject, err)
+			}
+			thumb := base64.RawURLEncoding.EncodeToString(pki.ThumbprintSHA1(c))
+			_ = k.Set(jwk.KeyIDKey, thumb)
+			_ = k.Set(jwk.X509CertThumbprintKey, thumb)
+			_ = set.AddKey(k)
+		}
+	case bytes.HasPrefix(trimmed, []byte("{")):
+		var doc struct {
+			Keys json.RawMessage `json:"keys"`
+			Kty  string          `json:"kty"`
+		}
+		if err := json.Unmarshal(trimmed, &doc); err != nil {
+			return nil, fmt.Errorf("auth: key set: not JSON: %w", err)
+		}
+		if doc.Keys == nil && doc.Kty == "" {
+			return nil, errors.New("auth: key set: no \"keys\": save the key set (jwks_uri, e.g. https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys), not the OpenID configuration")
+		}
+		var err error
+		if set, err = jwk.Parse(trimmed); err != nil {
+			return nil, fmt.Errorf("auth: key set: %w", err)
+		}
+	default:
+		return nil, errors.New("auth: key set: neither JWKS JSON nor PEM certificates")
+	}
+	return NewStaticKeySet(set)
+}
+
+// Names lists the set's keys ("kid …", or "x5t …" for keys without a kid),
+// sorted, for messages.
+func (s *StaticKeySet) Names() []string {
+	names := slices.Clone(s.snap.names)
+	slices.Sort(names)
+	return names
+}
+
+// NoKeySet holds no keys: Explain with it checks everything but the
+// signature (gateway inspect without a key set).
+type NoKeySet struct{}
+
+// Key implements KeySet: always ErrNoKeySet.
+func (NoKeySet) Key(context.Context, string, string) (*rsa.PublicKey, error) { return nil, ErrNoKeySet }
 
 func (s *StaticKeySet) holds(kid, x5t string, pub *rsa.PublicKey) bool {
 	return s.snap.holds(kid, x5t, pub)
@@ -128,9 +213,19 @@ type RemoteKeySet struct {
 	current atomic.Pointer[keySnapshot]
 	sf      singleflight.Group
 
+	// failing is true from a failed fetch (background or forced) until the
+	// next successful one: an unknown kid then cannot be told from a key the
+	// set would hold now, so it is "cannot check", not "bad token".
+	failing atomic.Bool
+
 	mu         sync.Mutex
 	lastForced time.Time
 }
+
+// retryAfterFailure is the least time between forced refreshes while the
+// key set cannot be fetched: short, so that tokens signed by a new key are
+// served soon after Entra answers again, and still bounded.
+const retryAfterFailure = 5 * time.Second
 
 type errSink func(error)
 
@@ -199,16 +294,18 @@ func (ks *RemoteKeySet) initialLoad(ctx context.Context) {
 }
 
 func (ks *RemoteKeySet) store(set jwk.Set) error {
-	snap, err := snapshotOf(set, ks.cfg.Now())
+	snap, _, err := snapshotOf(set, ks.cfg.Now())
 	if err != nil {
 		return err
 	}
 	ks.current.Store(snap)
+	ks.failing.Store(false)
 	ks.cfg.Metrics.keysRefreshed(snap.count, snap.fetchedAt)
 	return nil
 }
 
 func (ks *RemoteKeySet) refreshFailed(err error) {
+	ks.failing.Store(true)
 	ks.cfg.Metrics.keysRefreshFailed()
 	ks.cfg.Logger.Warn("signing key refresh failed; keeping the keys held", "jwks_uri", ks.cfg.URL, "error", err)
 }
@@ -239,7 +336,7 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, x5t string) (*rsa.PublicKe
 	// Unknown kid: Entra may have rotated its keys. Refresh, shared with
 	// concurrent callers and at most once per MinRefreshInterval.
 	ch := ks.sf.DoChan("refresh", func() (any, error) {
-		if !ks.allowForcedRefresh() {
+		if ks.forcedRefreshWait() > 0 {
 			return nil, nil
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ks.cfg.HTTPClient.Timeout)
@@ -256,22 +353,43 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, x5t string) (*rsa.PublicKe
 		return nil, ctx.Err()
 	}
 	s := ks.current.Load()
-	if s == nil {
-		return nil, ErrKeysUnavailable
+	if s != nil {
+		if k := s.lookup(kid, x5t); k != nil {
+			return k, nil
+		}
 	}
-	if k := s.lookup(kid, x5t); k != nil {
-		return k, nil
+	if s == nil || ks.failing.Load() {
+		return nil, &KeysUnavailableError{Loaded: s != nil, RetryAfter: max(time.Second, ks.nextForcedRefresh())}
 	}
 	return nil, ErrUnknownKey
 }
 
-func (ks *RemoteKeySet) allowForcedRefresh() bool {
+// forcedRefreshWait returns 0 and claims the refresh when one caused by an
+// unknown kid may run now; otherwise how long until one may.
+func (ks *RemoteKeySet) forcedRefreshWait() time.Duration {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	now := ks.cfg.Now()
-	if !ks.lastForced.IsZero() && now.Sub(ks.lastForced) < ks.cfg.MinRefreshInterval {
-		return false
+	if wait := ks.waitLocked(); wait > 0 {
+		return wait
 	}
-	ks.lastForced = now
-	return true
+	ks.lastForced = ks.cfg.Now()
+	return 0
+}
+
+// nextForcedRefresh is how long until a refresh caused by an unknown kid may run.
+func (ks *RemoteKeySet) nextForcedRefresh() time.Duration {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.waitLocked()
+}
+
+func (ks *RemoteKeySet) waitLocked() time.Duration {
+	if ks.lastForced.IsZero() {
+		return 0
+	}
+	interval := ks.cfg.MinRefreshInterval
+	if ks.failing.Load() {
+		interval = min(interval, retryAfterFailure)
+	}
+	return interval - ks.cfg.Now().Sub(ks.lastForced)
 }

@@ -115,6 +115,11 @@ func TestRemoteKeySetUnknownKidRefreshesOnceAndIsRateLimited(t *testing.T) {
 	}
 }
 
+// While the key endpoint fails, a kid the held set lacks cannot be told
+// from a key Entra rotated in: "cannot check now" (KeysUnavailableError,
+// with when to retry), never "unknown key". The held keys keep working, and
+// once the endpoint answers the new key is found; a kid still unknown after
+// a successful refresh is unknown again.
 func TestRemoteKeySetFailedRefreshKeepsKeys(t *testing.T) {
 	k := sharedKeys(t)
 	js := newJWKSServer(t, setOf(t, k[0]))
@@ -123,14 +128,32 @@ func TestRemoteKeySetFailedRefreshKeepsKeys(t *testing.T) {
 	ks := startKeySet(t, js, clock, m)
 
 	js.setFail(true)
-	if _, err := ks.Key(context.Background(), "rotated-kid", ""); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("err = %v, want ErrUnknownKey", err)
+	js.setKeys(setOf(t, k[0], k[1])) // Entra rotated in k[1]; its endpoint fails
+	var ku *KeysUnavailableError
+	for i := 0; i < 3; i++ {
+		_, err := ks.Key(context.Background(), k[1].kid, "")
+		if !errors.As(err, &ku) || !errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrUnknownKey) || !ku.Loaded {
+			t.Fatalf("lookup %d during the outage: err = %v, want a KeysUnavailableError for a loaded set", i, err)
+		}
+		if ku.RetryAfter < time.Second || ku.RetryAfter > retryAfterFailure {
+			t.Errorf("RetryAfter = %s, want 1s..%s", ku.RetryAfter, retryAfterFailure)
+		}
 	}
 	if got := testutil.ToFloat64(m.keyRefreshes.WithLabelValues("failure")); got < 1 {
 		t.Errorf("failed refreshes = %v, want ≥ 1", got)
 	}
 	if _, err := ks.Key(context.Background(), k[0].kid, ""); err != nil {
 		t.Errorf("after a failed refresh the held key is gone: %v", err)
+	}
+
+	js.setFail(false)
+	clock.Advance(retryAfterFailure) // retried sooner than the 30s interval after a failure
+	if _, err := ks.Key(context.Background(), k[1].kid, ""); err != nil {
+		t.Fatalf("after recovery, the rotated-in key: %v", err)
+	}
+	clock.Advance(31 * time.Second)
+	if _, err := ks.Key(context.Background(), "forged-kid", ""); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("after a successful refresh, a forged kid: err = %v, want ErrUnknownKey", err)
 	}
 }
 

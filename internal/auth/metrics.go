@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		validations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_token_validations_total",
-			Help: "Inbound bearer tokens validated, by result (valid; invalid; refused: valid but not enough for the route) and reason (of refusal; \"cached\" for a valid token found in the verified-token cache).",
+			Help: "Inbound bearer tokens validated, by result (valid; invalid; unavailable: could not be checked now, answered 503; refused: valid but not enough for the route) and reason (of refusal; \"cached\" for a valid token found in the verified-token cache).",
 		}, []string{"result", "reason"}),
 		keyRefreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_signing_key_refreshes_total",
@@ -40,8 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// Pre-create the series operators alert on, so they exist at zero.
 	m.validations.WithLabelValues("valid", "")
 	m.validCached = m.validations.WithLabelValues("valid", "cached")
-	for _, r := range []Reason{ReasonMissing, ReasonExpired, ReasonSignature, ReasonAudience, ReasonIssuer, ReasonUnknownKey} {
+	for _, r := range []Reason{ReasonMissing, ReasonMalformed, ReasonExpired, ReasonSignature, ReasonAudience, ReasonIssuer, ReasonUnknownKey, ReasonTokenKind} {
 		m.validations.WithLabelValues("invalid", string(r))
+	}
+	for _, r := range []Reason{ReasonKeysNotReady, ReasonKeysRefreshFailed} {
+		m.validations.WithLabelValues("unavailable", string(r))
 	}
 	m.keyRefreshes.WithLabelValues("success")
 	m.keyRefreshes.WithLabelValues("failure")
@@ -63,6 +66,9 @@ func (m *Metrics) validatedCached() {
 
 func (m *Metrics) keysRefreshed(n int, at time.Time) {
 	if m != nil {
+		for _, r := range []Reason{ReasonKeysNotReady, ReasonKeysRefreshFailed} {
+			m.validations.WithLabelValues("unavailable", string(r))
+		}
 		m.keyRefreshes.WithLabelValues("success").Inc()
 		m.keys.Set(float64(n))
 		m.lastKeyRefresh.Set(float64(at.Unix()))

@@ -2,50 +2,64 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 )
 
-// Policy is what a route demands of a valid token.
+// Policy is what a route demands of a valid token. How its fields combine:
+//
+//   - a user's (delegated) token needs one of Scopes, when Scopes is set,
+//     and one of Roles, when Roles is set (Entra puts a user's app-role
+//     assignments in the roles claim of user tokens);
+//   - an app-only token needs one of Roles: a route without Roles admits no
+//     app-only token, and Scopes do not apply to it (it has none);
+//   - RequireUser refuses app-only tokens whatever their roles: a route that
+//     exchanges the token On-Behalf-Of needs a user's token.
+//
+// Every combination is allowed; with RequireUser, Roles gate users only.
 type Policy struct {
-	// Scopes: a user (delegated) token must carry at least one of them.
-	Scopes []string
-	// Roles: an app-only token must carry at least one of them. A route
-	// with no Roles refuses app-only tokens.
-	Roles []string
-	// RequireUser refuses app-only tokens whatever their roles: a route that
-	// exchanges the token On-Behalf-Of needs a user's token.
+	Scopes      []string
+	Roles       []string
 	RequireUser bool
 }
 
-// check applies the policy to a valid principal.
-func (pol Policy) check(p *Principal) *TokenError {
-	if p.AppOnly {
-		if pol.RequireUser {
-			return &TokenError{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: ReasonAppOnly,
-				Description: "this is an app-only token (client credentials); this route calls its API On-Behalf-Of a user and needs a user's token"}
-		}
-		for _, r := range pol.Roles {
-			if p.HasRole(r) {
-				return nil
-			}
-		}
+// Check applies the policy to a valid principal: nil, or the refusal
+// (401 app_only, 403 insufficient_scope) with what was missing in Err.
+func (pol Policy) Check(p *Principal) *TokenError {
+	if p.AppOnly && pol.RequireUser {
+		return &TokenError{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: ReasonAppOnly,
+			Description: "this is an app-only token (client credentials); this route calls its API On-Behalf-Of a user and needs a user's token"}
+	}
+	if !p.AppOnly && len(pol.Scopes) > 0 && !slices.ContainsFunc(pol.Scopes, p.HasScope) {
 		return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
-			Description: "the token lacks an app role this route requires", Scope: strings.Join(pol.Roles, " ")}
+			Description: "the token lacks a scope this route requires", Scope: strings.Join(pol.Scopes, " "),
+			Err: fmt.Errorf("needs one of scp %s; the token has %s", strings.Join(pol.Scopes, ", "), orNone(strings.Join(p.Scopes, " ")))}
 	}
-	if len(pol.Scopes) == 0 {
-		return nil
-	}
-	for _, s := range pol.Scopes {
-		if p.HasScope(s) {
-			return nil
+	if (p.AppOnly || len(pol.Roles) > 0) && !slices.ContainsFunc(pol.Roles, p.HasRole) {
+		desc, detail := "the token lacks an app role this route requires", "needs one of roles "+orNone(strings.Join(pol.Roles, ", "))
+		if p.AppOnly && len(pol.Roles) == 0 {
+			desc = "this route admits no app-only token (it lists no required roles)"
 		}
+		// The roles are not put in WWW-Authenticate's scope: they are not
+		// scopes a client can ask for.
+		return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonRole, Description: desc,
+			Err: fmt.Errorf("%s; the token has %s", detail, orNone(strings.Join(p.Roles, ", ")))}
 	}
-	return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
-		Description: "the token lacks a scope this route requires", Scope: strings.Join(pol.Scopes, " ")}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // Middleware returns chi middleware that reads the bearer token from the
@@ -71,7 +85,7 @@ func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) h
 				v.cfg.Metrics.validated("invalid", terr.Reason)
 			}
 			if terr == nil {
-				if terr = pol.check(p); terr != nil {
+				if terr = pol.Check(p); terr != nil {
 					// A valid token this route refuses (scope, role, app-only).
 					v.cfg.Metrics.validated("refused", terr.Reason)
 				}
@@ -133,7 +147,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, e *TokenError) {
 		w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
 	}
 	if e.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
+		retry := 5
+		if e.RetryAfter > 0 {
+			retry = int(math.Ceil(e.RetryAfter.Seconds()))
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	}
 	code := e.Code
 	if code == "" {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestMiddleware(t *testing.T) {
@@ -19,6 +22,9 @@ func TestMiddleware(t *testing.T) {
 	appClaims["roles"] = []string{"Gateway.Call"}
 	appClaims["idtyp"] = "app"
 	app := sign(t, k[0], appClaims, nil)
+	adminClaims := userClaims(now)
+	adminClaims["roles"] = []string{"Orders.Admin"}
+	admin := sign(t, k[0], adminClaims, nil)
 	expiredClaims := userClaims(now)
 	expiredClaims["exp"] = now.Add(-time.Hour).Unix()
 	expired := sign(t, k[0], expiredClaims, nil)
@@ -45,6 +51,12 @@ func TestMiddleware(t *testing.T) {
 			wantAuth: `needs a user's token`, wantError: "invalid_token"},
 		{name: "app-only token with the role", policy: Policy{Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 200},
 		{name: "app-only token, route declares no roles", policy: Policy{Scopes: []string{"access_as_user"}}, headers: []string{"Bearer " + app}, wantStatus: 403, wantError: "insufficient_scope"},
+		{name: "user token without the route's role", policy: Policy{Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + user}, wantStatus: 403,
+			wantAuth: `error="insufficient_scope", error_description="the token lacks an app role this route requires"`, wantError: "insufficient_scope"},
+		{name: "user token with the route's role", policy: Policy{Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + admin}, wantStatus: 200},
+		{name: "user token with the role, not the scope", policy: Policy{Scopes: []string{"Orders.Manage"}, Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + admin}, wantStatus: 403, wantError: "insufficient_scope"},
+		{name: "user token with scope and role on an OBO route", policy: Policy{Scopes: []string{"access_as_user"}, Roles: []string{"Orders.Admin"}, RequireUser: true}, headers: []string{"Bearer " + admin}, wantStatus: 200},
+		{name: "app-only token with the role, route also lists scopes", policy: Policy{Scopes: []string{"access_as_user"}, Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,5 +115,54 @@ func TestMiddleware(t *testing.T) {
 func TestQuote(t *testing.T) {
 	if got := quote("a \"b\" \\c\nd"); got != `a \"b\" \\cd` {
 		t.Errorf("quote = %q", got)
+	}
+}
+
+// A token signed by a key the gateway has not seen, while the tenant's key
+// endpoint fails, cannot be checked: 503 with Retry-After and its own
+// metric reason, never 401; once the endpoint answers, it is served.
+func TestMiddlewareKeysUnavailable(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	k := sharedKeys(t)
+	js := newJWKSServer(t, setOf(t, k[0]))
+	clock := &fakeClock{now: now}
+	m := NewMetrics(prometheus.NewRegistry())
+	ks := startKeySet(t, js, clock, m)
+	v, err := NewValidator(ValidatorConfig{
+		Keys: ks, Metadata: testMetadata, TenantID: testTenant, ClientID: testClientID,
+		Now: clock.Now, Metrics: m, CacheBudget: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Middleware(v, Policy{}, nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	call := func(tok string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	rotated := sign(t, k[1], userClaims(now), nil)
+	js.setKeys(setOf(t, k[0], k[1]))
+	js.setFail(true)
+	rec := call(rotated)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || rec.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("during the outage: %d, Retry-After %q, WWW-Authenticate %q; want 503 with Retry-After and no challenge",
+			rec.Code, rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"))
+	}
+	if !strings.Contains(rec.Body.String(), "temporarily_unavailable") {
+		t.Errorf("body = %s", rec.Body)
+	}
+	if got := testutil.ToFloat64(m.validations.WithLabelValues("unavailable", string(ReasonKeysRefreshFailed))); got != 1 {
+		t.Errorf("unavailable/keys_refresh_failed = %v, want 1", got)
+	}
+	if rec := call(sign(t, k[0], userClaims(now), nil)); rec.Code != 200 {
+		t.Errorf("a token of a held key during the outage: %d", rec.Code)
+	}
+	js.setFail(false)
+	clock.Advance(retryAfterFailure)
+	if rec := call(rotated); rec.Code != 200 {
+		t.Fatalf("after recovery: %d %s", rec.Code, rec.Body)
 	}
 }

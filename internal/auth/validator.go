@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,10 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/obo-gateway/obo-gateway/internal/lru"
 )
@@ -35,6 +30,10 @@ type ValidatorConfig struct {
 	// ClientID is the gateway's application (client) ID, the audience of v2 tokens. Required.
 	ClientID string
 	// Audiences are further accepted audiences: the App ID URIs (api://…).
+	// They are accepted from the home tenant only: an App ID URI is unique
+	// within one tenant, and any other tenant's admin can register an app
+	// with the same URI. Tokens of AllowedTenants must name the gateway by
+	// its client ID (or api://<client ID>, when listed here).
 	Audiences []string
 	// Leeway tolerates clock skew on exp, nbf and iat; default 1 minute.
 	Leeway time.Duration
@@ -49,10 +48,12 @@ type ValidatorConfig struct {
 // Validator validates Entra access tokens meant for this gateway. It is
 // safe for concurrent use.
 type Validator struct {
-	cfg       ValidatorConfig
-	tenants   map[string]bool
-	audiences map[string]bool
-	verified  *lru.LRU[verified] // nil when CacheBudget is 0
+	cfg     ValidatorConfig
+	tenants map[string]bool
+	// home and global are the audiences accepted from the home tenant and
+	// from the others, trimmed of a trailing '/'.
+	home, global map[string]bool
+	verified     *lru.LRU[verified] // nil when CacheBudget is 0
 	// One copy of the strings, scope lists and common claims that repeat
 	// across users (tenant, issuer, client, scopes), so that cached
 	// principals do not each keep their own; nShared bounds all three.
@@ -187,13 +188,19 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v := &Validator{cfg: cfg, tenants: map[string]bool{}, audiences: map[string]bool{}}
+	v := &Validator{cfg: cfg, tenants: map[string]bool{}, home: map[string]bool{}, global: map[string]bool{}}
 	v.holder, _ = cfg.Keys.(keyHolder)
 	for _, t := range append([]string{cfg.TenantID}, cfg.AllowedTenants...) {
 		v.tenants[strings.ToLower(t)] = true
 	}
-	for _, a := range append([]string{cfg.ClientID}, cfg.Audiences...) {
-		v.audiences[normAudience(a)] = true
+	clientID := strings.ToLower(cfg.ClientID)
+	v.home[clientID], v.global[clientID] = true, true
+	for _, a := range cfg.Audiences {
+		a = audienceKey(a)
+		v.home[a] = true
+		if strings.EqualFold(a, "api://"+cfg.ClientID) {
+			v.global[a] = true
+		}
 	}
 	if cfg.CacheBudget > 0 {
 		v.verified = lru.New[verified](lru.Config{Budget: cfg.CacheBudget, Now: cfg.Now})
@@ -201,11 +208,46 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	return v, nil
 }
 
-func normAudience(a string) string { return strings.TrimSuffix(strings.ToLower(a), "/") }
+// SameAudience reports whether a token's aud value names the audience a, by
+// the rule the validator compares them with (audienceKey).
+func SameAudience(aud, a string) bool { return audienceKey(aud) == audienceKey(a) }
 
-// Validate checks a raw bearer token: RS256 signature by a key of the
-// tenant's set, exp/nbf/iat within the leeway, tid allowed, iss the v1 or v2
-// issuer of that tid, aud this gateway. Errors are *TokenError. The returned
+// audienceKey is how audiences are compared: exactly, as Entra writes them,
+// but for one trailing '/' (as Microsoft.IdentityModel allows) and for the
+// case of a client ID (a GUID).
+func audienceKey(a string) string {
+	a = strings.TrimSuffix(a, "/")
+	if isGUID(a) {
+		return strings.ToLower(a)
+	}
+	return a
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks a raw bearer token, in the order of the Check constants:
+// the compact serialisation only, RS256 signature by a key of the tenant's
+// set over exactly the bytes received, claims from that signed payload
+// only, exp/nbf/iat within the leeway, tid allowed, iss the v1 or v2 issuer
+// of that tid, aud this gateway, and an access token of a kind Entra
+// issues (delegated or app-only). Errors are *TokenError. The returned
 // Principal is the caller's, but its Scopes and Roles slices are shared with
 // other principals: callers must not modify them.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
@@ -224,9 +266,13 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 			v.verified.Remove(k) // its signing key left the key set
 		}
 	}
-	p, pub, te := v.validate(ctx, raw)
+	p, pub, te := v.validate(ctx, raw, nil)
 	if te != nil {
-		v.cfg.Metrics.validated("invalid", te.Reason)
+		result := "invalid"
+		if te.Status == http.StatusServiceUnavailable {
+			result = "unavailable" // could not be checked: says nothing against the token
+		}
+		v.cfg.Metrics.validated(result, te.Reason)
 		return nil, te
 	}
 	v.cfg.Metrics.validated("valid", "")
@@ -235,110 +281,4 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 		v.verified.Add(k, v.cacheable(p, pub), verifiedSize, p.ExpiresAt)
 	}
 	return p, nil
-}
-
-// validate checks raw and returns its principal and the key that signed it.
-// Every failure is a *TokenError, typed so: an error of another kind cannot
-// pass for a valid token.
-func (v *Validator) validate(ctx context.Context, raw string) (*Principal, *rsa.PublicKey, *TokenError) {
-	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
-		return nil, nil, invalid(ReasonMalformed, "the bearer token is not a JWT", nil)
-	}
-	msg, err := jws.Parse([]byte(raw))
-	if err != nil || len(msg.Signatures()) != 1 {
-		return nil, nil, invalid(ReasonMalformed, "the bearer token is not a JWT", err)
-	}
-	h := msg.Signatures()[0].ProtectedHeaders()
-	if _, ok := h.Get("nonce"); ok {
-		// Microsoft Graph tokens carry a nonce header and verify only for Graph.
-		return nil, nil, invalid(ReasonAudience, "the token is a Microsoft Graph token; request a token for this API instead", nil)
-	}
-	if h.Algorithm() != jwa.RS256 {
-		return nil, nil, invalid(ReasonAlgorithm, "the token must be signed with RS256", fmt.Errorf("alg %q", h.Algorithm()))
-	}
-	kid, x5t := h.KeyID(), h.X509CertThumbprint()
-	key, err := v.cfg.Keys.Key(ctx, kid, x5t)
-	switch {
-	case errors.Is(err, ErrUnknownKey):
-		return nil, nil, invalid(ReasonUnknownKey, "the token is not signed by a key of the tenant", fmt.Errorf("kid %q x5t %q: %w", kid, x5t, err))
-	case err != nil:
-		return nil, nil, &TokenError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: ReasonKeysNotReady,
-			Description: "the tenant's signing keys are not available yet; retry shortly", Err: err}
-	}
-	tok, err := jwt.Parse([]byte(raw),
-		jwt.WithKey(jwa.RS256, key),
-		jwt.WithValidate(true),
-		jwt.WithAcceptableSkew(v.cfg.Leeway),
-		jwt.WithClock(jwt.ClockFunc(v.cfg.Now)),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-	)
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenExpired()):
-		return nil, nil, invalid(ReasonExpired, "the token has expired", err)
-	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return nil, nil, invalid(ReasonNotYetValid, "the token is not valid yet", err)
-	case jwt.IsValidationError(err):
-		return nil, nil, invalid(ReasonMalformed, "the token lacks required claims", err)
-	default:
-		return nil, nil, invalid(ReasonSignature, "the token signature is invalid", err)
-	}
-
-	tid := claimString(tok, "tid")
-	if tid == "" || !v.tenants[strings.ToLower(tid)] {
-		return nil, nil, invalid(ReasonTenant, "the token's tenant is not allowed", fmt.Errorf("tid %q", tid))
-	}
-	iss := tok.Issuer()
-	v2, v1 := v.cfg.Metadata.Issuers(tid)
-	if iss != v2 && iss != v1 {
-		return nil, nil, invalid(ReasonIssuer, "the token's issuer is not the tenant's", fmt.Errorf("iss %q for tid %q", iss, tid))
-	}
-	kid, x5t = v.share(kid), v.share(x5t)
-	p := &Principal{
-		raw: raw, TenantID: v.share(tid), Issuer: v.share(iss), KeyID: kid, kid: kid, x5t: x5t,
-		ObjectID:  claimString(tok, "oid"),
-		Subject:   tok.Subject(),
-		Version:   v.share(claimString(tok, "ver")),
-		ExpiresAt: tok.Expiration(),
-	}
-	if p.KeyID == "" {
-		p.KeyID = x5t
-	}
-	for _, a := range tok.Audience() {
-		if v.audiences[normAudience(a)] {
-			p.Audience = v.share(a)
-			break
-		}
-	}
-	if p.Audience == "" {
-		return nil, nil, invalid(ReasonAudience, "the token is not meant for this API (audience mismatch)",
-			fmt.Errorf("aud %q", tok.Audience()))
-	}
-	if p.ClientID = claimString(tok, "azp"); p.ClientID == "" {
-		p.ClientID = claimString(tok, "appid")
-	}
-	p.ClientID = v.share(p.ClientID)
-	if scp := claimString(tok, "scp"); scp != "" {
-		p.Scopes = v.shareFields(scp)
-	}
-	if roles, ok := tok.Get("roles"); ok {
-		if list, ok := roles.([]any); ok {
-			for _, r := range list {
-				if s, ok := r.(string); ok {
-					p.Roles = append(p.Roles, v.share(s))
-				}
-			}
-		}
-	}
-	p.AppOnly = claimString(tok, "idtyp") == "app" || len(p.Scopes) == 0
-	return p, key, nil
-}
-
-func claimString(tok jwt.Token, name string) string {
-	v, ok := tok.Get(name)
-	if !ok {
-		return ""
-	}
-	s, _ := v.(string)
-	return s
 }

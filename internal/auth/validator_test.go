@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func newTestValidator(t *testing.T, now time.Time, m *Metrics) *Validator {
+func newTestValidator(t testing.TB, now time.Time, m *Metrics) *Validator {
 	t.Helper()
 	k := sharedKeys(t)
 	ks, err := NewStaticKeySet(setOf(t, k[0]))
@@ -39,17 +39,7 @@ func newTestValidator(t *testing.T, now time.Time, m *Metrics) *Validator {
 func TestValidate(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	k := sharedKeys(t)
-	with := func(changes map[string]any) map[string]any {
-		c := userClaims(now)
-		for name, v := range changes {
-			if v == nil {
-				delete(c, name)
-			} else {
-				c[name] = v
-			}
-		}
-		return c
-	}
+	with := func(changes map[string]any) map[string]any { return userClaimsWith(now, changes) }
 	forgedHS256 := func() string {
 		tok := jwt.New()
 		for n, v := range userClaims(now) {
@@ -90,7 +80,9 @@ func TestValidate(t *testing.T) {
 				t.Errorf("principal = %+v", p)
 			}
 		}},
-		{name: "audience with different case and trailing slash", token: sign(t, k[0], with(map[string]any{"aud": "API://OBO-Gateway/"}), nil)},
+		{name: "audience with a trailing slash", token: sign(t, k[0], with(map[string]any{"aud": testAppIDURI + "/"}), nil)},
+		{name: "client ID audience in upper case", token: sign(t, k[0], with(map[string]any{"aud": strings.ToUpper(testClientID)}), nil)},
+		{name: "App ID URI in another case", token: sign(t, k[0], with(map[string]any{"aud": "API://OBO-Gateway"}), nil), reason: ReasonAudience},
 		{name: "allowed other tenant", token: sign(t, k[0], with(map[string]any{
 			"tid": otherTenant, "iss": "https://login.example/" + otherTenant + "/v2.0"}), nil)},
 		{name: "app-only token is valid (policy decides)", token: sign(t, k[0], with(map[string]any{"scp": nil, "roles": []string{"Gateway.Call"}, "idtyp": "app"}), nil),
@@ -114,7 +106,8 @@ func TestValidate(t *testing.T) {
 		{name: "self-signed with kid of the tenant's key", token: sign(t, &testKey{kid: k[0].kid, priv: k[1].priv}, userClaims(now), nil), reason: ReasonSignature},
 		{name: "tampered payload", token: tampered, reason: ReasonSignature},
 		{name: "HS256 with the tenant key's kid", token: forgedHS256, reason: ReasonAlgorithm},
-		{name: "alg none", token: algNone, reason: ReasonAlgorithm},
+		{name: "alg none, empty signature", token: algNone, reason: ReasonMalformed},
+		{name: "alg none, with a signature", token: algNone + parts[2], reason: ReasonAlgorithm},
 		{name: "x5t only, no kid", token: sign(t, k[0], userClaims(now), map[string]any{jws.KeyIDKey: nil, jws.X509CertThumbprintKey: "x5t-" + k[0].kid})},
 		{name: "not a JWT", token: "not-a-jwt", reason: ReasonMalformed},
 		{name: "garbage segments", token: "a.b.c", reason: ReasonMalformed},

@@ -111,10 +111,15 @@ type Route struct {
 	// Authorization header goes upstream.
 	DownstreamScopes []string `yaml:"downstream_scopes"`
 	// RequiredScopes: a user token must carry at least one. Empty: any
-	// valid user token for the gateway.
+	// valid user token for the gateway. App-only tokens carry no scopes:
+	// they are admitted by RequiredRoles alone.
 	RequiredScopes []string `yaml:"required_scopes"`
-	// RequiredRoles: an app-only token must carry at least one; only on
-	// routes without DownstreamScopes (OBO needs a user).
+	// RequiredRoles: app roles (the roles claim), one of which every token
+	// must carry: a user's (Entra puts a user's app-role assignments in
+	// roles) and an app's. Empty: no role needed from users, and no
+	// app-only token admitted. On a route with DownstreamScopes they gate
+	// users only: app-only tokens cannot be exchanged On-Behalf-Of. See
+	// auth.Policy.
 	RequiredRoles []string `yaml:"required_roles"`
 	// Timeout bounds the upstream exchange (until the response headers).
 	// Default 30s. Streamed bodies are not cut by it.

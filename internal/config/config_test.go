@@ -900,7 +900,6 @@ func validationCases(f files) []validationCase {
 		{"required_scopes full URI", func(c *Config) { c.Routes[0].RequiredScopes = []string{"api://obo-gateway/access_as_user"} }, "routes[0].required_scopes[0]", `write "access_as_user"`},
 		{"required_scopes empty item", func(c *Config) { c.Routes[0].RequiredScopes = []string{""} }, "routes[0].required_scopes[0]", "one scope name per list item"},
 		{"required_roles empty item", func(c *Config) { c.Routes[2].RequiredRoles = []string{"a b"} }, "routes[2].required_roles[0]", "one app role value per list item"},
-		{"required_roles with downstream_scopes", func(c *Config) { c.Routes[0].RequiredRoles = []string{"Orders.Sync"} }, "routes[0].required_roles", "OBO needs a user's token; app-only tokens cannot be exchanged"},
 		{"timeout zero", func(c *Config) { c.Routes[2].Timeout = 0 }, "routes[2].timeout", "must be positive"},
 		{"timeout negative", func(c *Config) { c.Routes[2].Timeout = Duration(-time.Second) }, "routes[2].timeout", "must be positive"},
 

@@ -169,7 +169,7 @@ func routeEnvSettings() []routeEnvSetting {
 			setList(func(r *Route) *[]string { return &r.DownstreamScopes })},
 		{"REQUIRED_SCOPES", "required_scopes", "delegated scopes a user token needs (one of), comma-separated",
 			setList(func(r *Route) *[]string { return &r.RequiredScopes })},
-		{"REQUIRED_ROLES", "required_roles", "app roles an app-only token needs (one of), comma-separated",
+		{"REQUIRED_ROLES", "required_roles", "app roles every token needs (one of): a user's and an app's, comma-separated",
 			setList(func(r *Route) *[]string { return &r.RequiredRoles })},
 		{"TIMEOUT", "timeout", "bound on the upstream exchange until the response headers, e.g. 30s",
 			setDuration(func(r *Route) *Duration { return &r.Timeout })},

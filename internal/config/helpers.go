@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+
+	"github.com/obo-gateway/obo-gateway/internal/auth"
 )
 
 // redacted replaces a secret wherever the configuration is shown.
@@ -22,6 +24,14 @@ func (r *Route) Resource() string {
 	}
 	resource, _, _ := splitScope(r.DownstreamScopes[0])
 	return resource
+}
+
+// Policy is what the route demands of a valid token, as the gateway
+// enforces it and gateway inspect explains it: required_scopes and
+// required_roles as auth.Policy combines them, and a user's token wherever
+// the route exchanges it On-Behalf-Of.
+func (r *Route) Policy() auth.Policy {
+	return auth.Policy{Scopes: r.RequiredScopes, Roles: r.RequiredRoles, RequireUser: len(r.DownstreamScopes) > 0}
 }
 
 // TrustedProxyPrefixes returns trusted_proxies as prefixes, a single IP as a

@@ -258,9 +258,6 @@ func (c *Config) validateRoutes(p *problems) {
 				p.add(fmt.Sprintf("%s[%d]", at("required_roles"), j), "%q: write one app role value per list item", role)
 			}
 		}
-		if len(r.RequiredRoles) > 0 && len(r.DownstreamScopes) > 0 {
-			p.add(at("required_roles"), "not allowed with downstream_scopes: OBO needs a user's token; app-only tokens cannot be exchanged (AADSTS7000114). Serve app-only callers on a route without downstream_scopes")
-		}
 		if r.Timeout <= 0 {
 			p.add(at("timeout"), "must be positive (%s); e.g. 30s (the default)", r.Timeout)
 		}

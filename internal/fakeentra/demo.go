@@ -11,6 +11,7 @@ const (
 	DemoOrdersClientID   = "a1b2c3d4-0001-4e5f-8a9b-0c1d2e3f4a01"
 	DemoHRClientID       = "a1b2c3d4-0002-4e5f-8a9b-0c1d2e3f4a02"
 	DemoInventoryID      = "a1b2c3d4-0003-4e5f-8a9b-0c1d2e3f4a03"
+	DemoDaemonClientID   = "a1b2c3d4-0004-4e5f-8a9b-0c1d2e3f4a04"
 	DemoAliceObjectID    = "11111111-aaaa-4aaa-8aaa-111111111111"
 	DemoBobObjectID      = "22222222-bbbb-4bbb-8bbb-222222222222"
 	DemoPassword         = "Passw0rd!demo" //nolint:gosec // a published demo password, loopback only
@@ -18,6 +19,9 @@ const (
 	// certificate: for the tests of secret credentials and for peers that
 	// cannot use a certificate (bench: oauth2-proxy). Loopback only.
 	DemoGatewaySecret = "demo-gateway-secret" //nolint:gosec // a published demo secret, loopback only
+	// DemoDaemonSecret is the client secret of "daemon", a service that
+	// calls the gateway with its own app-only token. Loopback only.
+	DemoDaemonSecret = "demo-daemon-secret" //nolint:gosec // a published demo secret, loopback only
 )
 
 // DemoTenant returns the tenant used when no tenant file is given:
@@ -26,7 +30,10 @@ const (
 //     start-up, exposing access_as_user, with delegated permissions on the APIs;
 //   - "orders-api" (v2 tokens), "hr-api" (v1 tokens, MFA required for alice)
 //     and "inventory-api" (alice has not consented to it): downstream APIs;
-//   - users alice and bob, password DemoPassword.
+//   - "daemon": a confidential client (secret DemoDaemonSecret) holding the
+//     gateway's application permission Gateway.Call, for app-only calls;
+//   - users alice and bob, password DemoPassword; alice is assigned the
+//     gateway's app role Gateway.Admin, bob none.
 func DemoTenant() *Tenant {
 	return &Tenant{
 		TenantID:      DemoTenantID,
@@ -41,7 +48,7 @@ func DemoTenant() *Tenant {
 				Name: "gateway", ClientID: DemoGatewayClientID,
 				IdentifierURIs:      []string{"api://obo-gateway"},
 				Scopes:              []string{"access_as_user"},
-				AppRoles:            []string{"Gateway.Call"},
+				AppRoles:            []string{"Gateway.Call", "Gateway.Admin"},
 				GenerateCertificate: true,
 				Secrets:             []string{DemoGatewaySecret},
 				AccessTokenVersion:  2,
@@ -68,6 +75,11 @@ func DemoTenant() *Tenant {
 				IdentifierURIs: []string{"api://inventory-api"},
 				Scopes:         []string{"Inventory.Read"},
 			},
+			{
+				Name: "daemon", ClientID: DemoDaemonClientID,
+				Secrets:     []string{DemoDaemonSecret},
+				Permissions: []Permission{{Resource: "gateway", Roles: []string{"Gateway.Call"}}},
+			},
 		},
 		Users: []*User{
 			{
@@ -75,6 +87,7 @@ func DemoTenant() *Tenant {
 				DisplayName: "Alice Example",
 				MFARequired: []string{"hr-api"},
 				NoConsent:   []string{"inventory-api"},
+				AppRoles:    []RoleAssignment{{Resource: "gateway", Roles: []string{"Gateway.Admin"}}},
 			},
 			{
 				Username: "bob@contoso.test", Password: DemoPassword, ObjectID: DemoBobObjectID,

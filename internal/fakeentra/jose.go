@@ -18,6 +18,11 @@ import (
 
 var b64 = base64.RawURLEncoding
 
+// strictB64 is how Entra reads a JWT's segments: unpadded base64url, each in
+// its one canonical spelling (Go's decoders also skip CR and LF, which
+// parseJWT refuses before decoding).
+var strictB64 = base64.RawURLEncoding.Strict()
+
 // jwtParts is a compact JWS split into its parts, not yet trusted.
 type jwtParts struct {
 	header    map[string]any
@@ -28,14 +33,17 @@ type jwtParts struct {
 
 var errMalformed = errors.New("malformed JWT")
 
+// parseJWT splits a compact JWS, the only serialisation Entra takes: three
+// canonical base64url segments, JSON objects in the first two. The JSON
+// serialisations, padding, other alphabets and line breaks are refused.
 func parseJWT(raw string) (*jwtParts, error) {
 	segs := strings.Split(raw, ".")
-	if len(segs) != 3 {
+	if len(segs) != 3 || strings.ContainsAny(raw, "\r\n") || segs[2] == "" {
 		return nil, errMalformed
 	}
 	p := &jwtParts{signed: segs[0] + "." + segs[1]}
 	for i, dst := range []*map[string]any{&p.header, &p.claims} {
-		data, err := b64.DecodeString(segs[i])
+		data, err := strictB64.DecodeString(segs[i])
 		if err != nil {
 			return nil, errMalformed
 		}
@@ -45,8 +53,14 @@ func parseJWT(raw string) (*jwtParts, error) {
 			return nil, errMalformed
 		}
 	}
-	sig, err := b64.DecodeString(segs[2])
+	sig, err := strictB64.DecodeString(segs[2])
 	if err != nil {
+		return nil, errMalformed
+	}
+	if _, crit := p.header["crit"]; crit {
+		return nil, errMalformed // no JWS extension (b64=false and the like) is Entra's
+	}
+	if _, b64Param := p.header["b64"]; b64Param {
 		return nil, errMalformed
 	}
 	p.signature = sig

@@ -58,6 +58,9 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 		c["name"] = u.DisplayName
 		c["scp"] = strings.Join(g.scopes, " ")
 		c["amr"] = g.amr
+		if roles := u.rolesFor(g.tenant, res); len(roles) > 0 {
+			c["roles"] = roles
+		}
 		if res.AccessTokenVersion == 1 {
 			c["upn"] = u.Username
 			c["unique_name"] = u.Username

@@ -256,6 +256,35 @@ func TestEntraMistakes(t *testing.T) {
 				reason: "Assertion is not within its valid time range.",
 			},
 			{
+				// Entra takes only the compact serialisation: claims beside
+				// the signed parts of a JSON serialisation are never read.
+				name: "JWS JSON serialisation around a genuine token",
+				send: func(t *testing.T) accResp {
+					return obo(t, testkit.JWSJSONForgery(t, aliceToken(t), map[string]any{
+						"aud": gwID, "oid": fakeentra.DemoBobObjectID, "iss": "https://login.microsoftonline.com/x/v2.0",
+					}, false), orders)
+				},
+				status: http.StatusBadRequest, err: "invalid_request", code: 50027,
+				reason: "JWT token is invalid or malformed",
+			},
+			{
+				name: "genuine token with padded segments",
+				send: func(t *testing.T) accResp {
+					return obo(t, testkit.Respell(t, aliceToken(t), base64.URLEncoding), orders)
+				},
+				status: http.StatusBadRequest, err: "invalid_request", code: 50027,
+				reason: "JWT token is invalid or malformed",
+			},
+			{
+				name: "genuine token with a line break inside",
+				send: func(t *testing.T) accResp {
+					tok := aliceToken(t)
+					return obo(t, tok[:40]+"\r\n"+tok[40:], orders)
+				},
+				status: http.StatusBadRequest, err: "invalid_request", code: 50027,
+				reason: "JWT token is invalid or malformed",
+			},
+			{
 				name:   "Authorization header value with its Bearer prefix",
 				send:   func(t *testing.T) accResp { return obo(t, "Bearer "+aliceToken(t), orders) },
 				status: http.StatusBadRequest, err: "invalid_request", code: 50027,

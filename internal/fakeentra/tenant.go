@@ -90,6 +90,17 @@ type User struct {
 	// MFA for this user: tokens for them need "mfa" in the assertion's amr,
 	// else AADSTS50076 with a claims challenge.
 	MFARequired []string `yaml:"mfa_required" json:"mfa_required"`
+	// AppRoles are the user's app-role assignments (Enterprise applications
+	// → Users and groups): the user's tokens for a resource carry, in roles,
+	// those of its roles that the resource exposes.
+	AppRoles []RoleAssignment `yaml:"app_roles" json:"app_roles,omitempty"`
+}
+
+// RoleAssignment assigns a user app roles of a resource app.
+type RoleAssignment struct {
+	// Resource names the resource app: its name, client ID or an identifier URI.
+	Resource string   `yaml:"resource" json:"resource"`
+	Roles    []string `yaml:"roles" json:"roles"`
 }
 
 // Duration is a time.Duration that reads "90m" style strings from YAML.
@@ -291,6 +302,22 @@ func (u *User) noConsentFor(t *Tenant, a *App) bool {
 		}
 	}
 	return false
+}
+
+// rolesFor are the user's roles on resource a that a exposes.
+func (u *User) rolesFor(t *Tenant, a *App) []string {
+	var roles []string
+	for _, ra := range u.AppRoles {
+		if !t.refersTo(ra.Resource, a) {
+			continue
+		}
+		for _, r := range ra.Roles {
+			if containsFold(a.AppRoles, r) {
+				roles = append(roles, r)
+			}
+		}
+	}
+	return roles
 }
 
 func (u *User) mfaRequiredFor(t *Tenant, a *App) bool {

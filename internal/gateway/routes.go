@@ -34,7 +34,7 @@ func (g *Gateway) Handler() http.Handler {
 			Name: rt.Name, PathPrefix: rt.PathPrefix, Upstream: mustParseURL(rt.Upstream),
 			StripPrefix: rt.StripPrefix, Timeout: rt.Timeout.D(),
 		})
-		pol := auth.Policy{Scopes: rt.RequiredScopes, Roles: rt.RequiredRoles, RequireUser: len(rt.DownstreamScopes) > 0}
+		pol := rt.Policy()
 		r.Group(func(r chi.Router) {
 			r.Use(g.routeName(rt.Name), g.httpm.Middleware(rt.Name), auth.Middleware(g.validator, pol, g.log), g.exchange(rt))
 			r.Handle(rt.PathPrefix, h)

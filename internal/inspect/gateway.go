@@ -32,9 +32,9 @@ type Route struct {
 	Name, PathPrefix string
 	// Resource is the downstream API the route exchanges the token for; ""
 	// when it exchanges none.
-	Resource       string
-	RequiredScopes []string
-	RequiredRoles  []string
+	Resource string
+	// Policy is the route's policy as the gateway builds it (config.Route.Policy).
+	Policy auth.Policy
 }
 
 // GatewayOf extracts from a loaded configuration what inspect needs;
@@ -48,12 +48,18 @@ func GatewayOf(name string, cfg *config.Config, issuers Issuers) *Gateway {
 	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		g.Routes = append(g.Routes, Route{
-			Name: r.Name, PathPrefix: r.PathPrefix, Resource: r.Resource(),
-			RequiredScopes: r.RequiredScopes, RequiredRoles: r.RequiredRoles,
-		})
+		g.Routes = append(g.Routes, Route{Name: r.Name, PathPrefix: r.PathPrefix, Resource: r.Resource(), Policy: r.Policy()})
 	}
 	return g
+}
+
+// validator is the gateway's validator for this configuration, with keys
+// and its clock at at: the one rulebook inspect reports.
+func (g *Gateway) validator(keys auth.KeySet, at time.Time) (*auth.Validator, error) {
+	return auth.NewValidator(auth.ValidatorConfig{
+		Keys: keys, Metadata: g.Issuers.Metadata, TenantID: g.TenantID, AllowedTenants: g.AllowedTenants,
+		ClientID: g.ClientID, Audiences: g.Audiences, Leeway: g.ClockSkew, Now: func() time.Time { return at },
+	})
 }
 
 // Issuers are a tenant's v2 and v1 issuers as templates with "{tenantid}"

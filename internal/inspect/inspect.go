@@ -13,6 +13,7 @@ package inspect
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -20,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/auth"
 )
 
 // Options configure Inspect.
@@ -31,8 +34,11 @@ type Options struct {
 	// Gateway, when not nil, is checked: would it accept the token, and on
 	// which routes; and the token's audience is compared with it.
 	Gateway *Gateway
-	// Keys, when not nil, is the key set the signature is verified against.
-	Keys *KeySet
+	// Keys, when not nil, is the key set the signature is verified against
+	// (auth.ParseKeySet, the gateway's own reading of a key set); KeysName
+	// names it in messages.
+	Keys     *auth.StaticKeySet
+	KeysName string
 }
 
 // Token kinds, Report.Kind.
@@ -205,6 +211,27 @@ func Inspect(raw string, opt Options) *Report {
 	r := &Report{}
 	tok, removed := normalize(raw)
 	r.Input.Removed = removed
+
+	// The gateway's own checks decide; what inspect decodes below is for
+	// the words. With a configuration, every check of the validator; without
+	// one, those that need none.
+	ctx := context.Background()
+	var keys auth.KeySet = auth.NoKeySet{}
+	if opt.Keys != nil {
+		keys = opt.Keys
+	}
+	var ex *auth.Explanation
+	var verr error
+	if opt.Gateway != nil {
+		var v *auth.Validator
+		if v, verr = opt.Gateway.validator(keys, opt.At); verr == nil {
+			ex = v.Explain(ctx, tok)
+		}
+	}
+	if ex == nil {
+		ex = auth.ExplainSignature(ctx, keys, tok)
+	}
+
 	p := split(tok, &r.Input)
 	if p == nil {
 		code := "not_jwt"
@@ -213,11 +240,14 @@ func Inspect(raw string, opt Options) *Report {
 		}
 		r.OBO.Problems = append(r.OBO.Problems, Finding{Code: code, Message: r.Input.Problem + ": Entra refuses it as an assertion", AADSTS: []int{50027}})
 		if opt.Gateway != nil {
-			r.Gateway = &GatewayVerdict{Config: opt.Gateway.Name, Issuers: issuersInfo(opt.Gateway.Issuers),
-				Checks: []Check{{Name: "format", Result: Fail, Reason: "malformed", Message: "the bearer token is not a JWT: " + r.Input.Problem}}}
-			r.Gateway.decide()
+			r.Gateway = gatewayVerdict(r, ex, verr, opt.Gateway)
 		}
 		return r
+	}
+	if ex.Checks[0].Result == auth.Fail {
+		// Readable, but not in the one canonical form Entra issues
+		// (padding, another alphabet, stray bits): the gateway refuses it.
+		r.Input.Problem = ex.Checks[0].Message
 	}
 	var compact bytes.Buffer
 	if json.Compact(&compact, p.claimsJSON) == nil {
@@ -225,12 +255,17 @@ func Inspect(raw string, opt Options) *Report {
 	}
 	c := claims(p.claims)
 	nonce := r.readHeader(p)
-	r.readClaims(c, opt)
-	r.Signature = checkSignature(p, r.Header, nonce, opt.Keys)
+	r.readClaims(c, ex, opt)
+	r.Signature = signatureOf(ex, p, r.Header, nonce, opt)
 	if opt.Gateway != nil {
-		r.Gateway = gatewayVerdict(r, c, opt)
+		r.Gateway = gatewayVerdict(r, ex, verr, opt.Gateway)
 	}
 	r.OBO = oboVerdict(r, opt)
+	if ex.Checks[0].Result == auth.Fail && r.Signature.Status != SigUnsigned {
+		r.OBO.Problems = append(r.OBO.Problems, Finding{Code: "not_compact",
+			Message: r.Input.Problem + ": not the canonical compact form Entra issues; the gateway refuses it, and the token was altered after it was issued"})
+		r.OBO.Usable = false
+	}
 	r.addNotes(c, opt)
 	return r
 }
@@ -254,7 +289,7 @@ func (r *Report) readHeader(p *parsed) string {
 	return nonce
 }
 
-func (r *Report) readClaims(c claims, opt Options) {
+func (r *Report) readClaims(c claims, ex *auth.Explanation, opt Options) {
 	r.Issuer = classifyIssuer(c.str("iss"))
 	switch v := c.str("ver"); {
 	case v != "":
@@ -311,7 +346,7 @@ func (r *Report) readClaims(c claims, opt Options) {
 	}
 	r.AMR, r.ACR = c.strs("amr"), c.str("acr")
 	r.Times = readTimes(c, opt)
-	r.Kind, r.KindReason = classifyKind(c, r)
+	r.Kind, r.KindReason = classifyKind(c, ex, r)
 }
 
 // msaTenant is the tenant of personal Microsoft accounts.
@@ -329,38 +364,46 @@ func clientAuthMethod(acr string) string {
 	return ""
 }
 
-// classifyKind tells a user's token from an app's, an ID token and a
-// client assertion. Entra's access tokens always name their client (azp or
-// appid); delegated ones carry scp; ID tokens name no client and are for
-// the client itself.
-func classifyKind(c claims, r *Report) (kind, reason string) {
-	_, hasClient := c["azp"]
-	if _, ok := c["appid"]; ok {
-		hasClient = true
+// classifyKind tells a user's token from an app's as the gateway's
+// token_kind check does (ex.Kind), and names what is not an access token
+// for an API: an app's token without roles, an ID token, a client
+// assertion, or something else. When the gateway could not read the
+// payload at all (not its compact form), the shape alone is described.
+func classifyKind(c claims, ex *auth.Explanation, r *Report) (kind, reason string) {
+	switch ex.Kind {
+	case auth.KindDelegated:
+		return KindUser, ex.KindReason
+	case auth.KindAppOnly:
+		return KindApp, ex.KindReason
+	}
+	why := ex.KindReason
+	if ex.Kind == "" {
+		why = "the gateway cannot read it as a token (" + r.Input.Problem + ")"
+		if len(r.Scopes) > 0 {
+			return KindUser, "by its shape (scp): " + why
+		}
 	}
 	aud := ""
 	if r.Audience != nil && len(r.Audience.Values) > 0 {
 		aud = r.Audience.Values[0].Value
 	}
+	_, hasClient := c["azp"]
+	if _, ok := c["appid"]; ok {
+		hasClient = true
+	}
 	switch {
-	case len(r.Scopes) > 0:
-		return KindUser, "scp present: a user signed in to the client, which asked for these scopes"
-	case c.str("idtyp") == "app":
-		return KindApp, "idtyp app: a token from client credentials, with no user"
-	case len(r.Roles) > 0 && hasClient:
-		return KindApp, "roles and no scp: a token from client credentials, with no user"
-	case hasClient && c.str("oid") != "" && c.str("oid") == c.str("sub"):
-		return KindApp, "no scp, oid = sub: a token from client credentials, with no user"
-	case hasClient:
-		return KindApp, "no scp: a token from client credentials, with no user"
+	case c.str("idtyp") == "app" || hasClient && c.str("nonce") == "" && len(r.Scopes) == 0:
+		// Access tokens always name their client; an app's without a role
+		// is not one the gateway accepts, but it is an app's.
+		return KindApp, "an app's token (client credentials), which the gateway refuses: " + why
 	case c.str("jti") != "" && c.str("iss") != "" && c.str("iss") == c.str("sub") && looksLikeTokenEndpoint(aud):
 		return KindClientAssertion, "iss = sub = a client ID, aud = a token endpoint: a client's proof of identity, not a user's token"
 	case c.str("nonce") != "" || c.str("c_hash") != "" || c.str("at_hash") != "":
-		return KindIDToken, "no scp, no azp/appid, and a sign-in's nonce/c_hash/at_hash: an ID token"
+		return KindIDToken, "an ID token (a sign-in's nonce, c_hash or at_hash): " + why
 	case c.str("oid") != "" || c.str("preferred_username") != "" || c.str("upn") != "":
-		return KindIDToken, "no scp and no azp/appid (access tokens always name their client): an ID token"
+		return KindIDToken, "an ID token, by its shape: " + why
 	}
-	return KindUnknown, "neither scp, roles nor a client (azp/appid): not shaped like an Entra access token"
+	return KindUnknown, why
 }
 
 func looksLikeTokenEndpoint(aud string) bool {
@@ -445,6 +488,10 @@ var microsoftAPIs = map[string]string{
 
 func normAudience(a string) string { return strings.TrimSuffix(strings.ToLower(a), "/") }
 
+// namesGateway reports whether aud is a of the gateway's audiences, by the
+// gateway's own rule of comparison.
+func namesGateway(aud, a string) bool { return auth.SameAudience(aud, a) }
+
 // classifyAudience explains each aud value, against the gateway when given.
 func classifyAudience(auds []string, g *Gateway) *Audience {
 	a := &Audience{Kind: AudNone}
@@ -467,12 +514,12 @@ func classifyAudienceValue(v string, g *Gateway) AudienceValue {
 	n := normAudience(v)
 	av := AudienceValue{Value: v}
 	if g != nil {
-		if n == normAudience(g.ClientID) {
+		if namesGateway(v, g.ClientID) {
 			av.Kind, av.Description = AudGatewayClientID, "this gateway (its client ID: a v2 token for it)"
 			return av
 		}
 		for _, uri := range g.Audiences {
-			if n == normAudience(uri) {
+			if namesGateway(v, uri) {
 				av.Kind, av.Description = AudGatewayAppIDURI, "this gateway (its App ID URI "+uri+")"
 				return av
 			}

@@ -2,19 +2,17 @@ package inspect
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 )
 
-// Check results, Check.Result.
+// Check results, Check.Result: the gateway validator's.
 const (
-	Pass       = "pass"
-	Fail       = "fail"
-	NotChecked = "not_checked"
+	Pass       = auth.Pass
+	Fail       = auth.Fail
+	NotChecked = auth.NotChecked
 )
 
 // GatewayVerdict says whether the gateway would accept the token, check by
@@ -60,8 +58,10 @@ type RouteDecision struct {
 	Allowed bool `json:"allowed"`
 	// PolicyAllows is the route's policy alone, as if the token were valid.
 	PolicyAllows bool `json:"policy_allows"`
-	// Status is the HTTP status the route answers a refused policy with (401 or 403).
+	// Status is the HTTP status the route answers a refused policy with
+	// (401 or 403), and Reason the gateway's reason label for it.
 	Status  int    `json:"status,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message"`
 	// Exchanges is the downstream API the route exchanges the token for.
 	Exchanges string `json:"exchanges,omitempty"`
@@ -80,7 +80,7 @@ type OBOVerdict struct {
 
 // Finding is one problem, in words a developer acts on.
 type Finding struct {
-	// Code is stable: not_jwt, jwe, unsigned, algorithm, app_only, id_token,
+	// Code is stable: not_jwt, not_compact, jwe, unsigned, algorithm, app_only, id_token,
 	// client_assertion, graph_audience, other_audience, no_audience,
 	// expired, not_yet_valid, no_expiry, unknown_key, bad_signature,
 	// tenant_mismatch, b2c.
@@ -110,162 +110,93 @@ func (v *GatewayVerdict) decide() {
 	}
 }
 
-// gatewayVerdict makes the gateway's checks (internal/auth's Validator and
-// Policy) on the decoded token.
-func gatewayVerdict(r *Report, c claims, opt Options) *GatewayVerdict {
-	g := opt.Gateway
+// gatewayVerdict is the gateway validator's own checks (ex, from
+// auth.Validator.Explain), with a hint added where a setting would change
+// the answer, and each route's policy (auth.Policy.Check, as the route's
+// middleware applies it) on the principal the token claims.
+func gatewayVerdict(r *Report, ex *auth.Explanation, verr error, g *Gateway) *GatewayVerdict {
 	v := &GatewayVerdict{Config: g.Name, Issuers: issuersInfo(g.Issuers)}
-	tid := c.str("tid")
-	iv2, iv1 := g.Issuers.Issuers(tid)
-	if tid != "" {
-		v.Issuers.V2, v.Issuers.V1 = iv2, iv1
+	var tid string
+	if r.Tenant != nil {
+		tid = r.Tenant.ID
 	}
-	add := func(name, result string, reason auth.Reason, format string, args ...any) {
-		ck := Check{Name: name, Result: result, Message: fmt.Sprintf(format, args...)}
-		if result == Fail {
-			ck.Reason = string(reason)
+	if tid != "" {
+		v.Issuers.V2, v.Issuers.V1 = g.Issuers.Issuers(tid)
+	}
+	if verr != nil {
+		v.Checks = append(v.Checks, Check{Name: "configuration", Result: Fail, Reason: string(auth.ReasonMalformed),
+			Message: "the validator cannot be built from this configuration: " + verr.Error()})
+	}
+	for _, c := range ex.Checks {
+		ck := Check{Name: c.Name, Result: c.Result, Reason: string(c.Reason), Message: c.Message}
+		if c.Result == Fail {
+			ck.Message += hint(c, r, g)
+		}
+		if c.Name == auth.CheckSignature && c.Result == NotChecked && c.Message == "not checked: no key set was given" {
+			ck.Message = "not checked: pass -jwks FILE, the tenant's key set (" + g.Issuers.JWKSURI + ")"
+		}
+		if c.Name == auth.CheckIssuer && c.Result == Fail && g.Issuers.IssuerV1Template == "" && r.Issuer != nil && r.Issuer.Shape == "v1" {
+			// The validator ran without the v1 issuer (discovery was not
+			// read): it cannot say whether this one is the tenant's.
+			ck.Result, ck.Reason = NotChecked, ""
+			ck.Message = "the v1 issuer is unknown (" + g.Issuers.Source + "): " + c.Message
 		}
 		v.Checks = append(v.Checks, ck)
 	}
-	h := r.Header
-
-	if h.Nonce {
-		add("graph_token", Fail, auth.ReasonAudience, "the header carries a nonce: a Microsoft Graph token, refused before anything else (\"request a token for this API instead\")")
-	}
-	if h.Alg == "RS256" {
-		add("algorithm", Pass, "", "RS256")
-	} else {
-		add("algorithm", Fail, auth.ReasonAlgorithm, "alg %s: the gateway accepts only RS256", orNone(h.Alg))
-	}
-
-	switch s := r.Signature; s.Status {
-	case SigVerified:
-		add("signature", Pass, "", "%s", s.Message)
-	case SigNotChecked:
-		add("signature", NotChecked, "", "not checked: pass -jwks FILE, the tenant's key set (%s)", g.Issuers.JWKSURI)
-	case SigUnknownKey:
-		add("signature", Fail, auth.ReasonUnknownKey, "not signed by a key of the tenant: %s", s.Message)
-	case SigUnsigned, SigAlgorithm:
-		add("signature", Fail, auth.ReasonAlgorithm, "%s", s.Message)
-	default:
-		add("signature", Fail, auth.ReasonSignature, "%s", s.Message)
-	}
-
-	skew := g.ClockSkew
-	at := opt.At
-	exp, hasExp := c.unix("exp")
-	nbf, hasNbf := c.unix("nbf")
-	iat, hasIat := c.unix("iat")
-	switch {
-	case !hasExp:
-		add("time", Fail, auth.ReasonMalformed, "no exp claim: the gateway requires one")
-	case !at.Before(time.Unix(exp, 0).Add(skew)):
-		add("time", Fail, auth.ReasonExpired, "%s, beyond the %s clock skew allowed", r.Times.Expires.Relative, skew)
-	case hasNbf && at.Add(skew).Before(time.Unix(nbf, 0)):
-		add("time", Fail, auth.ReasonNotYetValid, "%s, beyond the %s clock skew allowed", r.Times.NotBefore.Relative, skew)
-	case hasIat && at.Add(skew).Before(time.Unix(iat, 0)):
-		add("time", Fail, auth.ReasonNotYetValid, "%s, beyond the %s clock skew allowed", r.Times.IssuedAt.Relative, skew)
-	default:
-		add("time", Pass, "", "%s (clock skew allowed: %s)", r.Times.Expires.Relative, skew)
-	}
-
-	switch {
-	case tid == "":
-		add("tenant", Fail, auth.ReasonTenant, "no tid claim")
-	case r.Tenant.Gateway == "not allowed":
-		add("tenant", Fail, auth.ReasonTenant, "tid %s is neither the gateway's tenant (%s) nor in entra.allowed_tenants: add it there to accept its users (guests' home tenants, multi-tenant apps)", tid, g.TenantID)
-	default:
-		add("tenant", Pass, "", "tid %s: the gateway's %s", tid, r.Tenant.Gateway)
-	}
-
-	iss := c.str("iss")
-	switch {
-	case tid == "":
-		add("issuer", Fail, auth.ReasonIssuer, "no tid, so no issuer to expect")
-	case iss != "" && iss == iv2:
-		add("issuer", Pass, "", "%s is the tenant's v2 issuer", iss)
-	case iss != "" && iss == iv1:
-		add("issuer", Pass, "", "%s is the tenant's v1 issuer", iss)
-	case iv1 == "" && iss != iv2:
-		add("issuer", NotChecked, "", "%s is not the v2 issuer %s, and the v1 issuer is unknown (%s)", orNone(iss), iv2, g.Issuers.Source)
-	default:
-		add("issuer", Fail, auth.ReasonIssuer, "%s is neither %s (v2) nor %s (v1): a token of another cloud or authority host, or not Entra's", orNone(iss), iv2, orNone(iv1))
-	}
-
-	if k := r.Audience.Kind; k == AudGatewayClientID || k == AudGatewayAppIDURI {
-		add("audience", Pass, "", "%s", gatewayAudienceValue(r.Audience).Description)
-	} else {
-		add("audience", Fail, auth.ReasonAudience, "aud %s is not this gateway: it accepts %s", audValues(r.Audience), strings.Join(append([]string{g.ClientID}, g.Audiences...), " or "))
-	}
 	v.decide()
-
-	appOnly := c.str("idtyp") == "app" || len(r.Scopes) == 0
-	what := "an app-only token"
-	if appOnly && r.Kind != KindApp {
-		what = "no scp, so the gateway takes it for an app-only token"
-	}
 	for _, rt := range g.Routes {
-		d := routeDecision(rt, appOnly, what, r.Scopes, r.Roles)
+		d := routeDecision(rt, ex.Claimed)
 		d.Allowed = v.Accepted && d.PolicyAllows
 		v.Routes = append(v.Routes, d)
 	}
 	return v
 }
 
-func gatewayAudienceValue(a *Audience) AudienceValue {
-	for _, v := range a.Values {
-		if v.Kind == a.Kind {
-			return v
+// hint says which setting would change a failed check's answer.
+func hint(c auth.Check, r *Report, g *Gateway) string {
+	switch c.Reason {
+	case auth.ReasonTenant:
+		if r.Tenant != nil && r.Tenant.ID != "" {
+			return "; to accept its users (guests' home tenants, multi-tenant apps), add " + r.Tenant.ID + " to entra.allowed_tenants"
 		}
+	case auth.ReasonAudience:
+		if c.Name == auth.CheckAudience {
+			return "; the gateway accepts " + strings.Join(append([]string{g.ClientID}, g.Audiences...), " or ") +
+				" (App ID URIs from its home tenant only)"
+		}
+	case auth.ReasonIssuer:
+		return "; a token of another cloud or authority host, or not Entra's"
 	}
-	return AudienceValue{}
+	return ""
 }
 
-func audValues(a *Audience) string {
-	if len(a.Values) == 0 {
-		return "(none)"
-	}
-	var vs []string
-	for _, v := range a.Values {
-		vs = append(vs, v.Value)
-	}
-	return strings.Join(vs, ", ")
-}
-
-// routeDecision applies a route's policy as auth.Policy does: app-only
-// tokens (idtyp app, or no scp) need one of the route's roles and a route
-// that exchanges no token; user tokens need one of its scopes, if it lists
-// any. appOnlyWhat names an app-only token in the messages.
-func routeDecision(rt Route, appOnly bool, appOnlyWhat string, scopes, roles []string) RouteDecision {
+// routeDecision applies the route's policy, as the route's middleware does,
+// to the principal the token claims (nil: its claims could not be read).
+func routeDecision(rt Route, p *auth.Principal) RouteDecision {
 	d := RouteDecision{Name: rt.Name, PathPrefix: rt.PathPrefix, Exchanges: rt.Resource}
-	refuse := func(status int, format string, args ...any) RouteDecision {
-		d.Status, d.Message = status, fmt.Sprintf(format, args...)
+	if p == nil {
+		d.Status, d.Message = 401, "the token's claims cannot be read"
 		return d
 	}
-	has := func(have, want []string) bool {
-		return slices.ContainsFunc(want, func(w string) bool { return slices.Contains(have, w) })
+	if te := rt.Policy.Check(p); te != nil {
+		d.Status, d.Reason, d.Message = te.Status, string(te.Reason), te.Description
+		if te.Err != nil {
+			d.Message += " (" + te.Err.Error() + ")"
+		}
+		return d
 	}
 	d.PolicyAllows = true
-	switch {
-	case appOnly && rt.Resource != "":
-		d.PolicyAllows = false
-		return refuse(http.StatusUnauthorized, "%s: this route calls %s On-Behalf-Of a user and needs a user's token", appOnlyWhat, rt.Resource)
-	case appOnly && len(rt.RequiredRoles) == 0:
-		d.PolicyAllows = false
-		return refuse(http.StatusForbidden, "%s: this route lists no required_roles, so it admits no app-only token", appOnlyWhat)
-	case appOnly && !has(roles, rt.RequiredRoles):
-		d.PolicyAllows = false
-		return refuse(http.StatusForbidden, "lacks an app role this route requires (one of %s; the token has %s)", strings.Join(rt.RequiredRoles, ", "), orNone(strings.Join(roles, ", ")))
-	case appOnly:
-		d.Message = "app role " + strings.Join(roles, ", ") + " meets required_roles"
-	case len(rt.RequiredScopes) > 0 && !has(scopes, rt.RequiredScopes):
-		d.PolicyAllows = false
-		return refuse(http.StatusForbidden, "lacks a scope this route requires (one of %s; the token has %s)", strings.Join(rt.RequiredScopes, ", "), orNone(strings.Join(scopes, " ")))
-	case len(rt.RequiredScopes) > 0:
-		d.Message = "scp meets required_scopes (" + strings.Join(rt.RequiredScopes, ", ") + ")"
-	default:
-		d.Message = "any valid user token"
+	var parts []string
+	if pol := rt.Policy; len(pol.Scopes) > 0 && !p.AppOnly {
+		parts = append(parts, "scp meets required_scopes ("+strings.Join(pol.Scopes, ", ")+")")
 	}
+	if pol := rt.Policy; len(pol.Roles) > 0 {
+		parts = append(parts, "roles meet required_roles ("+strings.Join(pol.Roles, ", ")+")")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "any valid user token")
+	}
+	d.Message = strings.Join(parts, "; ")
 	if rt.Resource != "" {
 		d.Message += "; exchanged On-Behalf-Of for " + rt.Resource
 	}
@@ -285,8 +216,8 @@ func gatewayTarget(g *Gateway) (resource, scope string) {
 	name := "access_as_user"
 	for _, exchanging := range []bool{true, false} {
 		for _, rt := range g.Routes {
-			if (rt.Resource != "") == exchanging && len(rt.RequiredScopes) > 0 {
-				return resource, strings.TrimSuffix(resource, "/") + "/" + rt.RequiredScopes[0]
+			if (rt.Resource != "") == exchanging && len(rt.Policy.Scopes) > 0 {
+				return resource, strings.TrimSuffix(resource, "/") + "/" + rt.Policy.Scopes[0]
 			}
 		}
 	}
@@ -405,4 +336,15 @@ func (r *Report) addNotes(c claims, opt Options) {
 	if xms := c.strs("xms_cc"); slices.Contains(xms, "cp1") {
 		note("xms_cc has cp1: the client declared it handles claims challenges (continuous access evaluation)")
 	}
+}
+
+func audValues(a *Audience) string {
+	if len(a.Values) == 0 {
+		return "(none)"
+	}
+	var vs []string
+	for _, v := range a.Values {
+		vs = append(vs, v.Value)
+	}
+	return strings.Join(vs, ", ")
 }

@@ -26,21 +26,34 @@ func SignJWT(t testing.TB, key *rsa.PrivateKey, header, claims map[string]any) s
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	input := enc(header) + "." + enc(claims)
+	alg, _ := header["alg"].(string)
+	return input + "." + sign(t, key, alg, input)
+}
+
+// SignRS256 returns the base64url RS256 signature of input, any bytes:
+// for forgeries whose header or payload is not a JSON encoding of a map.
+func SignRS256(t testing.TB, key *rsa.PrivateKey, input string) string {
+	t.Helper()
+	return sign(t, key, "RS256", input)
+}
+
+func sign(t testing.TB, key *rsa.PrivateKey, alg, input string) string {
+	t.Helper()
 	digest := sha256.Sum256([]byte(input))
 	var sig []byte
 	var err error
-	switch header["alg"] {
+	switch alg {
 	case "RS256":
 		sig, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
 	case "PS256":
 		sig, err = rsa.SignPSS(rand.Reader, key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 	default:
-		t.Fatalf("SignJWT: unsupported alg %v", header["alg"])
+		t.Fatalf("SignJWT: unsupported alg %v", alg)
 	}
 	if err != nil {
 		t.Fatalf("SignJWT: %v", err)
 	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // JWTHeader decodes a compact JWS's header, verifying nothing.
@@ -70,4 +83,55 @@ func jwtPart(t testing.TB, token string, i int, name string) map[string]any {
 		t.Fatalf("token %s is not a JSON object: %v", name, err)
 	}
 	return m
+}
+
+// JWSJSONForgery wraps a validly signed compact token in a JWS JSON
+// serialisation (flattened, or general with "signatures") with beside's
+// claims at its top level, and hides every '.' but two (the first two of
+// the JSON text) in \u002e escapes, so that the string has exactly the two
+// dots of a compact JWS: the shape of a token whose claims a lenient
+// parser reads from beside the signed parts.
+func JWSJSONForgery(t testing.TB, compact string, beside map[string]any, general bool) string {
+	t.Helper()
+	segs := strings.Split(compact, ".")
+	if len(segs) != 3 {
+		t.Fatalf("JWSJSONForgery: %d segments", len(segs))
+	}
+	doc := map[string]any{}
+	for k, v := range beside {
+		doc[k] = v
+	}
+	if general {
+		doc["payload"] = segs[1]
+		doc["signatures"] = []map[string]string{{"protected": segs[0], "signature": segs[2]}}
+	} else {
+		doc["protected"], doc["payload"], doc["signature"] = segs[0], segs[1], segs[2]
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), ".", `\u002e`)
+	for i := 0; i < 2; i++ {
+		s = strings.Replace(s, `\u002e`, ".", 1)
+	}
+	if n := strings.Count(s, "."); n != 2 {
+		t.Fatalf("JWSJSONForgery: %d dots, want 2 (beside needs values with dots)", n)
+	}
+	return s
+}
+
+// Respell re-encodes each segment of a compact JWS with enc (padded, or
+// standard base64): the same bytes, spelt otherwise than they were signed.
+func Respell(t testing.TB, compact string, enc *base64.Encoding) string {
+	t.Helper()
+	segs := strings.Split(compact, ".")
+	for i, s := range segs {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs[i] = enc.EncodeToString(b)
+	}
+	return strings.Join(segs, ".")
 }
