@@ -693,6 +693,9 @@ type envOptions struct {
 	cp1 bool
 	// keysMinRefresh is entra.keys_min_refresh_interval; default 30s.
 	keysMinRefresh string
+	// limits is the config's limits section, YAML indented by two spaces
+	// under "limits:"; default none (the defaults).
+	limits string
 }
 
 // foreignTenantID is a tenant the test gateway allows (entra.allowed_tenants)
@@ -759,6 +762,9 @@ func (e *env) configYAML(t *testing.T, opt envOptions) string {
 	if opt.keysMinRefresh != "" {
 		tokenTimeout += "\n  keys_min_refresh_interval: " + opt.keysMinRefresh
 	}
+	if opt.limits != "" {
+		redis += "limits:\n" + opt.limits + "\n"
+	}
 	return redis + fmt.Sprintf(`listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 shutdown_grace: %s
@@ -817,6 +823,13 @@ routes:
     upstream: %[8]s/admin
     strip_prefix: true
     required_roles: [Gateway.Admin]
+  - name: busy
+    path_prefix: /busy
+    upstream: %[8]s/busy
+    strip_prefix: true
+    downstream_scopes: [api://orders-api/Orders.Read]
+    required_scopes: [access_as_user]
+    max_in_flight: 3
 `, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout, foreignTenantID)
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	CORS   CORS    `yaml:"cors"`
 	Cache  Cache   `yaml:"cache"`
+	// Limits bound what clients can hold: connections, requests in flight,
+	// bodies, headers and the exchanges they cause.
+	Limits Limits `yaml:"limits"`
 	// TrustedProxies are the networks (CIDRs) of proxies in front of the
 	// gateway whose X-Forwarded-For/-Proto/-Host are believed. Others' are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -124,6 +127,54 @@ type Route struct {
 	// Timeout bounds the upstream exchange (until the response headers).
 	// Default 30s. Streamed bodies are not cut by it.
 	Timeout Duration `yaml:"timeout"`
+	// MaxBodyBytes bounds the request body (413 beyond). Default
+	// limits.max_body_bytes.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// BodyTimeout bounds the time until the request body has arrived.
+	// Default limits.body_timeout; set it longer for uploads.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// MaxInFlight bounds the route's requests in flight (503 beyond), so
+	// that a slow upstream cannot take every place of limits.max_in_flight.
+	// Default 0: only the global limit.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// WebSocket lets requests upgrade to WebSocket. Default false: such a
+	// request is answered 400. Other upgrades (h2c) are never forwarded.
+	WebSocket bool `yaml:"websocket"`
+	// Cookies forwards the client's Cookie header and the upstream's
+	// Set-Cookie. Default false: the gateway is one origin shared by every
+	// upstream, and authenticates with bearer tokens.
+	Cookies bool `yaml:"cookies"`
+}
+
+// Limits bound slow and greedy clients. docs/configuration.md explains how
+// to size them; the defaults suit a pod of 2 cores and 512 MiB.
+type Limits struct {
+	// MaxConnections bounds the API listener's open connections; beyond it
+	// a connection is answered 503 and closed. Default 2048.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxInFlight bounds the requests being served by all routes; beyond
+	// it 503 with Retry-After. Default 512.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxConcurrentExchanges bounds the On-Behalf-Of exchanges with Entra
+	// in progress at once. Default 16.
+	MaxConcurrentExchanges int `yaml:"max_concurrent_exchanges"`
+	// MaxQueuedExchanges bounds the exchanges waiting for a place; beyond
+	// it 503 at once. Default 256.
+	MaxQueuedExchanges int `yaml:"max_queued_exchanges"`
+	// ExchangeQueueTimeout bounds a new user's wait for an exchange place;
+	// then 503. Default 2s.
+	ExchangeQueueTimeout Duration `yaml:"exchange_queue_timeout"`
+	// ReadHeaderTimeout bounds the arrival of a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// BodyTimeout bounds the time from a request's arrival until its body
+	// has arrived; the connection is closed when it passes. Default 30s.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers (431 beyond). Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxBodyBytes is the default of routes[].max_body_bytes. Default 10MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 }
 
 // CORS lets browser frontends call the gateway.

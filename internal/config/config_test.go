@@ -99,6 +99,11 @@ routes:
     downstream_scopes: [api://orders-api/.default]
     required_scopes: [access_as_user]
     timeout: 20s
+    max_body_bytes: 1MiB
+    body_timeout: 2m
+    max_in_flight: 100
+    websocket: true
+    cookies: true
   - name: graph-me
     path_prefix: /graph
     upstream: https://graph.microsoft.com/v1.0
@@ -129,6 +134,17 @@ cache:
     timeout: 100ms
     encryption_keys: %q
     encryption_key_id: k2
+limits:
+  max_connections: 1000
+  max_in_flight: 300
+  max_concurrent_exchanges: 8
+  max_queued_exchanges: 64
+  exchange_queue_timeout: 1s
+  read_header_timeout: 5s
+  body_timeout: 20s
+  idle_timeout: 60s
+  max_header_bytes: 32KiB
+  max_body_bytes: 4MiB
 trusted_proxies: [10.0.0.0/8, 192.0.2.10]
 shutdown_grace: 30s
 log_level: warn
@@ -190,11 +206,20 @@ func wantFull(f files) *Config {
 		},
 		Routes: []Route{
 			{Name: "orders", PathPrefix: "/orders", Upstream: "https://orders.internal.example.com", StripPrefix: true,
-				DownstreamScopes: []string{"api://orders-api/.default"}, RequiredScopes: []string{"access_as_user"}, Timeout: Duration(20 * time.Second)},
+				DownstreamScopes: []string{"api://orders-api/.default"}, RequiredScopes: []string{"access_as_user"}, Timeout: Duration(20 * time.Second),
+				MaxBodyBytes: MiB, BodyTimeout: Duration(2 * time.Minute), MaxInFlight: 100, WebSocket: true, Cookies: true},
 			{Name: "graph-me", PathPrefix: "/graph", Upstream: "https://graph.microsoft.com/v1.0",
-				DownstreamScopes: []string{"https://graph.microsoft.com/User.Read"}, RequiredScopes: []string{"access_as_user"}, Timeout: Duration(10 * time.Second)},
+				DownstreamScopes: []string{"https://graph.microsoft.com/User.Read"}, RequiredScopes: []string{"access_as_user"}, Timeout: Duration(10 * time.Second),
+				MaxBodyBytes: 4 * MiB, BodyTimeout: Duration(20 * time.Second)},
 			{Name: "inventory-app", PathPrefix: "/inventory", Upstream: "http://inventory.internal.example.com:8080",
-				RequiredRoles: []string{"Inventory.Read"}, Timeout: Duration(5 * time.Second)},
+				RequiredRoles: []string{"Inventory.Read"}, Timeout: Duration(5 * time.Second),
+				MaxBodyBytes: 4 * MiB, BodyTimeout: Duration(20 * time.Second)},
+		},
+		Limits: Limits{
+			MaxConnections: 1000, MaxInFlight: 300, MaxConcurrentExchanges: 8, MaxQueuedExchanges: 64,
+			ExchangeQueueTimeout: Duration(time.Second), ReadHeaderTimeout: Duration(5 * time.Second),
+			BodyTimeout: Duration(20 * time.Second), IdleTimeout: Duration(time.Minute),
+			MaxHeaderBytes: 32 * KiB, MaxBodyBytes: 4 * MiB,
 		},
 		CORS: CORS{
 			AllowedOrigins: []string{"https://app.example.com"},
@@ -574,6 +599,21 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 		"routes[].required_scopes":        {route: "graph-me", value: "access_as_user,Graph.Me", want: []string{"access_as_user", "Graph.Me"}},
 		"routes[].required_roles":         {route: "inventory-app", value: "Inventory.Read,Inventory.Admin", want: []string{"Inventory.Read", "Inventory.Admin"}},
 		"routes[].timeout":                {route: "graph-me", value: "3s", want: Duration(3 * time.Second)},
+		"routes[].max_body_bytes":         {route: "graph-me", value: "512KiB", want: 512 * KiB},
+		"routes[].body_timeout":           {route: "graph-me", value: "10m", want: Duration(10 * time.Minute)},
+		"routes[].max_in_flight":          {route: "graph-me", value: "50", want: 50},
+		"routes[].websocket":              {route: "graph-me", value: "true", want: true},
+		"routes[].cookies":                {route: "graph-me", value: "1", want: true},
+		"limits.max_connections":          {value: "4096", want: 4096},
+		"limits.max_in_flight":            {value: "200", want: 200},
+		"limits.max_concurrent_exchanges": {value: "4", want: 4},
+		"limits.max_queued_exchanges":     {value: "32", want: 32},
+		"limits.exchange_queue_timeout":   {value: "500ms", want: Duration(500 * time.Millisecond)},
+		"limits.read_header_timeout":      {value: "3s", want: Duration(3 * time.Second)},
+		"limits.body_timeout":             {value: "45s", want: Duration(45 * time.Second)},
+		"limits.idle_timeout":             {value: "30s", want: Duration(30 * time.Second)},
+		"limits.max_header_bytes":         {value: "16KiB", want: 16 * KiB},
+		"limits.max_body_bytes":           {value: "2MiB", want: 2 * MiB},
 	}
 }
 

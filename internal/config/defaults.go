@@ -23,6 +23,17 @@ const (
 	defaultVerifiedTokensBudget   = 32 * MiB
 	defaultCacheRefreshMargin     = 5 * time.Minute
 	defaultRedisTimeout           = 50 * time.Millisecond
+
+	defaultMaxConnections         = 2048
+	defaultMaxInFlight            = 512
+	defaultMaxConcurrentExchanges = 16
+	defaultMaxQueuedExchanges     = 256
+	defaultExchangeQueueTimeout   = 2 * time.Second
+	defaultReadHeaderTimeout      = 10 * time.Second
+	defaultBodyTimeout            = 30 * time.Second
+	defaultIdleTimeout            = 120 * time.Second
+	defaultMaxHeaderBytes         = 64 * KiB
+	defaultMaxBodyBytes           = 10 * MiB
 )
 
 // applyDefaults fills what neither the file nor the environment set. A zero
@@ -52,8 +63,23 @@ func (c *Config) applyDefaults() {
 	setDefault(&e.KeysRefreshInterval, Duration(defaultKeysRefreshInterval))
 	setDefault(&e.KeysMinRefreshInterval, Duration(defaultKeysMinRefreshInterval))
 
+	l := &c.Limits
+	setDefault(&l.MaxConnections, defaultMaxConnections)
+	setDefault(&l.MaxInFlight, defaultMaxInFlight)
+	setDefault(&l.MaxConcurrentExchanges, defaultMaxConcurrentExchanges)
+	setDefault(&l.MaxQueuedExchanges, defaultMaxQueuedExchanges)
+	setDefault(&l.ExchangeQueueTimeout, Duration(defaultExchangeQueueTimeout))
+	setDefault(&l.ReadHeaderTimeout, Duration(defaultReadHeaderTimeout))
+	setDefault(&l.BodyTimeout, Duration(defaultBodyTimeout))
+	setDefault(&l.IdleTimeout, Duration(defaultIdleTimeout))
+	setDefault(&l.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setDefault(&l.MaxBodyBytes, defaultMaxBodyBytes)
+
 	for i := range c.Routes {
-		setDefault(&c.Routes[i].Timeout, Duration(defaultRouteTimeout))
+		rt := &c.Routes[i]
+		setDefault(&rt.Timeout, Duration(defaultRouteTimeout))
+		setDefault(&rt.MaxBodyBytes, l.MaxBodyBytes)
+		setDefault(&rt.BodyTimeout, l.BodyTimeout)
 	}
 	setDefault(&c.CORS.MaxAge, Duration(defaultCORSMaxAge))
 

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/obo-gateway/obo-gateway/internal/cors"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -15,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/cors"
+	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
 // FieldError is one problem Validate found: the setting, by its YAML path
@@ -53,6 +55,7 @@ func (c *Config) Validate() error {
 	c.validateRoutes(&p)
 	c.validateCORS(&p)
 	c.validateCache(&p)
+	c.validateLimits(&p)
 	for i, s := range c.TrustedProxies {
 		if _, err := parseTrustedProxy(s); err != nil {
 			p.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
@@ -222,6 +225,8 @@ func (c *Config) validateRoutes(p *problems) {
 			p.add(at("name"), "required: a short label for metrics and logs, e.g. orders")
 		case !routeNameRE.MatchString(r.Name):
 			p.add(at("name"), "%q: use lowercase letters, digits, '-' and '_', starting with a letter or digit", r.Name)
+		case r.Name == unmatchedRoute:
+			p.add(at("name"), "%q is the label of requests no route matched: choose another name", r.Name)
 		default:
 			if j, dup := names[r.Name]; dup {
 				p.add(at("name"), "%q is also the name of routes[%d]: names must be unique", r.Name, j)
@@ -261,7 +266,80 @@ func (c *Config) validateRoutes(p *problems) {
 		if r.Timeout <= 0 {
 			p.add(at("timeout"), "must be positive (%s); e.g. 30s (the default)", r.Timeout)
 		}
+		checkRange(p, at("max_body_bytes"), r.MaxBodyBytes, minBodyBytes, maxBodyBytes, "the limits.max_body_bytes default")
+		checkRange(p, at("body_timeout"), r.BodyTimeout.D(), minBodyTimeout, maxBodyTimeout, "the limits.body_timeout default")
+		if r.MaxInFlight < 0 || (c.Limits.MaxInFlight > 0 && r.MaxInFlight > c.Limits.MaxInFlight) {
+			p.add(at("max_in_flight"), "%d is out of range: use 0 (only limits.max_in_flight applies) to limits.max_in_flight (%d)", r.MaxInFlight, c.Limits.MaxInFlight)
+		}
 	}
+	// Prefixes that only case, or trailing dots, tell apart: a
+	// case-insensitive upstream (IIS, ASP.NET) would read one as the other.
+	for i := range c.Routes {
+		for j := i + 1; j < len(c.Routes); j++ {
+			a, b := c.Routes[i].PathPrefix, c.Routes[j].PathPrefix
+			if pathPrefixProblem(a) != "" || pathPrefixProblem(b) != "" || a == b {
+				continue
+			}
+			if (urlpath.HasPrefixFold(a, b) && !urlpath.HasPrefix(a, b)) || (urlpath.HasPrefixFold(b, a) && !urlpath.HasPrefix(b, a)) {
+				p.add(fmt.Sprintf("routes[%d].path_prefix", j), "%q and %q (routes[%d]) differ only in case or trailing dots: a case-insensitive upstream would read one as the other; spell them alike or apart", b, a, i)
+			}
+		}
+	}
+}
+
+// unmatchedRoute labels the requests no route matched, in metrics and logs.
+const unmatchedRoute = "unmatched"
+
+// The bounds of the limits.
+const (
+	minBodyBytes      = ByteSize(1)
+	maxBodyBytes      = 64 * GiB
+	minBodyTimeout    = time.Second
+	maxBodyTimeout    = time.Hour
+	minHeaderBytes    = 4 * KiB
+	maxHeaderBytes    = MiB
+	maxConnections    = 1 << 20
+	maxExchanges      = 1024
+	maxQueued         = 1 << 20
+	minQueueTimeout   = 10 * time.Millisecond
+	maxQueueTimeout   = time.Minute
+	minServerTimeout  = time.Second
+	maxServerTimeouts = time.Hour
+)
+
+func (c *Config) validateLimits(p *problems) {
+	l := &c.Limits
+	checkRange(p, "limits.max_connections", l.MaxConnections, 1, maxConnections, "default 2048")
+	checkRange(p, "limits.max_in_flight", l.MaxInFlight, 1, maxConnections, "default 512")
+	checkRange(p, "limits.max_concurrent_exchanges", l.MaxConcurrentExchanges, 1, maxExchanges, "default 16")
+	checkRange(p, "limits.max_queued_exchanges", l.MaxQueuedExchanges, 1, maxQueued, "default 256")
+	checkRange(p, "limits.exchange_queue_timeout", l.ExchangeQueueTimeout.D(), minQueueTimeout, maxQueueTimeout, "default 2s")
+	checkRange(p, "limits.read_header_timeout", l.ReadHeaderTimeout.D(), minServerTimeout, maxServerTimeouts, "default 10s")
+	checkRange(p, "limits.body_timeout", l.BodyTimeout.D(), minBodyTimeout, maxBodyTimeout, "default 30s")
+	checkRange(p, "limits.idle_timeout", l.IdleTimeout.D(), minServerTimeout, maxServerTimeouts, "default 120s")
+	checkRange(p, "limits.max_header_bytes", l.MaxHeaderBytes, minHeaderBytes, maxHeaderBytes, "default 64KiB")
+	checkRange(p, "limits.max_body_bytes", l.MaxBodyBytes, minBodyBytes, maxBodyBytes, "default 10MiB")
+}
+
+// checkRange reports v outside lo..hi, printing the values as the
+// configuration writes them.
+func checkRange[T interface {
+	~int | ~int64
+}](p *problems, field string, v, lo, hi T, def string) {
+	if v >= lo && v <= hi {
+		return
+	}
+	show := func(x T) string {
+		switch x := any(x).(type) {
+		case time.Duration:
+			return x.String()
+		case ByteSize:
+			return x.String()
+		default:
+			return fmt.Sprint(x)
+		}
+	}
+	p.add(field, "%s is out of range: use %s to %s (%s)", show(v), show(lo), show(hi), def)
 }
 
 // pathPrefixProblem says what is wrong with a route's path prefix, or "".
@@ -277,6 +355,10 @@ func pathPrefixProblem(pp string) string {
 		return fmt.Sprintf("%q must not contain '..'", pp)
 	case pp != "/" && strings.HasSuffix(pp, "/"):
 		return fmt.Sprintf("%q: drop the trailing '/' (write %s): /orders matches /orders and /orders/1 already", pp, strings.TrimRight(pp, "/"))
+	case !urlpath.IsLiteral(pp):
+		return fmt.Sprintf("%q: a prefix is written with letters, digits, '/' and -._~!$&'()+,=:@ only (no '%%', ';', '\\', braces, spaces or non-ASCII characters): requests are routed on their canonical path, in which these appear only encoded or are refused", pp)
+	case !urlpath.IsCanonical(pp):
+		return fmt.Sprintf("%q has an empty or dot segment: write each segment once, e.g. /orders/admin", pp)
 	}
 	return ""
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/edge"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
@@ -53,6 +54,8 @@ type Gateway struct {
 	cert      *obo.Certificate // the certificate loaded at start-up
 	proxy     *proxy.Proxy
 	httpm     *metrics.HTTP
+	refusals  *metrics.Refusals
+	edge      *edge.Edge
 	authority string // https://host/<tenant>, for claims challenges
 
 	draining atomic.Bool
@@ -133,21 +136,35 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	lim := cfg.Limits
 	g.tokens, err = tokencache.NewOBO(tokencache.OBOConfig{
 		Next: exchanger, Budget: int64(cfg.Cache.MemoryBudget), RefreshMargin: cfg.Cache.RefreshMargin.D(),
 		L2: l2, Metrics: tokencache.NewMetrics(g.reg), Now: g.now,
+		MaxConcurrent: lim.MaxConcurrentExchanges, MaxQueued: lim.MaxQueuedExchanges, QueueTimeout: lim.ExchangeQueueTimeout.D(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	g.refusals = metrics.NewRefusals(g.reg, edge.RefusalReasons())
+	g.edge = newEdge(lim, g.reg, g.refusals, g.log)
 	g.proxy = proxy.New(proxy.Config{
 		Transport:      proxy.NewTransport(proxy.TransportConfig{}),
 		TrustedProxies: cfg.TrustedProxyPrefixes(),
 		Logger:         g.log,
 		Metrics:        proxy.NewMetrics(g.reg),
+		Refusals:       g.refusals,
 	})
 	g.httpm = metrics.NewHTTP(g.reg)
 	return g, nil
+}
+
+// newEdge builds the edge of the API listener from the limits; zero limits
+// bound nothing. reg may be nil (no connection gauge).
+func newEdge(l config.Limits, reg prometheus.Registerer, refusals *metrics.Refusals, log *slog.Logger) *edge.Edge {
+	return edge.New(edge.Config{
+		BodyTimeout: l.BodyTimeout.D(), MaxInFlight: l.MaxInFlight, MaxConnections: l.MaxConnections,
+		Refusals: refusals, Registerer: reg, Logger: log,
+	})
 }
 
 // entraHTTPClient is the client for Entra (discovery, keys, tokens): system

@@ -141,6 +141,7 @@ func (f *fakeTokens) requests() []obo.Request {
 // upstreamRequest is what the upstream API received.
 type upstreamRequest struct {
 	Path          string
+	RequestURI    string // as the upstream read it: the escaped path and query
 	Authorization []string
 	Header        http.Header
 }
@@ -150,7 +151,7 @@ func newUpstream(t *testing.T, status int) (*httptest.Server, <-chan upstreamReq
 	t.Helper()
 	seen := make(chan upstreamRequest, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- upstreamRequest{Path: r.URL.Path, Authorization: r.Header.Values("Authorization"), Header: r.Header.Clone()}
+		seen <- upstreamRequest{Path: r.URL.Path, RequestURI: r.RequestURI, Authorization: r.Header.Values("Authorization"), Header: r.Header.Clone()}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
@@ -202,6 +203,7 @@ func newTestGateway(t *testing.T, routes ...config.Route) *testGateway {
 		tokens:    tokens,
 		proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
 		httpm:     metrics.NewHTTP(reg),
+		edge:      newEdge(config.Limits{}, nil, nil, log),
 		authority: testAuthority,
 	}
 	return &testGateway{Gateway: g, logs: logs, tokens: tokens}

@@ -1,13 +1,16 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,6 +76,7 @@ func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (
 		tokens:    cache,
 		proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
 		httpm:     metrics.NewHTTP(reg),
+		edge:      newEdge(config.Limits{}, nil, nil, log),
 		authority: testAuthority,
 	}
 	return g, cache, fake
@@ -245,5 +249,125 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 		runtime.KeepAlive(h)
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/users, "live-B/user")
 		b.ReportMetric(float64(int64(after.HeapObjects)-int64(before.HeapObjects))/users, "live-objs/user")
+	}
+}
+
+// heapAndStacks is the memory a collection leaves in use, heap and
+// goroutine stacks, in bytes.
+func heapAndStacks() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
+}
+
+// openConns opens n connections to addr and sends request on each, without
+// reading the answer when hold is set (the upstream holds it), else reading
+// it whole (the connection is then idle, kept alive).
+func openConns(b *testing.B, addr, request string, n int, hold bool) []net.Conn {
+	b.Helper()
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.WriteString(c, request); err != nil {
+			b.Fatal(err)
+		}
+		if !hold {
+			resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Fatalf("%v %v", resp, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// BenchmarkMemoryPerConnection reports the memory (Go heap and stacks, after
+// a full collection) of an idle keep-alive connection to the gateway, and,
+// the baseline of the same invocation, of one to a plain net/http server
+// (the upstream). Client and server run in this process, so both figures
+// include the client's side of the connection (a net.Conn and a 512-byte
+// reader). It sizes limits.max_connections:
+//
+//	go test -run '^$' -bench MemoryPer -benchtime 1x ./internal/gateway
+func BenchmarkMemoryPerConnection(b *testing.B) {
+	const n = 500
+	up := newBenchUpstream(b)
+	g, _, _ := newBenchGateway(b, up.URL, nil)
+	gw := httptest.NewServer(g.Handler())
+	b.Cleanup(gw.Close)
+	tok := userToken(b, nil)
+	for b.Loop() {
+		for _, tc := range []struct {
+			name, addr, request string
+		}{
+			{"net/http", up.Listener.Addr().String(), "GET /items HTTP/1.1\r\nHost: up\r\n\r\n"},
+			{"gateway", gw.Listener.Addr().String(), "GET /orders/items HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n\r\n"},
+		} {
+			before := heapAndStacks()
+			conns := openConns(b, tc.addr, tc.request, n, false)
+			after := heapAndStacks()
+			for _, c := range conns {
+				c.Close()
+			}
+			b.ReportMetric(float64(after-before)/n, tc.name+"-B/conn")
+		}
+	}
+}
+
+// BenchmarkMemoryPerInFlightRequest reports the memory of a request the
+// upstream holds: through the gateway (client, gateway, the gateway's
+// connection to the upstream, upstream) and, the baseline, straight to the
+// upstream (client, upstream). The difference is what the gateway adds per
+// request in flight; it sizes limits.max_in_flight.
+func BenchmarkMemoryPerInFlightRequest(b *testing.B) {
+	const n = 500
+	release := make(chan struct{})
+	var arrived sync.WaitGroup
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		<-release
+		_, _ = io.WriteString(w, benchBody)
+	}))
+	b.Cleanup(up.Close)
+	g, _, _ := newBenchGateway(b, up.URL, nil)
+	gw := httptest.NewServer(g.Handler())
+	b.Cleanup(gw.Close)
+	tok := userToken(b, nil)
+	// Warm: the token validated and exchanged once.
+	arrived.Add(1)
+	warm := openConns(b, gw.Listener.Addr().String(), "GET /orders/w HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+"\r\n\r\n", 1, true)
+	arrived.Wait()
+	release <- struct{}{}
+	warm[0].Close()
+	for b.Loop() {
+		var perReq [2]float64
+		for i, tc := range []struct {
+			name, addr, request string
+		}{
+			{"direct", up.Listener.Addr().String(), "GET /items HTTP/1.1\r\nHost: up\r\n\r\n"},
+			{"gateway", gw.Listener.Addr().String(), "GET /orders/items HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n\r\n"},
+		} {
+			before := heapAndStacks()
+			arrived.Add(n)
+			conns := openConns(b, tc.addr, tc.request, n, true)
+			arrived.Wait()
+			after := heapAndStacks()
+			for range n {
+				release <- struct{}{}
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			perReq[i] = float64(after-before) / n
+			b.ReportMetric(perReq[i], tc.name+"-B/req")
+		}
+		b.ReportMetric(perReq[1]-perReq[0], "added-B/req")
 	}
 }

@@ -10,8 +10,11 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/edge"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
 // exchange is the middleware of a route that gets the downstream token
@@ -62,15 +65,23 @@ func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
 // oboFailed answers a failed exchange by class and logs what the operator
 // needs: the AADSTS code, the hint, and Entra's trace and correlation IDs.
 func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Route, p *auth.Principal, err error) {
-	var oe *obo.Error
-	if !errors.As(err, &oe) {
-		oe = &obo.Error{Err: err, Code: "msal_error"}
-	}
 	if r.Context().Err() != nil {
 		// The client gave up while the exchange ran: not Entra's failure.
 		g.log.Info("client went away during the on-behalf-of exchange", "route", rt.Name, "principal", p)
 		w.WriteHeader(proxy.StatusClientClosedRequest)
 		return
+	}
+	if errors.Is(err, tokencache.ErrBusy) {
+		// The gateway's own bound (limits.max_concurrent_exchanges), not
+		// Entra's answer: the user's token is fine, the exchange waits.
+		g.refusals.Shed(metrics.LimitExchanges)
+		g.log.Warn("on-behalf-of exchange shed: too many in progress", "route", rt.Name, "principal", p)
+		edge.Shed(w, r, "the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
+		return
+	}
+	var oe *obo.Error
+	if !errors.As(err, &oe) {
+		oe = &obo.Error{Err: err, Code: "msal_error"}
 	}
 	class := oe.Class()
 	attrs := []any{

@@ -9,21 +9,29 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/cors"
+	"github.com/obo-gateway/obo-gateway/internal/edge"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
 // Handler is the API: every route of the configuration, in one place.
 //
-//	request ID and access log → recover → CORS (preflights end here)
-//	  → per route: metrics → token validation (auth) → OBO exchange → reverse proxy
+//	request ID and access log → recover → edge (method, canonical path, body
+//	deadline) → CORS (preflights end here)
+//	  → per route: metrics → edge (lookalike path, in-flight limits, body
+//	    bounds) → token validation (auth) → OBO exchange → reverse proxy
 //	unknown paths → 404 JSON
+//
+// The router sees the canonical path the edge made, and the proxy forwards
+// that same path: the upstream reads the path the router matched.
 func (g *Gateway) Handler() http.Handler {
 	r := chi.NewRouter()
 	// The access log wraps the recoverer so that it logs the 500 the
 	// recoverer answers to a panic, not the status nobody wrote.
-	r.Use(g.accessLog, g.recoverer)
+	r.Use(g.accessLog, g.recoverer, g.edge.Middleware)
 	r.Use(cors.Middleware(cors.Config{
 		AllowedOrigins: g.cfg.CORS.AllowedOrigins,
 		AllowedHeaders: g.cfg.CORS.AllowedHeaders,
@@ -32,11 +40,15 @@ func (g *Gateway) Handler() http.Handler {
 	for _, rt := range g.cfg.Routes {
 		h := g.proxy.Handler(proxy.Route{
 			Name: rt.Name, PathPrefix: rt.PathPrefix, Upstream: mustParseURL(rt.Upstream),
-			StripPrefix: rt.StripPrefix, Timeout: rt.Timeout.D(),
+			StripPrefix: rt.StripPrefix, Timeout: rt.Timeout.D(), WebSocket: rt.WebSocket, Cookies: rt.Cookies,
 		})
 		pol := rt.Policy()
+		limits := g.edge.Route(edge.Route{
+			Name: rt.Name, Stricter: stricterPrefixes(g.cfg.Routes, rt.PathPrefix), MaxInFlight: rt.MaxInFlight,
+			MaxBodyBytes: int64(rt.MaxBodyBytes), BodyTimeout: routeBodyTimeout(g.cfg.Limits, rt),
+		})
 		r.Group(func(r chi.Router) {
-			r.Use(g.routeName(rt.Name), g.httpm.Middleware(rt.Name), auth.Middleware(g.validator, pol, g.log), g.exchange(rt))
+			r.Use(g.routeName(rt.Name), g.httpm.Middleware(rt.Name), limits, auth.Middleware(g.validator, pol, g.log), g.exchange(rt))
 			r.Handle(rt.PathPrefix, h)
 			if rt.PathPrefix == "/" {
 				r.Handle("/*", h)
@@ -49,6 +61,27 @@ func (g *Gateway) Handler() http.Handler {
 	r.NotFound(unmatched(http.HandlerFunc(proxy.NotFound)).ServeHTTP)
 	r.MethodNotAllowed(unmatched(http.HandlerFunc(proxy.NotFound)).ServeHTTP)
 	return r
+}
+
+// stricterPrefixes are the prefixes of the routes nested under prefix: the
+// router sends their paths there, not to prefix's route.
+func stricterPrefixes(routes []config.Route, prefix string) []string {
+	var out []string
+	for _, o := range routes {
+		if o.PathPrefix != prefix && urlpath.HasPrefix(o.PathPrefix, prefix) {
+			out = append(out, o.PathPrefix)
+		}
+	}
+	return out
+}
+
+// routeBodyTimeout is the route's own body timeout, or 0 when it is the
+// edge's (limits.body_timeout), which is set already.
+func routeBodyTimeout(l config.Limits, rt config.Route) time.Duration {
+	if rt.BodyTimeout == l.BodyTimeout {
+		return 0
+	}
+	return rt.BodyTimeout.D()
 }
 
 // AdminHandler serves /metrics, /healthz (the process is alive) and /readyz

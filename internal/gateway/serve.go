@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/edge"
 )
 
 // Addrs are the listeners' actual addresses (useful with port 0).
@@ -36,17 +38,32 @@ func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
 		apiLn.Close()
 		return fmt.Errorf("gateway: admin_listen: %w", err)
 	}
+	lim := g.cfg.Limits
+	// No ReadTimeout or WriteTimeout: they would cut server-sent event
+	// streams and WebSockets. Bodies have their own deadline (the edge's).
 	api := &http.Server{
 		Handler:           g.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
+		IdleTimeout:       lim.IdleTimeout.D(),
+		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
 		ErrorLog:          slogLogger(g.log),
 	}
+	// The connections beyond limits.max_connections get one 503 each, on a
+	// server of their own that keeps nothing open for long.
+	excess := &http.Server{
+		Handler:           edge.ExcessHandler(),
+		ReadHeaderTimeout: 2 * time.Second,
+		WriteTimeout:      2 * time.Second,
+		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+		ErrorLog:          slogLogger(g.log),
+	}
+	excess.SetKeepAlivesEnabled(false)
 	admin := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slogLogger(g.log)}
 	addrs := Addrs{API: apiLn.Addr().String(), Admin: adminLn.Addr().String()}
+	apiConns, excessConns := g.edge.Listen(apiLn)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	serve := func(s *http.Server, ln net.Listener) error { return s.Serve(ln) }
 	if t := g.cfg.TLS; t != nil {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
@@ -55,17 +72,23 @@ func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
 			return fmt.Errorf("gateway: tls: %w", err)
 		}
 		api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		excess.TLSConfig = api.TLSConfig.Clone()
 		addrs.TLS = true
-		go func() { errc <- api.ServeTLS(apiLn, "", "") }()
-	} else {
-		go func() { errc <- api.Serve(apiLn) }()
+		serve = func(s *http.Server, ln net.Listener) error { return s.ServeTLS(ln, "", "") }
 	}
+	go func() { errc <- serve(api, apiConns) }()
+	go func() {
+		if err := serve(excess, excessConns); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
 	go func() { errc <- admin.Serve(adminLn) }()
 	g.log.Info("gateway listening", "api", addrs.API, "admin", addrs.Admin, "routes", len(g.cfg.Routes))
 	if ready != nil {
 		ready(addrs)
 	}
 
+	defer excess.Close()
 	select {
 	case err := <-errc:
 		api.Close()

@@ -125,3 +125,69 @@ func method(m string) string {
 	}
 	return "OTHER"
 }
+
+// Refusals count the requests the gateway turns away itself, before any
+// upstream sees them: refused (4xx) because they have no single meaning or
+// are not allowed, and shed (503) because a limit was reached. A nil
+// *Refusals records nothing.
+type Refusals struct {
+	refused *prometheus.CounterVec
+	shed    *prometheus.CounterVec
+}
+
+// Reasons of refusal besides the path's (package urlpath's Reason values),
+// label values of obo_gateway_http_refused_total.
+const (
+	ReasonMethod       = "method"         // TRACE, CONNECT or another method not accepted
+	ReasonLookalike    = "path_lookalike" // a looser route's path that a lenient server reads as a stricter route's
+	ReasonBodyTooLarge = "body_too_large" // over the route's max_body_bytes
+	ReasonBodyTimeout  = "body_timeout"   // the body did not arrive within the body timeout
+	ReasonBodyBroken   = "body_broken"    // the client broke off while sending its body
+	ReasonUpgrade      = "upgrade"        // a WebSocket upgrade on a route that does not allow it
+)
+
+// The limits whose overflow is shed, the label values of
+// obo_gateway_http_shed_total.
+const (
+	LimitConnections   = "connections"     // limits.max_connections
+	LimitInFlight      = "in_flight"       // limits.max_in_flight
+	LimitRouteInFlight = "route_in_flight" // routes[].max_in_flight
+	LimitExchanges     = "exchanges"       // limits.max_concurrent_exchanges and its queue
+)
+
+// NewRefusals registers the refusal metrics on reg, with a series at zero
+// for each reason and limit given, so that alerts see them before the first.
+func NewRefusals(reg prometheus.Registerer, reasons []string) *Refusals {
+	f := promauto.With(reg)
+	m := &Refusals{
+		refused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "obo_gateway_http_refused_total",
+			Help: "Requests refused by the gateway's edge before routing or forwarding (a path with no single meaning, a method or upgrade not allowed, a body too large or too slow), by reason.",
+		}, []string{"reason"}),
+		shed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "obo_gateway_http_shed_total",
+			Help: "Requests answered 503 because a limit was reached, by limit: connections, in_flight, route_in_flight, exchanges.",
+		}, []string{"limit"}),
+	}
+	for _, r := range reasons {
+		m.refused.WithLabelValues(r)
+	}
+	for _, l := range []string{LimitConnections, LimitInFlight, LimitRouteInFlight, LimitExchanges} {
+		m.shed.WithLabelValues(l)
+	}
+	return m
+}
+
+// Refused counts a request refused for reason, a bounded label value.
+func (m *Refusals) Refused(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
+	}
+}
+
+// Shed counts a request answered 503 because limit was reached.
+func (m *Refusals) Shed(limit string) {
+	if m != nil {
+		m.shed.WithLabelValues(limit).Inc()
+	}
+}

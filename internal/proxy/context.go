@@ -28,6 +28,7 @@ type Forward struct {
 	upstreamToken redacted
 	secret        redacted
 	claimsRetry   ClaimsRetry
+	body          *clientBody // the request body the proxy forwards, when it has one
 	// Outcome is what happened upstream; the proxy fills it in while it
 	// serves the request. Read it after the handler returns.
 	Outcome Outcome
@@ -80,6 +81,20 @@ func (f *Forward) secretValue() string {
 func (f *Forward) carriesSecret(token string) bool {
 	s := f.secretValue()
 	return s != "" && strings.Contains(token, s)
+}
+
+func (f *Forward) setBody(b *clientBody) {
+	if f != nil {
+		f.body = b
+	}
+}
+
+// bodyFailure is the error reading the client's body failed with, or nil.
+func (f *Forward) bodyFailure() error {
+	if f == nil || f.body == nil {
+		return nil
+	}
+	return f.body.failure()
 }
 
 func (f *Forward) retry() ClaimsRetry {

@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 )
 
@@ -72,6 +75,12 @@ func isConnectError(err error) bool {
 func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		ctx := r.Context()
+		if berr := FromContext(ctx).bodyFailure(); berr != nil {
+			// Answered even when the server canceled the request for the
+			// failed read: a slow client is still there to read a 408.
+			p.clientBodyFailed(w, r, rt, berr)
+			return
+		}
 		kind, status := classify(ctx, err)
 		if o := outcomeFrom(ctx); o != nil {
 			o.UpstreamStatus = status
@@ -104,4 +113,38 @@ func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, 
 			}
 		}
 	}
+}
+
+// clientBodyFailed answers a request whose body could not be read from the
+// client: 413 past its size bound, 408 past its read deadline, 400 when it
+// broke off. The connection is closed after the answer: the rest of the
+// body, if any, is not worth waiting for.
+func (p *Proxy) clientBodyFailed(w http.ResponseWriter, r *http.Request, rt Route, err error) {
+	var (
+		tooLarge *http.MaxBytesError
+		status   int
+		code     string
+		reason   string
+		desc     string
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		status, code, reason = http.StatusRequestEntityTooLarge, "payload_too_large", metrics.ReasonBodyTooLarge
+		desc = "the request body is larger than this API accepts (" + strconv.FormatInt(tooLarge.Limit, 10) + " bytes)"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		status, code, reason = http.StatusRequestTimeout, "request_timeout", metrics.ReasonBodyTimeout
+		desc = "the request body did not arrive in time"
+	default:
+		status, code, reason = http.StatusBadRequest, "invalid_request", metrics.ReasonBodyBroken
+		desc = "the request body could not be read"
+	}
+	if o := outcomeFrom(r.Context()); o != nil {
+		o.Err = reason
+	}
+	p.refusals.Refused(reason)
+	p.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy: request body failed",
+		slog.String("route", rt.Name), slog.String("reason", reason), slog.String("error", err.Error()),
+		slog.String("request_id", reqid.FromContext(r.Context())))
+	w.Header().Set("Connection", "close")
+	apierror.Write(w, r, status, code, desc)
 }

@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -100,6 +98,9 @@ type setup struct {
 	token   string       // the upstream token; "" means downstreamToken
 	noToken bool         // do not call SetUpstreamToken
 	tweak   func(*Proxy) // runs before Handler
+	// wrap, when set, wraps the proxy's handler, as the edge's middleware
+	// does in the gateway (body bounds, deadlines).
+	wrap func(http.Handler) http.Handler
 }
 
 func newGateway(t *testing.T, rt Route, s setup) *gateway {
@@ -123,6 +124,9 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 		s.tweak(p)
 	}
 	h := p.Handler(rt)
+	if s.wrap != nil {
+		h = s.wrap(h)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := &Forward{}
 		f.SetSecret(userToken)
@@ -188,25 +192,7 @@ func (g *gateway) get(t *testing.T, path string) (*http.Response, string) {
 // raw writes a raw HTTP/1.1 request to the gateway and reads the response.
 func (g *gateway) raw(t *testing.T, request string) (*http.Response, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", g.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(conn, request); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(body)
+	return testkit.RawHTTP(t, g.Addr, request)
 }
 
 // receive returns the next request an upstream recorded.

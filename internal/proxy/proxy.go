@@ -16,6 +16,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -24,10 +25,15 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
 // Route is one upstream API behind a path prefix.
@@ -51,6 +57,16 @@ type Route struct {
 	// means no bound. It does not cut a response body that is still being
 	// streamed once the headers have arrived.
 	Timeout time.Duration
+	// WebSocket lets requests upgrade to WebSocket ("Upgrade: websocket").
+	// Otherwise such a request is answered 400. Other upgrades (h2c, TLS)
+	// are never forwarded: their Upgrade header is dropped and the request
+	// is served as plain HTTP/1.1, as RFC 9110 lets a server ignore it.
+	WebSocket bool
+	// Cookies forwards the client's Cookie header and passes back the
+	// upstream's Set-Cookie and Clear-Site-Data. Otherwise both are
+	// dropped: the gateway is one origin shared by every upstream, and it
+	// authenticates with bearer tokens, not cookies.
+	Cookies bool
 }
 
 // validate reports a route the proxy cannot serve.
@@ -86,6 +102,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records upstream latencies and failures. Nil records nothing.
 	Metrics *Metrics
+	// Refusals counts the requests the proxy refuses itself (a body too
+	// large or too slow, an upgrade not allowed). Nil counts nothing.
+	Refusals *metrics.Refusals
 }
 
 // Proxy makes the per-route handlers. It is safe for concurrent use.
@@ -95,6 +114,7 @@ type Proxy struct {
 	log       *slog.Logger
 	errorLog  *log.Logger // for ReverseProxy's own messages (body copy errors)
 	metrics   *Metrics
+	refusals  *metrics.Refusals
 	buffers   httputil.BufferPool
 	afterFunc afterFunc // time.AfterFunc, replaced in tests
 }
@@ -105,6 +125,7 @@ func New(cfg Config) *Proxy {
 		transport: cfg.Transport,
 		log:       cfg.Logger,
 		metrics:   cfg.Metrics,
+		refusals:  cfg.Refusals,
 		buffers:   newBufferPool(),
 		afterFunc: timeAfterFunc,
 	}
@@ -127,11 +148,26 @@ func New(cfg Config) *Proxy {
 // with a host, StripPrefix without a /-prefix): configuration is validated
 // before, so that is a programmer error.
 //
-// Before anything is sent upstream, the handler answers 400 to a path with
-// "." or ".." segments (they would let a request escape the upstream's base
-// path) or one that contains the user's token, 404 to a path that does not
-// start with the prefix to strip, and 500 if the upstream token contains the
-// user's token (a bug in the exchange before the proxy).
+// Before anything is sent upstream, the handler answers 400 to a path not in
+// canonical form (package urlpath: the edge brings every path to it before
+// routing, so the upstream reads the path the router matched; a "." or ".."
+// segment would also let a request escape the upstream's base path), to a
+// path that contains the user's token and to a WebSocket upgrade the route
+// does not allow, 404 to a path that does not start with the prefix to
+// strip, and 500 if the upstream token contains the user's token (a bug in
+// the exchange before the proxy). A request body that fails while it is
+// forwarded is answered for what it is, the client's failure: 413 when it
+// passed http.MaxBytesReader's bound, 408 when its read deadline passed,
+// 400 otherwise.
+//
+// Headers: the upstream gets no Cookie (unless [Route.Cookies]), none of
+// the headers some frameworks take as the real path or method
+// (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, …), no Upgrade but
+// a WebSocket one the route allows, and the request ID as X-Request-Id set
+// after the hop-by-hop headers are removed (a client cannot remove it by
+// naming it in Connection). The client gets no Set-Cookie or
+// Clear-Site-Data (unless [Route.Cookies]) and no Alt-Svc: the gateway's
+// origin is shared by every upstream.
 //
 // The handler takes the upstream token, the user's token and the Outcome
 // from the request's [Forward] ([NewContext]). The gateway owns CORS (browsers' preflights never reach an
@@ -146,7 +182,7 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 	prefix := strings.TrimSuffix(rt.PathPrefix, "/")
 	p.metrics.addRoute(rt.Name)
 	rp := &httputil.ReverseProxy{
-		Rewrite: p.rewrite(rt.Upstream),
+		Rewrite: p.rewrite(rt),
 		Transport: &claimsTransport{
 			next: &routeTransport{
 				next:      p.transport,
@@ -157,14 +193,21 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			},
 			route: rt.Name, log: p.log, metrics: p.metrics,
 		},
-		ModifyResponse: modifyResponse,
+		ModifyResponse: modifyResponse(rt),
 		ErrorHandler:   p.errorHandler(rt),
 		BufferPool:     p.buffers,
 		ErrorLog:       p.errorLog,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hasDotSegment(r.URL.Path) {
-			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not contain . or .. segments")
+		if !urlpath.IsCanonical(r.URL.EscapedPath()) {
+			// The edge canonicalises every path before routing; this is the
+			// proxy's own guarantee, for a handler used without it.
+			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path is not in canonical form (no . or .. segments, encoded slashes, backslashes or semicolons)")
+			return
+		}
+		if up := upgradeType(r.Header); up != "" && strings.EqualFold(up, "websocket") && !rt.WebSocket {
+			p.refusals.Refused(metrics.ReasonUpgrade)
+			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "this API does not accept WebSocket upgrades through the gateway")
 			return
 		}
 		f := FromContext(r.Context())
@@ -192,6 +235,16 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			r2.URL = u
 			r = r2
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// Remember the client's body errors, for errorHandler to tell
+			// them from the upstream's.
+			cb := &clientBody{ReadCloser: r.Body}
+			f.setBody(cb)
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Body = cb
+			r = r2
+		}
 		rp.ServeHTTP(w, r)
 	})
 }
@@ -202,23 +255,75 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 	apierror.Write(w, r, http.StatusNotFound, "not_found", "no route matches this path")
 }
 
-// rewrite returns the ReverseProxy.Rewrite for an upstream. By the time it
-// runs, ReverseProxy has dropped hop-by-hop headers, Forwarded and
-// X-Forwarded-For/-Host/-Proto, and unparsable query parameters.
-func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
+// rewrite returns the ReverseProxy.Rewrite for a route. By the time it
+// runs, ReverseProxy has dropped hop-by-hop headers (and those the client
+// named in Connection), Forwarded and X-Forwarded-For/-Host/-Proto, and
+// unparsable query parameters, and has put back Connection and Upgrade for
+// an upgrade.
+func (p *Proxy) rewrite(rt Route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		f := FromContext(pr.In.Context())
 		secret := f.secretValue()
 		out := pr.Out
 		out.URL.RawQuery = scrubQuery(out.URL.RawQuery, secret)
-		pr.SetURL(upstream)
+		pr.SetURL(rt.Upstream)
 		p.setForwarded(pr)
+		h := out.Header
+		if up := upgradeType(h); up != "" && !(rt.WebSocket && strings.EqualFold(up, "websocket")) {
+			// h2c and the like: ignored, so the upstream answers HTTP/1.1
+			// (and a 101 from it fails, as no upgrade was asked).
+			delete(h, "Upgrade")
+			delete(h, "Connection")
+			delete(h, "Http2-Settings")
+		}
+		for name := range h {
+			if isOverrideHeader(name) || (!rt.Cookies && (headerNameIs(name, "cookie") || headerNameIs(name, "cookie2"))) {
+				delete(h, name)
+			}
+		}
+		if id := reqid.FromContext(pr.In.Context()); id != "" {
+			if v := h[reqid.Header]; len(v) != 1 || v[0] != id { // usually copied from the request already
+				h[reqid.Header] = []string{id}
+			}
+		}
 		// Last, so nothing copied above can bring the token back.
-		scrubHeaders(out.Header, secret)
+		scrubHeaders(h, secret)
 		if tok := f.token(); tok != "" {
-			out.Header["Authorization"] = []string{"Bearer " + tok}
+			h["Authorization"] = []string{"Bearer " + tok}
 		}
 	}
+}
+
+// upgradeType is the protocol a request asks to upgrade to, as
+// ReverseProxy reads it: Upgrade, when Connection lists "upgrade".
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// isOverrideHeader reports the request headers some frameworks take as the
+// real path or method of a request (IIS URL Rewrite, Symfony, Zend, Spring's
+// ForwardedHeaderFilter, ASP.NET's and Express's method override), so a
+// client could reach, upstream, a path or method the gateway's route did not
+// decide on. Compared ignoring case, '_' as '-'.
+func isOverrideHeader(name string) bool {
+	if len(name) < len("x-http-method") || (name[0] != 'X' && name[0] != 'x') {
+		return false // every one starts with X-: most headers end here
+	}
+	for _, o := range overrideHeaders {
+		if headerNameIs(name, o) {
+			return true
+		}
+	}
+	return false
+}
+
+var overrideHeaders = []string{
+	"x-original-url", "x-rewrite-url", "x-original-uri", "x-original-path",
+	"x-forwarded-path", "x-forwarded-uri", "x-forwarded-url", "x-forwarded-prefix",
+	"x-envoy-original-path", "x-http-method-override", "x-http-method", "x-method-override",
 }
 
 // setForwarded sets X-Forwarded-For, -Host and -Proto. Behind a trusted
@@ -410,25 +515,53 @@ func stripPrefix(u *url.URL, prefix string) (*url.URL, bool) {
 	return &out, true
 }
 
-// hasDotSegment reports a "." or ".." segment in a decoded path.
-func hasDotSegment(path string) bool {
-	for seg := range strings.SplitSeq(path, "/") {
-		if seg == "." || seg == ".." {
-			return true
+// modifyResponse records the upstream status and drops the upstream's
+// headers that act on the gateway's whole origin: CORS (the gateway owns
+// it), Alt-Svc, and, unless the route forwards cookies, Set-Cookie and
+// Clear-Site-Data.
+func modifyResponse(rt Route) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		if o := outcomeFrom(resp.Request.Context()); o != nil {
+			o.UpstreamStatus = resp.StatusCode
 		}
+		for name := range resp.Header {
+			switch {
+			case strings.HasPrefix(name, "Access-Control-"), headerNameIs(name, "alt-svc"):
+				delete(resp.Header, name)
+			case !rt.Cookies && (headerNameIs(name, "set-cookie") || headerNameIs(name, "set-cookie2") || headerNameIs(name, "clear-site-data")):
+				delete(resp.Header, name)
+			}
+		}
+		return nil
 	}
-	return false
 }
 
-// modifyResponse records the upstream status and drops upstream CORS headers.
-func modifyResponse(resp *http.Response) error {
-	if o := outcomeFrom(resp.Request.Context()); o != nil {
-		o.UpstreamStatus = resp.StatusCode
-	}
-	for name := range resp.Header {
-		if strings.HasPrefix(name, "Access-Control-") {
-			delete(resp.Header, name)
+// clientBody is a request body that remembers why it failed: a body that
+// broke off, passed its size bound or its read deadline. The error the
+// transport returns may not say (when the server cancels the request's
+// context for the failed read, the transport reports the cancellation), so
+// the error handler asks the body.
+type clientBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
 		}
+		b.mu.Unlock()
 	}
-	return nil
+	return n, err
+}
+
+// failure is the error reading the body failed with, or nil.
+func (b *clientBody) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }

@@ -53,7 +53,7 @@ func TestHopByHopHeaders(t *testing.T) {
 		"Te":           "trailers", // ReverseProxy keeps only this one
 		"Traceparent":  traceparent,
 		"Tracestate":   "vendor=opaque",
-		"X-Request-Id": "client-id-1",
+		"X-Request-Id": requestID, // the request's ID (its context's), whatever the client sent
 	}
 	for name, w := range want {
 		if v := got.Values(name); len(v) != 1 || v[0] != w {
@@ -68,8 +68,8 @@ func TestHopByHopHeaders(t *testing.T) {
 	}
 }
 
-// A protocol upgrade (WebSocket) is relayed as ReverseProxy defines it, with
-// the route timeout's body wrapper in the path.
+// A protocol upgrade (WebSocket) on a route that allows it is relayed as
+// ReverseProxy defines it, with the route timeout's body wrapper in the path.
 func TestUpgrade(t *testing.T) {
 	up, seen := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
@@ -92,6 +92,7 @@ func TestUpgrade(t *testing.T) {
 	})
 	rt := ordersRoute(mustURL(t, up.URL))
 	rt.Timeout = time.Minute
+	rt.WebSocket = true
 	g := newGateway(t, rt, setup{})
 
 	conn, err := net.Dial("tcp", g.Addr)

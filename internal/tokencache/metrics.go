@@ -58,6 +58,22 @@ func (m *Metrics) observe(c *lru.LRU[Entry]) {
 	}, func() float64 { return float64(c.Bytes()) })
 }
 
+// observeExchanges exports the exchanges in progress and waiting.
+func (m *Metrics) observeExchanges(s *semaphore) {
+	if m == nil {
+		return
+	}
+	f := promauto.With(m.reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "obo_gateway_obo_exchanges_in_progress",
+		Help: "On-Behalf-Of exchanges with Entra ID in progress, bounded by limits.max_concurrent_exchanges.",
+	}, func() float64 { return float64(s.inProgress()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "obo_gateway_obo_exchanges_queued",
+		Help: "On-Behalf-Of exchanges waiting for a place, bounded by limits.max_queued_exchanges.",
+	}, func() float64 { return float64(s.queued()) })
+}
+
 func (m *Metrics) lookup(level, result string) {
 	if m == nil {
 		return

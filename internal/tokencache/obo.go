@@ -39,9 +39,25 @@ type OBOConfig struct {
 	// ExchangeTimeout bounds a shared exchange, which runs on after the
 	// request that started it gives up; default 30s (Next has its own bound too).
 	ExchangeTimeout time.Duration
-	Metrics         *Metrics
-	Now             func() time.Time
+	// MaxConcurrent bounds the exchanges with Entra in progress at once
+	// (after L1 and L2 missed; requests sharing an exchange count once), so
+	// that a burst of new users cannot push Entra into throttling the whole
+	// gateway. Zero means no bound. Hits never wait for it.
+	MaxConcurrent int
+	// MaxQueued bounds the exchanges waiting for one of the MaxConcurrent
+	// places; one more fails at once with ErrBusy. Default 16 × MaxConcurrent.
+	MaxQueued int
+	// QueueTimeout bounds the wait for a place; then the exchange fails
+	// with ErrBusy. Default 2s.
+	QueueTimeout time.Duration
+	Metrics      *Metrics
+	Now          func() time.Time
 }
+
+// ErrBusy is the error of an exchange that found MaxConcurrent exchanges in
+// progress and could not wait for one to end: the caller should answer 503
+// with Retry-After, not blame Entra or the user's token.
+var ErrBusy = errors.New("tokencache: too many On-Behalf-Of exchanges in progress")
 
 // OBO is a cache in front of an Exchanger: a hit costs a hash and a map
 // lookup; concurrent misses for the same key share one exchange, whose
@@ -51,6 +67,7 @@ type OBO struct {
 	cfg   OBOConfig
 	l1    *lru.LRU[Entry]
 	group singleflight.Group
+	slots *semaphore // nil without MaxConcurrent
 }
 
 // NewOBO returns an empty cache.
@@ -70,7 +87,21 @@ func NewOBO(cfg OBOConfig) (*OBO, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxConcurrent < 0 || cfg.MaxQueued < 0 || cfg.QueueTimeout < 0 {
+		return nil, errors.New("tokencache: negative MaxConcurrent, MaxQueued or QueueTimeout")
+	}
 	c := &OBO{cfg: cfg}
+	if cfg.MaxConcurrent > 0 {
+		if cfg.MaxQueued == 0 {
+			cfg.MaxQueued = 16 * cfg.MaxConcurrent
+		}
+		if cfg.QueueTimeout == 0 {
+			cfg.QueueTimeout = 2 * time.Second
+		}
+		c.cfg = cfg
+		c.slots = newSemaphore(cfg.MaxConcurrent, cfg.MaxQueued, cfg.QueueTimeout)
+		cfg.Metrics.observeExchanges(c.slots)
+	}
 	c.l1 = lru.New[Entry](lru.Config{Budget: cfg.Budget, Now: cfg.Now, OnEvict: func(reason string) {
 		cfg.Metrics.evicted(reason)
 	}})
@@ -165,6 +196,12 @@ func (c *OBO) fill(ctx context.Context, k Key, req obo.Request) (obo.Token, erro
 		default:
 			c.cfg.Metrics.lookup("l2", "miss")
 		}
+	}
+	if c.slots != nil {
+		if !c.slots.acquire(ctx) {
+			return obo.Token{}, ErrBusy
+		}
+		defer c.slots.release()
 	}
 	tok, err := c.cfg.Next.Exchange(ctx, req)
 	if err != nil {

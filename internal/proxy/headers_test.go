@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
+)
+
+// The headers some frameworks take as the real path or method never reach
+// the upstream, in any case or with '_' for '-'.
+func TestOverrideHeadersAreDropped(t *testing.T) {
+	up, seen := newUpstream(t, nil)
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+	var req strings.Builder
+	req.WriteString("GET /orders/1 HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n")
+	for _, name := range []string{"X-Original-URL", "X-Rewrite-URL", "X-ORIGINAL-URI", "x-original-path",
+		"X-Forwarded-Path", "X-Forwarded-Uri", "X-Forwarded-Url", "X-Forwarded-Prefix", "X-Envoy-Original-Path",
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X_Original_URL", "X_HTTP_Method_Override"} {
+		req.WriteString(name + ": /orders/admin\r\n")
+	}
+	req.WriteString("X-Keep: me\r\n\r\n")
+	if resp, body := g.raw(t, req.String()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d (%s), want 200", resp.StatusCode, body)
+	}
+	got := receive(t, seen)
+	if strings.Contains(got.Dump, "/orders/admin") {
+		t.Errorf("an override header reached the upstream:\n%s", got.Dump)
+	}
+	if got.Header.Get("X-Keep") != "me" {
+		t.Errorf("X-Keep = %q, want other headers kept", got.Header.Get("X-Keep"))
+	}
+}
+
+// A client cannot remove the request ID from the upstream request by
+// naming X-Request-Id in Connection: it is set after hop-by-hop removal.
+func TestRequestIDSurvivesConnection(t *testing.T) {
+	up, seen := newUpstream(t, nil)
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+	g.raw(t, "GET /orders/1 HTTP/1.1\r\nHost: gw.example\r\nConnection: close, X-Request-Id\r\nX-Request-Id: forged\r\n\r\n")
+	if v := receive(t, seen).Header.Values("X-Request-Id"); len(v) != 1 || v[0] != requestID {
+		t.Errorf("upstream X-Request-Id = %q, want [%q]", v, requestID)
+	}
+}
+
+func TestCookies(t *testing.T) {
+	upstream := func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Set-Cookie", "session=upstream; Path=/")
+		h.Add("Set-Cookie2", "old=1")
+		h.Set("Clear-Site-Data", `"cookies"`)
+		h.Set("Alt-Svc", `h3=":443"`)
+		h.Set("X-Other", "kept")
+		_, _ = io.WriteString(w, "ok")
+	}
+	for _, tc := range []struct {
+		name    string
+		cookies bool
+	}{{"bearer-only route (the default)", false}, {"route that forwards cookies", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			up, seen := newUpstream(t, upstream)
+			rt := ordersRoute(mustURL(t, up.URL))
+			rt.Cookies = tc.cookies
+			g := newGateway(t, rt, setup{})
+			resp, _ := g.raw(t, "GET /orders/1 HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n"+
+				"Cookie: gateway-origin=secret\r\nCookie2: $Version=1\r\n\r\n")
+			got := receive(t, seen).Header
+			if has := got.Get("Cookie") != ""; has != tc.cookies {
+				t.Errorf("upstream Cookie = %q, want forwarded: %v", got.Get("Cookie"), tc.cookies)
+			}
+			if got.Get("Cookie2") != "" && !tc.cookies {
+				t.Errorf("upstream Cookie2 = %q, want dropped", got.Get("Cookie2"))
+			}
+			for _, name := range []string{"Set-Cookie", "Set-Cookie2", "Clear-Site-Data"} {
+				if has := resp.Header.Get(name) != ""; has != tc.cookies {
+					t.Errorf("response %s = %q, want passed back: %v", name, resp.Header.Get(name), tc.cookies)
+				}
+			}
+			if v := resp.Header.Get("Alt-Svc"); v != "" {
+				t.Errorf("response Alt-Svc = %q: an upstream must not advertise services for the gateway's origin", v)
+			}
+			if resp.Header.Get("X-Other") != "kept" {
+				t.Error("other response headers must pass")
+			}
+		})
+	}
+}
+
+func TestUpgradePolicy(t *testing.T) {
+	t.Run("websocket on a route that does not allow it", func(t *testing.T) {
+		up, seen := newUpstream(t, nil)
+		reg := prometheus.NewRegistry()
+		refusals := metrics.NewRefusals(reg, nil)
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{cfg: Config{Refusals: refusals}})
+		resp, body := g.raw(t, "GET /orders/ws HTTP/1.1\r\nHost: gw.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		if resp.StatusCode != http.StatusBadRequest || errorBody(t, resp, body)["error"] != "invalid_request" {
+			t.Errorf("status = %d (%s), want 400 invalid_request", resp.StatusCode, body)
+		}
+		assertNothingReceived(t, seen)
+		if n := testutil.ToFloat64(refusalsCounter(t, reg, "upgrade")); n != 1 {
+			t.Errorf("refused{reason=upgrade} = %v, want 1", n)
+		}
+	})
+	t.Run("h2c is never forwarded", func(t *testing.T) {
+		for _, websocket := range []bool{false, true} {
+			up, seen := newUpstream(t, nil)
+			rt := ordersRoute(mustURL(t, up.URL))
+			rt.WebSocket = websocket
+			g := newGateway(t, rt, setup{})
+			resp, body := g.raw(t, "GET /orders/1 HTTP/1.1\r\nHost: gw.example\r\nConnection: Upgrade, HTTP2-Settings\r\n"+
+				"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("websocket=%v: status = %d (%s), want 200: served as HTTP/1.1", websocket, resp.StatusCode, body)
+			}
+			got := receive(t, seen)
+			for _, name := range []string{"Upgrade", "Connection", "Http2-Settings"} {
+				if v, ok := got.Header[name]; ok {
+					t.Errorf("websocket=%v: upstream %s = %q, want the upgrade dropped", websocket, name, v)
+				}
+			}
+		}
+	})
+	t.Run("an upstream that switches protocols unasked", func(t *testing.T) {
+		up, _ := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+			_ = brw.Flush()
+		})
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+		resp, _ := g.raw(t, "GET /orders/1 HTTP/1.1\r\nHost: gw.example\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("status = %d, want 502: no upgrade was asked of the upstream", resp.StatusCode)
+		}
+	})
+}
+
+func refusalsCounter(t *testing.T, reg *prometheus.Registry, reason string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "obo_gateway_http_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
+				}
+			}
+		}
+	}
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return 0 })
+}
+
+// A body that passes its bound while it is forwarded is answered 413, one
+// that does not arrive within its deadline 408, and either connection is
+// closed.
+func TestClientBodyFailures(t *testing.T) {
+	t.Run("too large", func(t *testing.T) {
+		up, _ := newUpstream(t, nil)
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Body = http.MaxBytesReader(w, r.Body, 16)
+				h.ServeHTTP(w, r)
+			})
+		}})
+		body := strings.Repeat("x", 64)
+		resp, got := g.raw(t, "POST /orders/1 HTTP/1.1\r\nHost: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			"40\r\n"+body+"\r\n0\r\n\r\n")
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || errorBody(t, resp, got)["error"] != "payload_too_large" {
+			t.Errorf("status = %d (%s), want 413 payload_too_large", resp.StatusCode, got)
+		}
+		if !resp.Close {
+			t.Error("want Connection: close")
+		}
+		if o := g.outcome(t); o.Err != "body_too_large" {
+			t.Errorf("outcome = %+v, want Err body_too_large", o)
+		}
+	})
+	t.Run("too slow", func(t *testing.T) {
+		up, _ := newUpstream(t, nil)
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				h.ServeHTTP(w, r)
+			})
+		}})
+		conn, err := net.Dial("tcp", g.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		// 100 bytes announced, 10 sent, then nothing.
+		if _, err := io.WriteString(conn, "POST /orders/1 HTTP/1.1\r\nHost: gw.example\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("status = %d, want 408", resp.StatusCode)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if _, err := br.ReadByte(); err == nil {
+			t.Error("the connection stayed open after the 408")
+		}
+	})
+}
