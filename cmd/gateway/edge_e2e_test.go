@@ -69,11 +69,15 @@ func TestSlowRequestBodies(t *testing.T) {
 
 	for _, tc := range []struct {
 		name       string
+		line       string // the request line
 		token      string
 		wantStatus int
 	}{
-		{"authenticated: the body is being forwarded", tok, http.StatusRequestTimeout},
-		{"no token: the gateway answers 401 and drains the body", "", http.StatusUnauthorized},
+		{"authenticated: the body is being forwarded", "POST /orders/items", tok, http.StatusRequestTimeout},
+		{"no token: the gateway answers 401 and drains the body", "POST /orders/items", "", http.StatusUnauthorized},
+		{"no route: 404", "POST /nowhere", "", http.StatusNotFound},
+		{"a method refused before routing: 405", "TRACE /orders/items", "", http.StatusMethodNotAllowed},
+		{"a path refused before routing: 400", "POST /orders/a%2Fb", tok, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := e.dialRaw(t)
@@ -83,7 +87,7 @@ func TestSlowRequestBodies(t *testing.T) {
 			}
 			start := time.Now()
 			// 1,000 bytes announced, 10 sent, then nothing.
-			_, err := io.WriteString(conn, "POST /orders/items HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"+
+			_, err := io.WriteString(conn, tc.line+" HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"+
 				auth+"Content-Length: 1000\r\n\r\n{\"a\":12345")
 			if err != nil {
 				t.Fatal(err)
@@ -248,6 +252,20 @@ func TestConnectionLimit(t *testing.T) {
 		t.Errorf("connections_open = %v, want 3", v)
 	}
 
+	// An excess connection that announces a body and sends none is closed
+	// all the same, so that such connections cannot pile up.
+	stuck := e.dialRaw(t)
+	if _, err := io.WriteString(stuck, "POST /orders/items HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := io.Copy(io.Discard, stuck); err != nil {
+		t.Errorf("reading the stuck excess connection: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("an excess connection with a body never sent stayed open %v", d)
+	}
+
 	extra := e.dialRaw(t)
 	br := bufio.NewReader(extra)
 	if _, err := io.WriteString(extra, get); err != nil {
@@ -270,8 +288,8 @@ func TestConnectionLimit(t *testing.T) {
 	if resp, err := http.ReadResponse(readers[0], nil); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("a connection within the limit after the excess: %v, %v", resp, err)
 	}
-	if v := e.metric(t, `obo_gateway_http_shed_total{limit="connections"}`); v != 1 {
-		t.Errorf("shed{connections} = %v, want 1", v)
+	if v := e.metric(t, `obo_gateway_http_shed_total{limit="connections"}`); v != 2 {
+		t.Errorf("shed{connections} = %v, want 2", v)
 	}
 
 	// Closing one frees its place.

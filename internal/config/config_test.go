@@ -903,6 +903,43 @@ func validationCases(f files) []validationCase {
 		{"path_prefix trailing slash", func(c *Config) { c.Routes[0].PathPrefix = "/orders/" }, "routes[0].path_prefix", "drop the trailing '/' (write /orders)"},
 		{"path_prefix root", func(c *Config) { c.Routes[0].PathPrefix = "/" }, "", ""},
 		{"path_prefix duplicate", func(c *Config) { c.Routes[2].PathPrefix = "/orders" }, "routes[2].path_prefix", "also the path_prefix of routes[0]"},
+		{"path_prefix encoded", func(c *Config) { c.Routes[0].PathPrefix = "/ord%65rs" }, "routes[0].path_prefix", "letters, digits, '/' and"},
+		{"path_prefix semicolon", func(c *Config) { c.Routes[0].PathPrefix = "/orders;v=1" }, "routes[0].path_prefix", "no '%', ';'"},
+		{"path_prefix braces", func(c *Config) { c.Routes[0].PathPrefix = "/orders/{id}" }, "routes[0].path_prefix", "braces"},
+		{"path_prefix non-ASCII", func(c *Config) { c.Routes[0].PathPrefix = "/café" }, "routes[0].path_prefix", "non-ASCII"},
+		{"path_prefix empty segment", func(c *Config) { c.Routes[0].PathPrefix = "/orders//admin" }, "routes[0].path_prefix", "empty or dot segment"},
+		{"path_prefix dot segment", func(c *Config) { c.Routes[0].PathPrefix = "/orders/./admin" }, "routes[0].path_prefix", "empty or dot segment"},
+		{"path_prefix nested", func(c *Config) { c.Routes[2].PathPrefix = "/orders/admin" }, "", ""},
+		{"path_prefixes differing in case", func(c *Config) { c.Routes[2].PathPrefix = "/Orders/admin" }, "routes[2].path_prefix", "differ only in case"},
+		{"path_prefixes differing by a format suffix", func(c *Config) { c.Routes[2].PathPrefix = "/orders.json" }, "routes[2].path_prefix", "format suffix"},
+		{"route named unmatched", func(c *Config) { c.Routes[1].Name = "unmatched" }, "routes[1].name", "no route matched"},
+		{"a stripping route reaches another's upstream paths", func(c *Config) {
+			c.Routes[2].Upstream = "https://ORDERS.internal.example.com:443" // routes[0] strips onto its root
+		}, "routes[2].upstream", `routes "inventory-app" and "orders" reach the same paths of https://orders.internal.example.com:443`},
+		{"two stripping routes onto one base path", func(c *Config) {
+			c.Routes[2].Upstream, c.Routes[2].StripPrefix = "https://orders.internal.example.com/", true
+		}, "routes[2].upstream", "reach the same paths"},
+		{"stripping routes onto separate base paths", func(c *Config) {
+			c.Routes[0].Upstream = "https://h.example.com/orders"
+			c.Routes[2].Upstream, c.Routes[2].StripPrefix = "https://h.example.com/inventory", true
+		}, "", ""},
+		{"routes forwarding paths as they are onto one upstream", func(c *Config) {
+			c.Routes[0].StripPrefix = false
+			c.Routes[2].Upstream = "https://orders.internal.example.com"
+		}, "", ""},
+		{"routes of one policy overlapping upstream", func(c *Config) {
+			c.Routes[2].Upstream = "https://orders.internal.example.com"
+			c.Routes[2].DownstreamScopes, c.Routes[2].RequiredScopes, c.Routes[2].RequiredRoles = c.Routes[0].DownstreamScopes, c.Routes[0].RequiredScopes, nil
+		}, "", ""},
+		{"route max_in_flight above the global one", func(c *Config) { c.Routes[0].MaxInFlight = 1000 }, "routes[0].max_in_flight", "out of range"},
+		{"route max_in_flight negative", func(c *Config) { c.Routes[0].MaxInFlight = -1 }, "routes[0].max_in_flight", "out of range"},
+		{"route body_timeout too long", func(c *Config) { c.Routes[0].BodyTimeout = Duration(2 * time.Hour) }, "routes[0].body_timeout", "out of range"},
+		{"route max_body_bytes too large", func(c *Config) { c.Routes[0].MaxBodyBytes = 65 * GiB }, "routes[0].max_body_bytes", "out of range"},
+		{"limits max_in_flight zero", func(c *Config) { c.Limits.MaxInFlight = 0 }, "limits.max_in_flight", "out of range"},
+		{"limits max_concurrent_exchanges too many", func(c *Config) { c.Limits.MaxConcurrentExchanges = 5000 }, "limits.max_concurrent_exchanges", "out of range: use 1 to 1024"},
+		{"limits exchange_queue_timeout too short", func(c *Config) { c.Limits.ExchangeQueueTimeout = Duration(time.Millisecond) }, "limits.exchange_queue_timeout", "out of range: use 10ms to 1m0s"},
+		{"limits max_header_bytes too small", func(c *Config) { c.Limits.MaxHeaderBytes = KiB }, "limits.max_header_bytes", "out of range: use 4KiB to 1MiB"},
+		{"limits body_timeout zero", func(c *Config) { c.Limits.BodyTimeout = 0 }, "limits.body_timeout", "out of range"},
 		{"upstream empty", func(c *Config) { c.Routes[1].Upstream = "" }, "routes[1].upstream", "required"},
 		{"upstream without scheme", func(c *Config) { c.Routes[1].Upstream = "orders.internal.example.com" }, "routes[1].upstream", "is not an absolute URL"},
 		{"upstream relative", func(c *Config) { c.Routes[1].Upstream = "/orders" }, "routes[1].upstream", "is not an absolute URL"},

@@ -281,10 +281,73 @@ func (c *Config) validateRoutes(p *problems) {
 				continue
 			}
 			if (urlpath.HasPrefixFold(a, b) && !urlpath.HasPrefix(a, b)) || (urlpath.HasPrefixFold(b, a) && !urlpath.HasPrefix(b, a)) {
-				p.add(fmt.Sprintf("routes[%d].path_prefix", j), "%q and %q (routes[%d]) differ only in case or trailing dots: a case-insensitive upstream would read one as the other; spell them alike or apart", b, a, i)
+				p.add(fmt.Sprintf("routes[%d].path_prefix", j), "%q and %q (routes[%d]) differ only in case, trailing dots or a format suffix (.json): a lenient upstream would read one as the other; spell them alike or apart", b, a, i)
 			}
 		}
 	}
+	c.checkUpstreamOverlap(p)
+}
+
+// checkUpstreamOverlap refuses two routes with different policies whose
+// requests can reach the same paths of one upstream. The router keeps
+// routes apart by their gateway paths; that keeps them apart upstream only
+// while each upstream path has one gateway path. Routes that forward the path
+// as it is onto the same base path keep that (the router's nesting decides
+// upstream too); a route that strips its prefix or has another base path
+// maps its requests elsewhere, and must then not reach into another route's
+// upstream paths: /public (strip_prefix) onto https://h/ would serve
+// /public/admin/users as https://h/admin/users, the path of an /admin route
+// that asks for more.
+func (c *Config) checkUpstreamOverlap(p *problems) {
+	type space struct {
+		origin, base, reach string // reach: the upstream path prefix every request of the route lies under
+		ok                  bool
+	}
+	spaceOf := func(r *Route) space {
+		u, err := url.Parse(r.Upstream)
+		if err != nil || upstreamProblem(r.Upstream) != "" || pathPrefixProblem(r.PathPrefix) != "" {
+			return space{}
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		base := "/" + strings.Trim(u.Path, "/")
+		reach := base
+		if !r.StripPrefix {
+			reach = strings.TrimSuffix(base, "/") + r.PathPrefix
+		}
+		return space{origin: u.Scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port, base: base, reach: reach, ok: true}
+	}
+	for i := range c.Routes {
+		for j := i + 1; j < len(c.Routes); j++ {
+			a, b := &c.Routes[i], &c.Routes[j]
+			sa, sb := spaceOf(a), spaceOf(b)
+			if !sa.ok || !sb.ok || sa.origin != sb.origin || samePolicy(a, b) {
+				continue
+			}
+			if !a.StripPrefix && !b.StripPrefix && sa.base == sb.base {
+				continue // the gateway path is the upstream path: the router decides
+			}
+			if urlpath.HasPrefixFold(sa.reach, sb.reach) || urlpath.HasPrefixFold(sb.reach, sa.reach) {
+				p.add(fmt.Sprintf("routes[%d].upstream", j), "routes %q and %q reach the same paths of %s (%s and %s) with different scopes, roles or downstream scopes: one route's requests could be served as the other's paths; give them separate upstream paths, or forward both without strip_prefix onto one base path so that the router keeps them apart", b.Name, a.Name, sa.origin, sb.reach, sa.reach)
+			}
+		}
+	}
+}
+
+// samePolicy reports routes that ask the same of a token and exchange it
+// for the same downstream scopes: reaching one's upstream paths through the
+// other grants nothing more.
+func samePolicy(a, b *Route) bool {
+	same := func(x, y []string) bool {
+		x, y = slices.Clone(x), slices.Clone(y)
+		slices.Sort(x)
+		slices.Sort(y)
+		return slices.Equal(x, y)
+	}
+	return same(a.RequiredScopes, b.RequiredScopes) && same(a.RequiredRoles, b.RequiredRoles) &&
+		same(a.DownstreamScopes, b.DownstreamScopes)
 }
 
 // unmatchedRoute labels the requests no route matched, in metrics and logs.

@@ -111,6 +111,12 @@ func New(cfg Config) *Edge {
 // deadline that bounds the request's body.
 func (e *Edge) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// First: a request refused below is answered only after net/http
+		// has drained (up to 256 KiB of) its unread body, and a body that
+		// never comes would hold the connection for ever.
+		if e.cfg.BodyTimeout > 0 && hasBody(r) {
+			setBodyDeadline(w, time.Now().Add(e.cfg.BodyTimeout))
+		}
 		if !allowedMethod(r.Method) {
 			w.Header().Set("Allow", AllowedMethods)
 			e.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", metrics.ReasonMethod,
@@ -127,9 +133,6 @@ func (e *Edge) Middleware(next http.Handler) http.Handler {
 		if canonical != raw || r.URL.EscapedPath() != canonical {
 			r = withPath(r, canonical)
 		}
-		if e.cfg.BodyTimeout > 0 && hasBody(r) {
-			setBodyDeadline(w, time.Now().Add(e.cfg.BodyTimeout))
-		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -144,16 +147,18 @@ func requestPath(r *http.Request) string {
 	}
 	if uri[0] != '/' {
 		// Absolute form, http://host/path (RFC 9112 §3.2.2): the path
-		// starts at the first '/' after the authority.
+		// starts at the first '/' after the authority, which ends at the
+		// first '/', '?' or '#' (RFC 3986 §3.2); an empty path is "/".
 		i := strings.Index(uri, "://")
 		if i < 0 {
 			return uri // "*", or an authority: not a path, refused
 		}
-		j := strings.IndexByte(uri[i+3:], '/')
-		if j < 0 {
+		rest := uri[i+3:]
+		j := strings.IndexAny(rest, "/?#")
+		if j < 0 || rest[j] != '/' {
 			return "/"
 		}
-		uri = uri[i+3+j:]
+		uri = rest[j:]
 	}
 	if i := strings.IndexAny(uri, "?#"); i >= 0 {
 		uri = uri[:i]

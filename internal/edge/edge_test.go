@@ -80,6 +80,8 @@ func TestMiddleware(t *testing.T) {
 		{name: "kept encoded", method: "GET", target: "/q/a%3Fb", wantStatus: 200, wantPath: "/q/a?b", wantEsc: "/q/a%3Fb"},
 		{name: "sub-delims literal", method: "GET", target: "/q/%21x", wantStatus: 200, wantPath: "/q/!x", wantEsc: "/q/!x"},
 		{name: "absolute form", method: "GET", target: "http://h.example/orders/%61", wantStatus: 200, wantPath: "/orders/a"},
+		{name: "absolute form, empty path and a query", method: "GET", target: "http://h.example?/orders/admin", wantStatus: 200, wantPath: "/"},
+		{name: "absolute form, no path", method: "GET", target: "http://h.example", wantStatus: 200, wantPath: "/"},
 		{name: "encoded slash", method: "GET", target: "/a%2Fb", wantStatus: 400, wantReason: "path_encoded_slash"},
 		{name: "dot segment", method: "GET", target: "/a/../b", wantStatus: 400, wantReason: "path_dot_segment"},
 		{name: "TRACE", method: "TRACE", target: "/a", wantStatus: 405, wantReason: "method"},

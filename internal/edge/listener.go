@@ -93,6 +93,16 @@ type countedConn struct {
 	closed atomic.Bool
 }
 
+// CloseWrite half-closes the connection when the underlying one can (TCP):
+// net/http does so before closing, so that a client still sending its body
+// reads the answer rather than a reset.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.n.Add(-1)

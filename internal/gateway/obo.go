@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -39,6 +40,10 @@ func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
 			return "", errors.New("gateway: no validated principal for the claims retry")
 		}
 		tok, err := g.tokens.Exchange(ctx, request(p, claims))
+		if errors.Is(err, tokencache.ErrBusy) {
+			g.refusals.Shed(metrics.LimitExchanges)
+			return "", fmt.Errorf("%w: %w", proxy.ErrRetryLater, err)
+		}
 		return tok.AccessToken, err
 	}
 	return func(next http.Handler) http.Handler {

@@ -6,14 +6,20 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
 const (
@@ -356,4 +362,64 @@ func TestClientGoneDuringExchangeIsNotAnEntraFailure(t *testing.T) {
 		t.Error("a client hang-up was logged as an exchange failure")
 	}
 	noRequest(t, seen)
+}
+
+// busyForClaims answers the first exchange and sheds the one a claims
+// challenge asks for, as tokencache does when every exchange place is taken.
+type busyForClaims struct{ claims chan string }
+
+func (b busyForClaims) Exchange(_ context.Context, req obo.Request) (obo.Token, error) {
+	if req.Claims != "" {
+		b.claims <- req.Claims
+		return obo.Token{}, tokencache.ErrBusy
+	}
+	return obo.Token{AccessToken: downstreamToken, ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// An upstream's claims challenge whose new exchange is shed is answered 503
+// with Retry-After, not passed on as a 401 that would make the user step up
+// for nothing, and counted as a shed.
+func TestClaimsRetryShedIsNot401(t *testing.T) {
+	const challenge = `{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}`
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_claims", claims="`+base64.StdEncoding.EncodeToString([]byte(challenge))+`"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(api.Close)
+	tg := newTestGateway(t, ordersRoute(api.URL))
+	tg.refusals = metrics.NewRefusals(tg.reg, nil)
+	got := make(chan string, 1)
+	tg.Gateway.tokens = busyForClaims{claims: got}
+	rec := tg.serve(t, request("/orders/items", userToken(t, nil)))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || rec.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("status %d, Retry-After %q, WWW-Authenticate %q; want 503, Retry-After, no challenge",
+			rec.Code, rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"))
+	}
+	if c := <-got; c != challenge {
+		t.Errorf("the retry asked for claims %q, want the challenge's", c)
+	}
+	if n := testutil.ToFloat64(shedCounter(t, tg.reg, "exchanges")); n != 1 {
+		t.Errorf("shed{exchanges} = %v, want 1", n)
+	}
+}
+
+func shedCounter(t *testing.T, reg *prometheus.Registry, limit string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "obo_gateway_http_shed_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == limit {
+				v := m.GetCounter().GetValue()
+				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "c"}, func() float64 { return v })
+			}
+		}
+	}
+	t.Fatalf("no shed series %s", limit)
+	return nil
 }

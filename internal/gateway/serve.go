@@ -53,6 +53,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
 	excess := &http.Server{
 		Handler:           edge.ExcessHandler(),
 		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       2 * time.Second, // bounds the drain of a body it never reads
 		WriteTimeout:      2 * time.Second,
 		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
 		ErrorLog:          slogLogger(g.log),

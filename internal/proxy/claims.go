@@ -13,8 +13,15 @@ import (
 )
 
 // ClaimsRetry gets a new upstream token satisfying a claims challenge (the
-// decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims.
+// decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims. An
+// error wrapping ErrRetryLater means the token cannot be had now for want of
+// capacity: the client is answered 503 with Retry-After rather than the
+// challenge, which would make the user step up for nothing.
 type ClaimsRetry func(ctx context.Context, claims string) (token string, err error)
+
+// ErrRetryLater is what a ClaimsRetry wraps when the gateway sheds the new
+// exchange (too many in progress).
+var ErrRetryLater = errors.New("proxy: the new token cannot be had now; retry later")
 
 // claimsTransport answers upstream claims challenges, around a route's transport.
 type claimsTransport struct {
@@ -45,6 +52,12 @@ func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.log.LogAttrs(req.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
 			slog.String("route", t.route), slog.String("request_id", reqid.FromContext(req.Context())))
 		rerr = errors.New("the new upstream token contains the user's token")
+	}
+	if errors.Is(rerr, ErrRetryLater) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		t.metrics.claimsChallenge(t.route, "shed")
+		return nil, rerr // the error handler answers 503
 	}
 	if rerr != nil {
 		t.metrics.claimsChallenge(t.route, "passed_exchange_failed")

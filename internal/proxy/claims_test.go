@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,6 +64,8 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}, wantResult: "passed_exchange_failed"},
 		{name: "no retry hook: challenge passed on", method: "GET", noRetry: true,
 			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}},
+		{name: "no exchange place for the new token: 503, not the challenge", method: "GET",
+			retryErr: fmt.Errorf("%w: busy", ErrRetryLater), wantStatus: 503, wantSeen: []string{"Bearer stale-token"}, wantResult: "shed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +100,9 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			}
 			if got := seen(); strings.Join(got, "|") != strings.Join(tt.wantSeen, "|") {
 				t.Errorf("upstream saw %v, want %v", got, tt.wantSeen)
+			}
+			if tt.wantStatus == 503 && (rec.Header().Get("Retry-After") == "" || rec.Header().Get("WWW-Authenticate") != "") {
+				t.Errorf("503 with Retry-After %q and WWW-Authenticate %q: want Retry-After and no challenge", rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"))
 			}
 			if tt.wantStatus == 401 && !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_claims", claims="`) {
 				t.Errorf("the challenge did not reach the frontend: %q", rec.Header().Get("WWW-Authenticate"))

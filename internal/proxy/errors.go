@@ -81,6 +81,15 @@ func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, 
 			p.clientBodyFailed(w, r, rt, berr)
 			return
 		}
+		if errors.Is(err, ErrRetryLater) {
+			if o := outcomeFrom(ctx); o != nil {
+				o.Err = "shed"
+			}
+			w.Header().Set("Retry-After", "1")
+			apierror.Write(w, r, http.StatusServiceUnavailable, "temporarily_unavailable",
+				"the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
+			return
+		}
 		kind, status := classify(ctx, err)
 		if o := outcomeFrom(ctx); o != nil {
 			o.UpstreamStatus = status

@@ -58,6 +58,12 @@ func TestCookies(t *testing.T) {
 		h.Add("Set-Cookie2", "old=1")
 		h.Set("Clear-Site-Data", `"cookies"`)
 		h.Set("Alt-Svc", `h3=":443"`)
+		h.Set("NEL", `{"report_to":"x","max_age":86400,"include_subdomains":true}`)
+		h.Set("Report-To", `{"group":"x","max_age":86400,"endpoints":[{"url":"https://evil.example/r"}]}`)
+		h.Set("Reporting-Endpoints", `x="https://evil.example/r"`)
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains; preload")
+		h.Set("Service-Worker-Allowed", "/")
+		h.Set("Accept-CH", "Sec-CH-UA-Model")
 		h.Set("X-Other", "kept")
 		_, _ = io.WriteString(w, "ok")
 	}
@@ -84,8 +90,10 @@ func TestCookies(t *testing.T) {
 					t.Errorf("response %s = %q, want passed back: %v", name, resp.Header.Get(name), tc.cookies)
 				}
 			}
-			if v := resp.Header.Get("Alt-Svc"); v != "" {
-				t.Errorf("response Alt-Svc = %q: an upstream must not advertise services for the gateway's origin", v)
+			for _, name := range []string{"Alt-Svc", "Nel", "Report-To", "Reporting-Endpoints", "Strict-Transport-Security", "Service-Worker-Allowed", "Accept-Ch"} {
+				if v := resp.Header.Get(name); v != "" {
+					t.Errorf("response %s = %q: an upstream must not set what acts on the gateway's whole origin", name, v)
+				}
 			}
 			if resp.Header.Get("X-Other") != "kept" {
 				t.Error("other response headers must pass")
@@ -224,4 +232,110 @@ func TestClientBodyFailures(t *testing.T) {
 			t.Error("the connection stayed open after the 408")
 		}
 	})
+}
+
+// An upstream's 1xx answers: 103 Early Hints reaches the client with its Link
+// headers only; the gateway's own headers, set before the proxy, are on the
+// final answer all the same (ReverseProxy clears the header map after a 1xx).
+func TestInformationalResponses(t *testing.T) {
+	up, _ := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Link", "</style.css>; rel=preload; as=style")
+		h.Set("Set-Cookie", "session=evil")
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Alt-Svc", `h3=":443"`)
+		w.WriteHeader(http.StatusEarlyHints)
+		for _, name := range []string{"Link", "Set-Cookie", "Access-Control-Allow-Origin", "Alt-Svc"} {
+			h.Del(name)
+		}
+		_, _ = io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, "final")
+	})
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Request-Id", requestID) // as the gateway's middleware do
+			w.Header().Set("Access-Control-Allow-Origin", "https://app.example")
+			h.ServeHTTP(w, r)
+		})
+	}})
+	for _, tc := range []struct{ name, request string }{
+		{"103 Early Hints", "GET /orders/1 HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"},
+		{"Expect: 100-continue and 103", "POST /orders/1 HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", g.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(conn, tc.request); err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(conn)
+			br := bufio.NewReader(strings.NewReader(string(raw)))
+			var early *http.Response
+			var final *http.Response
+			for final == nil {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("reading %q: %v", raw, err)
+				}
+				switch {
+				case resp.StatusCode == http.StatusEarlyHints:
+					early = resp
+				case resp.StatusCode >= 200:
+					final = resp
+				}
+			}
+			if early == nil {
+				t.Fatalf("no 103 reached the client:\n%s", raw)
+			}
+			for name := range early.Header {
+				if name != "Link" {
+					t.Errorf("the 103 carries %s = %q; want Link only", name, early.Header.Get(name))
+				}
+			}
+			if final.StatusCode != http.StatusOK {
+				t.Fatalf("final status %d", final.StatusCode)
+			}
+			if final.Header.Get("X-Request-Id") != requestID || final.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+				t.Errorf("the final answer lost the gateway's headers: %v", final.Header)
+			}
+			for _, name := range []string{"Set-Cookie", "Alt-Svc", "Link"} {
+				if v := final.Header.Get(name); v != "" {
+					t.Errorf("final %s = %q", name, v)
+				}
+			}
+		})
+	}
+}
+
+// Trailers obey the header rules: an upstream cannot set a cookie or an
+// origin-wide header by sending it after the body.
+func TestTrailersAreFiltered(t *testing.T) {
+	up, _ := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum, Set-Cookie")
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set("Set-Cookie", "session=evil")
+		w.Header().Set(http.TrailerPrefix+"Alt-Svc", `h3=":443"`)
+		w.Header().Set(http.TrailerPrefix+"X-Late", "ok")
+	})
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+	resp, err := g.client.Get(g.URL + "/orders/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Trailer.Get("X-Checksum") != "abc" || resp.Trailer.Get("X-Late") != "ok" {
+		t.Errorf("trailers = %v, want X-Checksum and X-Late kept", resp.Trailer)
+	}
+	for _, name := range []string{"Set-Cookie", "Alt-Svc"} {
+		if v := resp.Trailer.Get(name); v != "" {
+			t.Errorf("trailer %s = %q reached the client", name, v)
+		}
+	}
 }

@@ -245,7 +245,10 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			r2.Body = cb
 			r = r2
 		}
-		rp.ServeHTTP(w, r)
+		g := guards.Get().(*guardWriter)
+		g.reset(w)
+		rp.ServeHTTP(g, r)
+		g.release()
 	})
 }
 
@@ -513,27 +516,6 @@ func stripPrefix(u *url.URL, prefix string) (*url.URL, bool) {
 		out.RawPath = ""
 	}
 	return &out, true
-}
-
-// modifyResponse records the upstream status and drops the upstream's
-// headers that act on the gateway's whole origin: CORS (the gateway owns
-// it), Alt-Svc, and, unless the route forwards cookies, Set-Cookie and
-// Clear-Site-Data.
-func modifyResponse(rt Route) func(*http.Response) error {
-	return func(resp *http.Response) error {
-		if o := outcomeFrom(resp.Request.Context()); o != nil {
-			o.UpstreamStatus = resp.StatusCode
-		}
-		for name := range resp.Header {
-			switch {
-			case strings.HasPrefix(name, "Access-Control-"), headerNameIs(name, "alt-svc"):
-				delete(resp.Header, name)
-			case !rt.Cookies && (headerNameIs(name, "set-cookie") || headerNameIs(name, "set-cookie2") || headerNameIs(name, "clear-site-data")):
-				delete(resp.Header, name)
-			}
-		}
-		return nil
-	}
 }
 
 // clientBody is a request body that remembers why it failed: a body that

@@ -184,6 +184,11 @@ func (c *OBO) Exchange(ctx context.Context, req obo.Request) (obo.Token, error) 
 // fill resolves a miss: L2, then the exchange; a new token goes to L1 and,
 // in the background, to L2.
 func (c *OBO) fill(ctx context.Context, k Key, req obo.Request) (obo.Token, error) {
+	// Again: a caller that missed L1 just before an exchange for the same key
+	// ended, and joined no flight, finds its token here.
+	if e, ok := c.l1.Get(k); ok {
+		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
+	}
 	if c.cfg.L2 != nil {
 		e, ok, err := c.cfg.L2.Get(ctx, k)
 		switch {

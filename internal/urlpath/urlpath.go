@@ -291,11 +291,15 @@ func HasPrefix(path, prefix string) bool {
 	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
-// HasPrefixFold is HasPrefix as a lenient server compares paths: segment
-// by segment, ignoring case and the dots and spaces that Windows drops from
-// the end of a name (/ORDERS/Admin./x has the prefix /orders/admin). Both
-// arguments are decoded paths. The gateway refuses a request routed to a
-// looser route whose path has, folded, the prefix of a stricter one.
+// HasPrefixFold is HasPrefix as lenient servers compare paths, segment by
+// segment: without case (also as .NET and Java map ı, ſ and the Kelvin sign),
+// NFKC-normalised (fullwidth "ａｄｍｉｎ" is "admin"), without the trailing
+// dots and spaces Windows ignores in names, and with a format suffix
+// (Rails' "(.:format)", Spring's suffix pattern matching: admin.json is
+// admin). /ORDERS/Admin./x, /orders/admın/x and /orders/admin.json have the
+// prefix /orders/admin. Both arguments are decoded paths. The gateway
+// refuses a request routed to a looser route whose path has, so compared,
+// the prefix of a stricter one.
 func HasPrefixFold(path, prefix string) bool {
 	prefix = strings.Trim(prefix, "/")
 	if prefix == "" {
@@ -308,19 +312,19 @@ func HasPrefixFold(path, prefix string) bool {
 		}
 		var seg string
 		seg, rest, more = strings.Cut(rest, "/")
-		if !strings.EqualFold(fold(seg), fold(want)) {
+		if f, w := fold(seg), fold(want); f != w && !strings.HasPrefix(f, w+".") {
 			return false
 		}
 	}
 	return true
 }
 
-// fold is a segment as lenient servers compare it: NFKC-normalised (so
-// fullwidth "ａｄｍｉｎ" is "admin"), without the trailing dots and spaces
-// that Windows ignores in names. Case is left to strings.EqualFold.
+// fold is a segment as lenient servers compare it: NFKC-normalised, its
+// case folded both ways (upper then lower, so that ı and I, ſ and s, the
+// Kelvin sign and k meet), without trailing dots and spaces.
 func fold(seg string) string {
-	if !isASCII(seg) {
-		seg = norm.NFKC.String(seg)
+	if isASCII(seg) {
+		return strings.ToLower(strings.TrimRight(seg, ". "))
 	}
-	return strings.TrimRight(seg, ". ")
+	return strings.TrimRight(strings.ToLower(strings.ToUpper(norm.NFKC.String(seg))), ". ")
 }

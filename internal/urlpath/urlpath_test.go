@@ -156,7 +156,14 @@ func TestHasPrefixFold(t *testing.T) {
 		{"/Orders/Admin", "/orders/admin", true},
 		{"/orders/admin./users", "/orders/admin", true},
 		{"/orders/admin. . /users", "/orders/admin", true},
-		{"/orders/ａｄｍｉｎ/users", "/orders/admin", true}, // fullwidth, NFKC
+		{"/orders/ａｄｍｉｎ/users", "/orders/admin", true},   // fullwidth, NFKC
+		{"/orders/admın/users", "/orders/admin", true},   // dotless i: .NET's ToUpperInvariant gives I
+		{"/orders/ADMİN/users", "/orders/admin", true},   // dotted capital I
+		{"/orders/adminſ/users", "/orders/admins", true}, // long s
+		{"/orders/admin.json", "/orders/admin", true},    // Rails and Spring format suffixes
+		{"/orders/admin.xml/users", "/orders/admin", true},
+		{"/orders/administrators", "/orders/admin", false},
+		{"/orders/admin-x", "/orders/admin", false},
 		{"/orders/adminx/users", "/orders/admin", false},
 		{"/orders", "/orders/admin", false},
 		{"/orders/", "/orders/admin", false},
