@@ -665,7 +665,9 @@ func TestInspectLocalTenant(t *testing.T) {
 	tenantKid := te.srv.SigningKeyID()
 	gatewayID := te.info.Apps["gateway"].ClientID
 	frontendID := te.info.Apps["frontend"].ClientID
-	issuerV2 := te.srv.IssuerV2(te.info.TenantID)
+	// The demo gateway's manifest leaves the token version null: the tokens
+	// frontends get for it are v1, issued on the STS host.
+	issuerV1 := te.srv.IssuerV1(te.info.TenantID)
 	const keyIDGUID = "7c1f5d4e-2b3a-4c8d-9e0f-a1b2c3d4e5f6" // an app's keyCredentials keyId
 
 	tests := []struct {
@@ -682,8 +684,8 @@ func TestInspectLocalTenant(t *testing.T) {
 				return te.userToken(t, "alice@contoso.test", gatewayScope, fakeentra.UserTokenOptions{})
 			},
 			want: map[string]any{
-				"kind": "user", "version": "2.0", "issuer.shape": "v2", "issuer.value": issuerV2, "issuer.cloud": "not a Microsoft host: a local or test tenant?",
-				"audience.kind": "gateway_client_id", "scopes.0": "access_as_user", "client.id": frontendID, "client.claim": "azp",
+				"kind": "user", "version": "1.0", "issuer.shape": "v1", "issuer.value": issuerV1, "issuer.cloud": "not a Microsoft host: a local or test tenant?",
+				"audience.kind": "gateway_app_id_uri", "scopes.0": "access_as_user", "client.id": frontendID, "client.claim": "appid",
 				"subject.oid": fakeentra.DemoAliceObjectID, "tenant.gateway": "home tenant",
 				"signature.status": "verified", "signature.key_id": tenantKid, "times.status": "valid",
 				"gateway.accepted": true, "gateway.unchecked": nil, "gateway.issuers.v1": te.srv.IssuerV1(te.info.TenantID),
@@ -692,7 +694,7 @@ func TestInspectLocalTenant(t *testing.T) {
 			text: []string{
 				"refused 403: the token lacks an app role this route requires (needs one of roles Gateway.Call; the token has Gateway.Admin)",
 				"signature verified with key " + tenantKid, "Gateway gateway.yaml: ACCEPTED", "OBO assertion: USABLE",
-				"is the tenant's v2 issuer", "from " + te.srv.URL() + "'s OIDC discovery",
+				"is the tenant's v1 issuer", "from " + te.srv.URL() + "'s OIDC discovery",
 			},
 		},
 		{
@@ -708,7 +710,7 @@ func TestInspectLocalTenant(t *testing.T) {
 			// The gateway app holds no app role of its own API: its token
 			// carries neither scp nor roles, which no route admits.
 			want: map[string]any{
-				"kind": "app", "audience.kind": "gateway_client_id",
+				"kind": "app", "audience.kind": "gateway_app_id_uri",
 				"client.id": gatewayID, "client.auth_method": "client secret", "client.is_gateway": true,
 				"signature.status": "verified", "gateway.accepted": false, "gateway.reason": "token_kind",
 			},
@@ -746,7 +748,7 @@ func TestInspectLocalTenant(t *testing.T) {
 				return testkit.SignJWT(t, key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": keyIDGUID}, testkit.JWTClaims(t, genuine))
 			},
 			want: map[string]any{
-				"kind": "user", "audience.kind": "gateway_client_id", "header.kid": keyIDGUID,
+				"kind": "user", "audience.kind": "gateway_app_id_uri", "header.kid": keyIDGUID,
 				"signature.status": "unknown_key", "gateway.accepted": false, "gateway.reason": "unknown_key",
 			},
 			problems: []string{"unknown_key"},
@@ -848,9 +850,13 @@ func TestInspectLocalTenant(t *testing.T) {
 		t.Parallel()
 		tok := te.userToken(t, "alice@contoso.test", gatewayScope, fakeentra.UserTokenOptions{})
 		d, _ := inspectJSON(t, tok, tok, "-offline", "-config", cfg, "-jwks", jwks, "-")
+		// A v1 token, whose issuer offline inspection cannot confirm: not
+		// checked, rather than refused.
 		checkInspectJSON(t, d, map[string]any{
-			"gateway.accepted": true, "gateway.issuers.v2": issuerV2, "gateway.issuers.v1": nil,
+			"gateway.accepted": true, "gateway.issuers.v2": te.srv.IssuerV2(te.info.TenantID), "gateway.issuers.v1": nil,
 		})
+		text := runInspectCmd(t, tok, tok, "-offline", "-config", cfg, "-jwks", jwks, "-")
+		checkInspectText(t, "offline text", text.stdout, []string{"the v1 issuer is unknown (guessed for"})
 		if src := fmt.Sprint(d.get("gateway.issuers.source")); !strings.Contains(src, "without discovery (-offline)") {
 			t.Errorf("gateway.issuers.source = %q", src)
 		}

@@ -78,8 +78,9 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 			return scenario{path: e.write(t, testConfig{certFile: certFile, keyFile: keyFile}), failures: 1, want: []expect{
 				{"certificate/load", Pass, nil},
 				{"certificate/identity", Pass, []string{th.SHA1Hex, th.SHA1Base64, th.X5T, th.X5TS256, th.SHA256Hex}},
-				// Entra's message echoes the x5t#S256 MSAL sent: the form the doctor prints.
-				{"credential", Fail, []string{"AADSTS700027", msg, "'" + th.X5TS256 + "'"}},
+				// Entra's message quotes the thumbprint MSAL sent (x5t#S256) in
+				// hex, one of the forms the doctor prints.
+				{"credential", Fail, []string{"AADSTS700027", msg, "'" + strings.ToUpper(th.SHA256Hex) + "'"}},
 			}, absent: []string{"route/orders/resource"}}
 		}},
 		{"client ID of no app in the tenant", func(t *testing.T) scenario {
@@ -120,7 +121,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 			e := startEnv(t, tenantWithGatewayCert(cert))
 			return scenario{path: e.write(t, testConfig{certFile: certFile, keyFile: keyFile}), failures: 2, want: []expect{
 				{"certificate/validity", Fail, []string{"expired at", "2 days ago"}},
-				{"credential", Fail, []string{"AADSTS700024", "clock"}},
+				{"credential", Fail, []string{"AADSTS1000502", "clock"}},
 			}}
 		}},
 		{"certificate expiring in 10 days", func(t *testing.T) scenario {

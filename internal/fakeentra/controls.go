@@ -3,6 +3,7 @@ package fakeentra
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -21,6 +22,9 @@ type Fault struct {
 	RetryAfter time.Duration `json:"retry_after,omitempty"`
 	// Drop closes the connection without an answer.
 	Drop bool `json:"drop,omitempty"`
+	// Code, with Status 400, answers Entra's JSON error of that AADSTS code
+	// instead of a plain failure; the tenant knows 50196 (loop detection).
+	Code int `json:"code,omitempty"`
 	// Count is how many requests fail; 0 means every request until For runs out.
 	Count int `json:"count,omitempty"`
 	// For bounds the fault in time from when it is injected; 0 means no bound
@@ -47,6 +51,9 @@ type Record struct {
 	Code   int    `json:"code,omitempty"`
 	// ClientRequestID is MSAL's client-request-id header.
 	ClientRequestID string `json:"client_request_id,omitempty"`
+	// Claims is the claims parameter, as sent (a claims request holds no
+	// secret: it names policies and capabilities).
+	Claims string `json:"claims,omitempty"`
 }
 
 type controls struct {
@@ -68,6 +75,9 @@ func (s *Server) InjectFault(f Fault) error {
 	}
 	if !f.Drop && (f.Status < 400 || f.Status > 599) {
 		return fmt.Errorf("fakeentra: fault status %d: want 4xx or 5xx, or drop", f.Status)
+	}
+	if f.Code != 0 && (f.Code != 50196 || f.Status != http.StatusBadRequest) {
+		return fmt.Errorf("fakeentra: fault code %d: the tenant injects only 50196, with status 400", f.Code)
 	}
 	if f.Count <= 0 && f.For <= 0 {
 		return fmt.Errorf("fakeentra: a fault needs a count or a duration")
@@ -193,7 +203,15 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, endpoint string) 
 	}
 	switch {
 	case hit.Status == http.StatusTooManyRequests:
-		s.writeError(w, r, errThrottled())
+		// Entra's throttling answer is plain text, not its JSON error body.
+		if hit.RetryAfter <= 0 {
+			w.Header().Set("Retry-After", "60")
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, "Too Many Requests")
+	case hit.Status == http.StatusBadRequest && hit.Code == 50196:
+		s.writeError(w, r, errLoop())
 	case hit.Status >= 500:
 		e := errServer()
 		e.Status = hit.Status

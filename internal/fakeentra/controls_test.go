@@ -270,7 +270,7 @@ func TestInjectFault429RetryAfter(t *testing.T) {
 	}{
 		{name: "whole seconds", retryAfter: 7 * time.Second, want: "7"},
 		{name: "fraction rounds up", retryAfter: 1500 * time.Millisecond, want: "2"},
-		{name: "none", retryAfter: 0, want: ""},
+		{name: "Entra's default", retryAfter: 0, want: "60"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := fakeentratest.Start(t, fakeentra.Config{})
@@ -279,17 +279,45 @@ func TestInjectFault429RetryAfter(t *testing.T) {
 				t.Fatalf("InjectFault: %v", err)
 			}
 			r := ctlClientCredentials(t, srv, c)
-			e := accWantError(t, r, http.StatusTooManyRequests, "temporarily_unavailable", 50196)
-			if !strings.Contains(e.ErrorDescription, "AADSTS50196") {
-				t.Errorf("error_description lacks AADSTS50196")
+			// Entra's throttling answer is plain text with Retry-After
+			// (errors/HTTP429_token_endpoint_plaintext_body_2021.txt).
+			if r.status != http.StatusTooManyRequests || string(r.body) != "Too Many Requests" ||
+				!strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
+				t.Errorf("answer %d %q (%s), want 429 \"Too Many Requests\" as plain text", r.status, r.body, r.header.Get("Content-Type"))
 			}
-			got, present := r.header.Get("Retry-After"), len(r.header.Values("Retry-After")) > 0
-			if got != tc.want || present != (tc.want != "") {
-				t.Errorf("Retry-After %q (present %v), want %q", got, present, tc.want)
+			if got := r.header.Get("Retry-After"); got != tc.want {
+				t.Errorf("Retry-After %q, want %q", got, tc.want)
 			}
 			ctlWantToken(t, ctlClientCredentials(t, srv, c))
 		})
 	}
+}
+
+// Loop detection (AADSTS50196) is not throttling: HTTP 400 with Entra's JSON
+// error, injected or caused by asking for the same token too often.
+func TestLoopDetection(t *testing.T) {
+	t.Run("injected", func(t *testing.T) {
+		srv := fakeentratest.Start(t, fakeentra.Config{})
+		c := srv.HTTPClient()
+		if err := srv.InjectFault(fakeentra.Fault{Status: http.StatusBadRequest, Code: 50196, Count: 1}); err != nil {
+			t.Fatalf("InjectFault: %v", err)
+		}
+		accWantError(t, ctlClientCredentials(t, srv, c), http.StatusBadRequest, "invalid_request", 50196)
+		ctlWantToken(t, ctlClientCredentials(t, srv, c))
+		if err := srv.InjectFault(fakeentra.Fault{Status: http.StatusTooManyRequests, Code: 50196, Count: 1}); err == nil {
+			t.Error("InjectFault accepted code 50196 with status 429")
+		}
+	})
+	t.Run("detected", func(t *testing.T) {
+		ten := fakeentra.DemoTenant()
+		ten.LoopDetection = &fakeentra.LoopDetection{MaxRequests: 3, Window: fakeentra.Duration(time.Minute)}
+		srv := fakeentratest.Start(t, fakeentra.Config{Tenant: ten})
+		c := srv.HTTPClient()
+		for range 3 {
+			ctlWantToken(t, ctlClientCredentials(t, srv, c))
+		}
+		accWantError(t, ctlClientCredentials(t, srv, c), http.StatusBadRequest, "invalid_request", 50196)
+	})
 }
 
 func TestInjectFaultStatusShapes(t *testing.T) {
@@ -305,7 +333,6 @@ func TestInjectFaultStatusShapes(t *testing.T) {
 		{"502", http.StatusBadGateway, "temporarily_unavailable", 90033},
 		{"503", http.StatusServiceUnavailable, "temporarily_unavailable", 90033},
 		{"504", http.StatusGatewayTimeout, "temporarily_unavailable", 90033},
-		{"429", http.StatusTooManyRequests, "temporarily_unavailable", 50196},
 		{"400", http.StatusBadRequest, "invalid_request", 90033},
 		{"403", http.StatusForbidden, "invalid_request", 90033},
 	} {
@@ -1016,12 +1043,17 @@ func TestDiscoveryDocuments(t *testing.T) {
 				"issuer": srv.IssuerV1(tid), "token_endpoint": base + "/" + tid + "/oauth2/token",
 				"jwks_uri": base + "/" + tid + "/discovery/keys", "authorization_endpoint": base + "/" + tid + "/oauth2/authorize",
 			}},
+			// As in Entra's documents (entra_v2_common_openid-configuration_*,
+			// entra_v2_organizations_*): only the issuer is a template.
 			{"v2 common", "/common/v2.0/.well-known/openid-configuration", map[string]string{
-				"issuer": base + "/{tenantid}/v2.0", "token_endpoint": base + "/{tenantid}/oauth2/v2.0/token",
-				"jwks_uri": base + "/{tenantid}/discovery/v2.0/keys",
+				"issuer": base + "/{tenantid}/v2.0", "token_endpoint": base + "/common/oauth2/v2.0/token",
+				"jwks_uri": base + "/common/discovery/v2.0/keys", "authorization_endpoint": base + "/common/oauth2/v2.0/authorize",
 			}},
 			{"v2 organizations", "/organizations/v2.0/.well-known/openid-configuration", map[string]string{
-				"issuer": base + "/{tenantid}/v2.0",
+				"issuer": base + "/{tenantid}/v2.0", "token_endpoint": base + "/organizations/oauth2/v2.0/token",
+			}},
+			{"v1 common", "/common/.well-known/openid-configuration", map[string]string{
+				"issuer": srv.IssuerV1("{tenantid}"), "token_endpoint": base + "/common/oauth2/token",
 			}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -1031,9 +1063,12 @@ func TestDiscoveryDocuments(t *testing.T) {
 						t.Errorf("%s = %v, want %s", k, doc[k], v)
 					}
 				}
-				// MSAL requires the issuer's scheme and host:port to be the authority's.
-				if iss, _ := doc["issuer"].(string); !strings.HasPrefix(iss, base+"/") {
-					t.Errorf("issuer %q is not on %s", iss, base)
+				// MSAL requires the v2 issuer's scheme and host:port to be the
+				// authority's; the v1 issuer is on another host, as Entra's
+				// sts.windows.net is.
+				iss, _ := doc["issuer"].(string)
+				if v2 := strings.Contains(tc.path, "/v2.0/"); v2 != strings.HasPrefix(iss, base+"/") {
+					t.Errorf("issuer %q on %s: %v, want %v", iss, base, !v2, v2)
 				}
 			})
 		}
@@ -1285,8 +1320,9 @@ func TestLoadTenant(t *testing.T) {
 		"grant_type": {"password"}, "client_id": {ctlWebID}, "username": {"carol@fabrikam.test"},
 		"password": {ctlCarolPass}, "scope": {"api://middle/access_as_user"},
 	})).AccessToken
-	if cl := testkit.JWTClaims(t, userTok); cl["oid"] != ctlCarolOID || cl["aud"] != ctlMiddleID || cl["name"] != "Carol Example" {
-		t.Errorf("user token: oid %v aud %v name %v, want carol's token for middle", cl["oid"], cl["aud"], cl["name"])
+	// middle's manifest leaves the token version unset (null): v1 tokens.
+	if cl := testkit.JWTClaims(t, userTok); cl["oid"] != ctlCarolOID || cl["aud"] != "api://middle" || cl["ver"] != "1.0" || cl["name"] != "Carol Example" {
+		t.Errorf("user token: oid %v aud %v ver %v name %v, want carol's v1 token for middle", cl["oid"], cl["aud"], cl["ver"], cl["name"])
 	}
 	for _, tc := range []struct {
 		name, scope, oauthErr, suberror string
@@ -1294,7 +1330,7 @@ func TestLoadTenant(t *testing.T) {
 		claims                          bool
 	}{
 		{name: "no_consent", scope: "api://payroll/Payroll.Read", oauthErr: "invalid_grant", suberror: "consent_required", code: 65001},
-		{name: "mfa_required", scope: "api://reports/Reports.Read", oauthErr: "interaction_required", suberror: "basic_action", code: 50076, claims: true},
+		{name: "mfa_required", scope: "api://reports/Reports.Read", oauthErr: "invalid_grant", suberror: "basic_action", code: 50076, claims: true},
 	} {
 		t.Run("policy "+tc.name, func(t *testing.T) {
 			form := assertion()
@@ -1442,8 +1478,8 @@ func TestLoadTenantInlinePEMCertificate(t *testing.T) {
 		"scope":                 {"api://api/.default"},
 	}
 	tr := ctlWantToken(t, ctlPostForm(t, c, srv.TokenEndpoint(), form))
-	if cl := testkit.JWTClaims(t, tr.AccessToken); cl["azpacr"] != "2" || fmt.Sprint(cl["roles"]) != "[Read.All]" {
-		t.Errorf("azpacr %v roles %v, want a certificate-authenticated token with [Read.All]", cl["azpacr"], cl["roles"])
+	if cl := testkit.JWTClaims(t, tr.AccessToken); cl["appidacr"] != "2" || fmt.Sprint(cl["roles"]) != "[Read.All]" {
+		t.Errorf("appidacr %v roles %v, want a certificate-authenticated (v1) token with [Read.All]", cl["appidacr"], cl["roles"])
 	}
 
 	// Another certificate, not registered, is refused.

@@ -1,7 +1,5 @@
 package fakeentra
 
-import "time"
-
 // Stable identifiers of the demo tenant, so that documentation and scripts
 // can name them. They are not secrets: the demo tenant exists only on loopback.
 const (
@@ -28,17 +26,22 @@ const (
 //   - "frontend": a public client (a SPA) allowed to ask for the gateway's access_as_user;
 //   - "gateway": the middle tier, confidential, with a certificate generated at
 //     start-up, exposing access_as_user, with delegated permissions on the APIs;
+//     its manifest leaves accessTokenAcceptedVersion null, as a new
+//     registration does, so frontends get v1 tokens for it (aud
+//     api://obo-gateway, iss on the STS host);
 //   - "orders-api" (v2 tokens), "hr-api" (v1 tokens, MFA required for alice)
-//     and "inventory-api" (alice has not consented to it): downstream APIs;
+//     and "inventory-api" (v2; alice has not consented to it): downstream APIs;
+//   - the authentication context "c1" (require MFA), which an API can ask
+//     for in a claims challenge;
 //   - "daemon": a confidential client (secret DemoDaemonSecret) holding the
 //     gateway's application permission Gateway.Call, for app-only calls;
 //   - users alice and bob, password DemoPassword; alice is assigned the
 //     gateway's app role Gateway.Admin, bob none.
 func DemoTenant() *Tenant {
 	return &Tenant{
-		TenantID:      DemoTenantID,
-		Domain:        "contoso.test",
-		TokenLifetime: Duration(time.Hour),
+		TenantID:     DemoTenantID,
+		Domain:       "contoso.test",
+		AuthContexts: []AuthContext{{ID: "c1", RequireMFA: true}},
 		Apps: []*App{
 			{
 				Name: "frontend", ClientID: DemoFrontendClientID, PublicClient: true,
@@ -51,7 +54,6 @@ func DemoTenant() *Tenant {
 				AppRoles:            []string{"Gateway.Call", "Gateway.Admin"},
 				GenerateCertificate: true,
 				Secrets:             []string{DemoGatewaySecret},
-				AccessTokenVersion:  2,
 				Permissions: []Permission{
 					{Resource: "orders-api", Scopes: []string{"Orders.Read", "Orders.Write"}, Roles: []string{"Orders.Read.All"}},
 					{Resource: "hr-api", Scopes: []string{"HR.Read"}},
@@ -60,9 +62,10 @@ func DemoTenant() *Tenant {
 			},
 			{
 				Name: "orders-api", ClientID: DemoOrdersClientID,
-				IdentifierURIs: []string{"api://orders-api"},
-				Scopes:         []string{"Orders.Read", "Orders.Write"},
-				AppRoles:       []string{"Orders.Read.All"},
+				IdentifierURIs:     []string{"api://orders-api"},
+				Scopes:             []string{"Orders.Read", "Orders.Write"},
+				AppRoles:           []string{"Orders.Read.All"},
+				AccessTokenVersion: 2,
 			},
 			{
 				Name: "hr-api", ClientID: DemoHRClientID,
@@ -72,8 +75,9 @@ func DemoTenant() *Tenant {
 			},
 			{
 				Name: "inventory-api", ClientID: DemoInventoryID,
-				IdentifierURIs: []string{"api://inventory-api"},
-				Scopes:         []string{"Inventory.Read"},
+				IdentifierURIs:     []string{"api://inventory-api"},
+				Scopes:             []string{"Inventory.Read"},
+				AccessTokenVersion: 2,
 			},
 			{
 				Name: "daemon", ClientID: DemoDaemonClientID,

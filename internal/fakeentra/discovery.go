@@ -47,7 +47,12 @@ func (s *Server) handleOpenIDConfig(ver int) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		// For common and organizations only the issuer is a template; the
+		// endpoints keep the alias, as in Entra's documents.
 		base := s.baseURL + "/" + tid
+		if tid == "{tenantid}" {
+			base = s.baseURL + "/" + strings.ToLower(r.PathValue("tenant"))
+		}
 		doc := map[string]any{
 			"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
 			"response_modes_supported":              []string{"query", "fragment", "form_post"},
@@ -62,14 +67,14 @@ func (s *Server) handleOpenIDConfig(ver int) http.HandlerFunc {
 			"msgraph_host":                          "graph.microsoft.com",
 		}
 		if ver == 2 {
-			doc["issuer"] = base + "/v2.0"
+			doc["issuer"] = s.IssuerV2(tid)
 			doc["authorization_endpoint"] = base + "/oauth2/v2.0/authorize"
 			doc["token_endpoint"] = base + "/oauth2/v2.0/token"
 			doc["jwks_uri"] = base + "/discovery/v2.0/keys"
 			doc["end_session_endpoint"] = base + "/oauth2/v2.0/logout"
 			doc["device_authorization_endpoint"] = base + "/oauth2/v2.0/devicecode"
 		} else {
-			doc["issuer"] = base + "/"
+			doc["issuer"] = s.IssuerV1(tid)
 			doc["authorization_endpoint"] = base + "/oauth2/authorize"
 			doc["token_endpoint"] = base + "/oauth2/token"
 			doc["jwks_uri"] = base + "/discovery/keys"

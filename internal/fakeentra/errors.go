@@ -80,12 +80,17 @@ func errNoThumbprint() *aadError {
 
 func errAssertionKeyNotFound(clientID, thumb string) *aadError {
 	return newErr(http.StatusUnauthorized, "invalid_client", 700027,
-		"Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]", thumb, clientID)
+		"Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/%s'].", thumb, clientID, clientID)
 }
 
-func errAssertionBadSignature(clientID, thumb string) *aadError {
+func errAssertionBadSignature(clientID, thumb, found string) *aadError {
 	return newErr(http.StatusUnauthorized, "invalid_client", 700027,
-		"Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]", thumb, clientID)
+		"Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s', Found key '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]", thumb, found, clientID)
+}
+
+func errSubjectNotAuthorized(subject string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700030,
+		"Invalid certificate - subject name in certificate is not authorized. SubjectNames/SubjectAlternativeNames (up to 10) in token certificate are: %s", subject)
 }
 
 func errAssertionTime(now, nbf, exp string) *aadError {
@@ -93,9 +98,12 @@ func errAssertionTime(now, nbf, exp string) *aadError {
 		"Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.", now, nbf, exp)
 }
 
-func errCertificateExpired(clientID, thumb, notAfter string) *aadError {
-	return newErr(http.StatusUnauthorized, "invalid_client", 700024,
-		"Client assertion is not within its valid time range. [Reason - The certificate with thumbprint '%s' registered on app '%s' expired at %s.]", thumb, clientID, notAfter)
+// errCertificateOutOfValidity is Entra's answer to an assertion signed with a
+// registered certificate that has expired or is not yet valid (it used to
+// be 700024, which now says the assertion's own dates are wrong).
+func errCertificateOutOfValidity(clientID, thumb, found string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 1000502,
+		"The provided certificate is not within its specified validity window. Thumbprint of key used by client: '%s', Found key '%s' registered on app '%s'.", thumb, found, clientID)
 }
 
 func errAssertionAudience(aud, want string) *aadError {
@@ -108,14 +116,14 @@ func errAssertionSubject(clientID string) *aadError {
 		"Client assertion application identifier doesn't match 'client_id' parameter. The iss and sub claims must both be '%s'.", clientID)
 }
 
-func errOBOKeyNotFound(kid string) *aadError {
+func errOBOKeyNotFound(thumb string) *aadError {
 	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
-		"Assertion failed signature validation. [Reason - The key was not found., Thumbprint of key used by client: '%s']", kid)
+		"Assertion failed signature validation. [Reason - The key was not found., Thumbprint of key used by client: '%s']", thumb)
 }
 
-func errOBOBadSignature(kid string) *aadError {
+func errOBOBadSignature(thumb, found string) *aadError {
 	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
-		"Assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s']", kid)
+		"Assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s', Found key '%s']", thumb, found)
 }
 
 func errOBOIssuer(iss string) *aadError {
@@ -123,9 +131,11 @@ func errOBOIssuer(iss string) *aadError {
 		"Assertion failed signature validation. [Reason - The issuer '%s' is not this tenant's.]", iss)
 }
 
+// errOBOAudience is AADSTS500131: the assertion is a token for another
+// audience than the app that presents it (Entra once answered 50013).
 func errOBOAudience(aud, clientID, name string) *aadError {
-	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
-		"Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '%s' and the expected audience is '%s' or one of the Application Id URIs of this application with App ID '%s'(%s). The downstream client must request a token for the expected audience (the application that made the OBO request) and this application should use that token as the assertion.", aud, clientID, clientID, name)
+	return newErr(http.StatusBadRequest, "invalid_grant", 500131,
+		"Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '%s' and the expected audience is '%s' or one of the Application Uris of this application with App ID '%s'(%s). The downstream client must request a token for the expected audience (the application that made the OBO request) and this application should use that token as the assertion.", aud, clientID, clientID, name)
 }
 
 func errOBOExpired(now, exp string) *aadError {
@@ -160,8 +170,18 @@ func errConsent(clientID, name string) *aadError {
 	return e
 }
 
-func errMFA(resourceID, claims string) *aadError {
-	e := newErr(http.StatusBadRequest, "interaction_required", 50076,
+// errMFA is the interaction error of a conditional-access policy the
+// user's sign-in did not satisfy: AADSTS50076 as invalid_grant with the
+// basic_action suberror (as Entra sends it today), or AADSTS50079,
+// interaction_required, when the user must first register for MFA.
+func errMFA(user *User, resourceID, claims string) *aadError {
+	if user.MFANotRegistered {
+		e := newErr(http.StatusBadRequest, "interaction_required", 50079,
+			"Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '%s'.", resourceID)
+		e.Claims = claims
+		return e
+	}
+	e := newErr(http.StatusBadRequest, "invalid_grant", 50076,
 		"Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '%s'.", resourceID)
 	e.SubError = "basic_action"
 	e.Claims = claims
@@ -213,8 +233,10 @@ func errBadAssertionType() *aadError {
 		"Invalid client_assertion_type: it must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.")
 }
 
-func errThrottled() *aadError {
-	return newErr(http.StatusTooManyRequests, "temporarily_unavailable", 50196,
+// errLoop is Entra's loop detection: the same token asked for too often in
+// a short time (HTTP 400, unlike throttling's plain-text 429).
+func errLoop() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 50196,
 		"The server terminated an operation because it encountered a client request loop. Please contact your app vendor.")
 }
 

@@ -4,14 +4,17 @@ package fakeentra
 // what tests and scripts read to find their way around the tenant. Its JSON
 // names are a contract: keep them stable.
 type Info struct {
-	Authority     string             `json:"authority"`
-	TenantID      string             `json:"tenant_id"`
-	TokenEndpoint string             `json:"token_endpoint"`
-	JWKSURI       string             `json:"jwks_uri"`
-	Issuer        string             `json:"issuer"`
-	CAFile        string             `json:"ca_file"`
-	Apps          map[string]AppInfo `json:"apps"`
-	Users         []UserInfo         `json:"users"`
+	Authority     string `json:"authority"`
+	TenantID      string `json:"tenant_id"`
+	TokenEndpoint string `json:"token_endpoint"`
+	JWKSURI       string `json:"jwks_uri"`
+	Issuer        string `json:"issuer"`
+	// IssuerV1 is the issuer of the tenant's v1 tokens, on another origin
+	// than the authority (Entra's https://sts.windows.net/<tid>/).
+	IssuerV1 string             `json:"issuer_v1"`
+	CAFile   string             `json:"ca_file"`
+	Apps     map[string]AppInfo `json:"apps"`
+	Users    []UserInfo         `json:"users"`
 }
 
 // AppInfo describes an app of the tenant.
@@ -25,6 +28,9 @@ type AppInfo struct {
 	// tenant generated.
 	CertificateFile string `json:"certificate_file,omitempty"`
 	KeyFile         string `json:"key_file,omitempty"`
+	// AccessTokenVersion is the version of the tokens issued for the app
+	// as a resource (1 unless its manifest asks for 2).
+	AccessTokenVersion int `json:"access_token_version"`
 }
 
 // UserInfo describes a user; the password is included on purpose: this is a
@@ -44,6 +50,7 @@ func (s *Server) Info() Info {
 		TokenEndpoint: s.TokenEndpoint(),
 		JWKSURI:       s.JWKSURI(),
 		Issuer:        s.IssuerV2(t.TenantID),
+		IssuerV1:      s.IssuerV1(t.TenantID),
 		CAFile:        s.caFile,
 		Apps:          map[string]AppInfo{},
 	}
@@ -51,6 +58,7 @@ func (s *Server) Info() Info {
 		in.Apps[a.Name] = AppInfo{
 			ClientID: a.ClientID, IdentifierURIs: a.IdentifierURIs, Scopes: a.Scopes, AppRoles: a.AppRoles,
 			PublicClient: a.PublicClient, CertificateFile: a.certFile, KeyFile: a.keyFile,
+			AccessTokenVersion: a.AccessTokenVersion,
 		}
 	}
 	for _, u := range t.Users {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,11 +21,19 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 		"tid": tid,
 		"uti": b64.EncodeToString(randomBytes(16)),
 		"rh":  "0.AAAA" + b64.EncodeToString(randomBytes(12)) + ".",
-		"aio": b64.EncodeToString(randomBytes(24)),
 	}
-	if len(g.capabilities) > 0 {
+	if g.claims != nil && len(g.claims.capabilities) > 0 {
 		// Entra marks tokens for clients that handle claims challenges (CAE).
-		c["xms_cc"] = g.capabilities
+		c["xms_cc"] = g.claims.capabilities
+	}
+	if g.user != nil {
+		// How the user signed in, opaque to clients, as Entra keeps it.
+		c["aio"] = s.sealSignIn(g.signIn)
+		if len(g.signIn.ACRS) > 0 {
+			c["acrs"] = g.signIn.ACRS
+		}
+	} else {
+		c["aio"] = b64.EncodeToString(randomBytes(24))
 	}
 	header := map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}
 	if res.AccessTokenVersion == 1 {
@@ -41,10 +50,13 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 		c["azp"] = g.client.ClientID
 		c["azpacr"] = string(g.method)
 	}
+	idtyp := slices.Contains(res.OptionalClaims, "idtyp") // an optional claim, only when the resource asks
 	if g.user == nil {
 		c["oid"] = g.client.ObjectID
 		c["sub"] = g.client.ObjectID
-		c["idtyp"] = "app"
+		if idtyp {
+			c["idtyp"] = "app"
+		}
 		if len(g.roles) > 0 {
 			c["roles"] = g.roles
 		}
@@ -57,11 +69,15 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 		c["sub"] = pairwiseSub(u.ObjectID, res.ClientID)
 		c["name"] = u.DisplayName
 		c["scp"] = strings.Join(g.scopes, " ")
-		c["amr"] = g.amr
+		if idtyp {
+			c["idtyp"] = "user"
+		}
 		if roles := u.rolesFor(g.tenant, res); len(roles) > 0 {
 			c["roles"] = roles
 		}
 		if res.AccessTokenVersion == 1 {
+			// v1 tokens carry amr; v2 access tokens do not.
+			c["amr"] = g.signIn.AMR
 			c["upn"] = u.Username
 			c["unique_name"] = u.Username
 			c["acr"] = "1"
@@ -115,8 +131,11 @@ type UserTokenOptions struct {
 	Client string
 	// Lifetime overrides the tenant's token lifetime; negative makes an expired token.
 	Lifetime time.Duration
-	// MFA adds "mfa" to amr.
+	// MFA records a sign-in with multifactor authentication (in the
+	// token's aio, and in amr for a v1 token).
 	MFA bool
+	// ACRS are authentication contexts the token satisfies (acrs).
+	ACRS []string
 	// TenantID selects a served tenant; default the primary.
 	TenantID string
 }
@@ -153,11 +172,11 @@ func (s *Server) UserToken(username, scope string, opt UserTokenOptions) (string
 	if sr.isDefault {
 		scopes = sr.resource.Scopes
 	}
-	amr := []string{"pwd"}
+	si := signIn{AMR: []string{"pwd"}, ACRS: opt.ACRS}
 	if opt.MFA {
-		amr = append(amr, "mfa")
+		si.AMR = append(si.AMR, "mfa")
 	}
-	lifetime := time.Duration(t.TokenLifetime)
+	lifetime := t.lifetime()
 	if opt.Lifetime != 0 {
 		lifetime = opt.Lifetime
 	}
@@ -166,6 +185,7 @@ func (s *Server) UserToken(username, scope string, opt UserTokenOptions) (string
 		now = now.Add(2 * lifetime)
 		lifetime = -lifetime
 	}
-	g := grant{tenant: t, client: client, method: authPublic, user: user, sr: sr, scopes: scopes, amr: amr}
+	si.AuthTime = now.Unix()
+	g := grant{tenant: t, client: client, method: authPublic, user: user, sr: sr, scopes: scopes, signIn: si}
 	return s.mintAccess(g, now, lifetime)
 }

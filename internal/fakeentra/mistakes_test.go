@@ -192,7 +192,7 @@ func TestEntraMistakes(t *testing.T) {
 				send: func(t *testing.T) accResp {
 					return obo(t, accessToken(t, clientCredentials(t, "api://orders-api/.default")), orders)
 				},
-				status: http.StatusBadRequest, err: "invalid_grant", code: 50013,
+				status: http.StatusBadRequest, err: "invalid_grant", code: 500131,
 				reason: "Assertion audience does not match the Client app presenting the assertion",
 			},
 			{
@@ -200,7 +200,7 @@ func TestEntraMistakes(t *testing.T) {
 				send: func(t *testing.T) accResp {
 					return obo(t, userToken(t, accAlice, orders, fakeentra.UserTokenOptions{}), orders)
 				},
-				status: http.StatusBadRequest, err: "invalid_grant", code: 50013,
+				status: http.StatusBadRequest, err: "invalid_grant", code: 500131,
 				reason: "The audience in the assertion was '" + fakeentra.DemoOrdersClientID + "'",
 			},
 			{
@@ -213,7 +213,7 @@ func TestEntraMistakes(t *testing.T) {
 					}
 					return obo(t, idt, orders)
 				},
-				status: http.StatusBadRequest, err: "invalid_grant", code: 50013,
+				status: http.StatusBadRequest, err: "invalid_grant", code: 500131,
 				reason: "The audience in the assertion was '" + fakeentra.DemoFrontendClientID + "'",
 			},
 			{
@@ -421,8 +421,8 @@ func TestEntraMistakes(t *testing.T) {
 					ca := accClientAssertion(t, accCred{cert: expiredCert, key: expiredKey}, accFabMiddleID, fabEP, nil)
 					return env.post(t, fabEP, accCertForm(accFabMiddleID, ca, "grant_type", "client_credentials", "scope", "api://reports-api/.default"), nil)
 				},
-				status: http.StatusUnauthorized, err: "invalid_client", code: 700024,
-				reason: "registered on app '" + accFabMiddleID + "' expired",
+				status: http.StatusUnauthorized, err: "invalid_client", code: 1000502,
+				reason: "The provided certificate is not within its specified validity window.",
 			},
 		} {
 			t.Run(m.name, func(t *testing.T) { m.run(t) })
@@ -564,7 +564,7 @@ func TestEntraMistakes(t *testing.T) {
 		const hr = "api://hr-api/HR.Read"
 		e := accMistake{
 			send:   func(t *testing.T) accResp { return obo(t, aliceToken(t), hr) },
-			status: http.StatusBadRequest, err: "interaction_required", code: 50076,
+			status: http.StatusBadRequest, err: "invalid_grant", code: 50076,
 			reason:   "you must use multi-factor authentication to access '" + fakeentra.DemoHRClientID + "'",
 			suberror: "basic_action",
 		}.run(t)
@@ -590,7 +590,7 @@ func TestEntraMistakes(t *testing.T) {
 		if amr := accStrings(testkit.JWTClaims(t, at), "amr"); slices.Contains(amr, "mfa") {
 			t.Errorf("amr with claims naming an unknown policy = %v, want no mfa", amr)
 		}
-		accWantError(t, obo(t, at, hr), http.StatusBadRequest, "interaction_required", 50076)
+		accWantError(t, obo(t, at, hr), http.StatusBadRequest, "invalid_grant", 50076)
 
 		// The user signs in again with the challenge (the local stand-in for
 		// MSAL.js's interactive step-up): the new token carries mfa.
@@ -620,7 +620,7 @@ func TestEntraMistakes(t *testing.T) {
 		}{
 			{
 				name: "v2 resource", resource: "api://orders-api",
-				want:      map[string]string{"ver": "2.0", "aud": fakeentra.DemoOrdersClientID, "azp": gwID, "idtyp": "app", "scp": ""},
+				want:      map[string]string{"ver": "2.0", "aud": fakeentra.DemoOrdersClientID, "azp": gwID, "idtyp": "", "scp": ""},
 				wantRoles: []string{"Orders.Read.All"},
 			},
 			{

@@ -41,14 +41,17 @@ func TestMSALGo(t *testing.T) {
 		mark := len(srv.Requests())
 		ar := accMSALUserToken(t, env, accAlice)
 
+		// The gateway's manifest leaves accessTokenAcceptedVersion null, as a
+		// new registration does: a v1 token, aud the App ID URI, iss the STS host.
 		accWantClaims(t, testkit.JWTClaims(t, ar.AccessToken), map[string]string{
-			"aud": fakeentra.DemoGatewayClientID,
-			"scp": "access_as_user",
-			"oid": fakeentra.DemoAliceObjectID,
-			"tid": fakeentra.DemoTenantID,
-			"ver": "2.0",
-			"azp": fakeentra.DemoFrontendClientID,
-			"iss": srv.IssuerV2(fakeentra.DemoTenantID),
+			"aud":   "api://obo-gateway",
+			"scp":   "access_as_user",
+			"oid":   fakeentra.DemoAliceObjectID,
+			"tid":   fakeentra.DemoTenantID,
+			"ver":   "1.0",
+			"appid": fakeentra.DemoFrontendClientID,
+			"azp":   "",
+			"iss":   srv.IssuerV1(fakeentra.DemoTenantID),
 		})
 		// MSAL built its account from the ID token and client_info.
 		if got := ar.Account.PreferredUsername; got != accAlice {
@@ -99,7 +102,7 @@ func TestMSALGo(t *testing.T) {
 			app := testkit.JWTClaims(t, ar.AccessToken)
 			accWantClaims(t, app, map[string]string{
 				"aud": fakeentra.DemoOrdersClientID, "azp": fakeentra.DemoGatewayClientID, "azpacr": "2",
-				"idtyp": "app", "oid": gatewayOID, "ver": "2.0", "scp": "",
+				"idtyp": "", "oid": gatewayOID, "ver": "2.0", "scp": "", // idtyp is an optional claim orders-api does not ask for
 			})
 			if roles := accStrings(app, "roles"); !slices.Contains(roles, "Orders.Read.All") {
 				t.Errorf("roles = %v, want Orders.Read.All", roles)
@@ -173,7 +176,7 @@ func TestMSALGo(t *testing.T) {
 		}
 		app := testkit.JWTClaims(t, ar.AccessToken)
 		accWantClaims(t, app, map[string]string{
-			"aud": fakeentra.DemoOrdersClientID, "azp": fakeentra.DemoGatewayClientID, "azpacr": "1", "idtyp": "app", "scp": "",
+			"aud": fakeentra.DemoOrdersClientID, "azp": fakeentra.DemoGatewayClientID, "azpacr": "1", "idtyp": "", "scp": "",
 		})
 		if roles := accStrings(app, "roles"); !slices.Contains(roles, "Orders.Read.All") {
 			t.Errorf("roles = %v, want Orders.Read.All", roles)

@@ -11,6 +11,7 @@ package fakeentra
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -57,9 +58,17 @@ type Server struct {
 	caFile  string
 	caPool  *x509.CertPool
 
+	stsLn  net.Listener
+	stsURL string // the host of v1 issuers, as sts.windows.net is Entra's
+	ca     *pki.CA
+
+	// aioAEAD seals the sign-in evidence tokens carry in aio.
+	aioAEAD cipher.AEAD
+
 	mu           sync.Mutex
 	refresh      map[string]*refreshGrant
 	refreshOrder []string // the keys of refresh, oldest first
+	loops        loopCounter
 }
 
 // Start prepares the tenant(s), writes the CA and generated credentials to
@@ -72,6 +81,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		refresh: map[string]*refreshGrant{},
+		aioAEAD: newAEAD(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -109,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	tlsCert := &serverCert
+	s.ca = ca
 	s.caPool = ca.Pool()
 	if s.caFile, err = pki.WriteFile(cfg.Dir, "ca.pem", ca.CertPEM(), 0o644); err != nil {
 		return nil, err
@@ -124,13 +135,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ln = ln
 	s.baseURL = "https://" + hostPort(ln.Addr())
+	// A second origin plays sts.windows.net, the host of v1 issuers: a v1
+	// token's iss names another host than the authority, as Entra's do.
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	if s.stsLn, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("fakeentra: listen: %w", err)
+	}
+	s.stsURL = "https://" + hostPort(s.stsLn.Addr())
 	s.srv = &http.Server{
-		Handler:           s.routes(),
+		Handler:           requestIDs(s.routes()),
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*tlsCert}, MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
+	go func() { _ = s.srv.ServeTLS(s.stsLn, "", "") }()
 	go func() {
 		<-ctx.Done()
 		_ = s.Close()
@@ -179,8 +199,37 @@ func (s *Server) JWKSURI() string { return s.baseURL + "/" + s.TenantID() + "/di
 // IssuerV2 and IssuerV1 are the issuers of the tenant's v2 and v1 tokens.
 func (s *Server) IssuerV2(tenantID string) string { return s.baseURL + "/" + tenantID + "/v2.0" }
 
-// IssuerV1 is the issuer of v1 tokens (Entra's https://sts.windows.net/<tid>/).
-func (s *Server) IssuerV1(tenantID string) string { return s.baseURL + "/" + tenantID + "/" }
+// IssuerV1 is the issuer of v1 tokens (Entra's https://sts.windows.net/<tid>/),
+// on the second origin.
+func (s *Server) IssuerV1(tenantID string) string { return s.stsURL + "/" + tenantID + "/" }
+
+// IssueClientCertificate issues a certificate for commonName from the
+// tenant's CA and writes it with its chain (leaf, CA) and its key to the
+// tenant's directory, for subject name and issuer authentication
+// (App.TrustedCertificateSubjects). The certificate is registered nowhere.
+func (s *Server) IssueClientCertificate(dir, commonName string) (certFile, keyFile string, err error) {
+	cert, key, err := s.ca.IssueClient(commonName, 24*time.Hour)
+	if err != nil {
+		return "", "", err
+	}
+	name := strings.NewReplacer("/", "_", " ", "_", "=", "_").Replace(commonName)
+	if certFile, err = pki.WriteFile(dir, name+".chain.pem", append(pki.CertPEM(cert), s.ca.CertPEM()...), 0o644); err != nil {
+		return "", "", err
+	}
+	if keyFile, err = pki.WriteFile(dir, name+".key.pem", pki.KeyPEM(key), 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// requestIDs gives every answer an x-ms-request-id, as Entra does (the
+// trace_id of its error bodies).
+func requestIDs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-ms-request-id", newGUID())
+		next.ServeHTTP(w, r)
+	})
+}
 
 func (s *Server) tokenEndpoint(tenantID string, ver int) string {
 	if ver == 1 {

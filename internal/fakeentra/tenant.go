@@ -23,9 +23,28 @@ type Tenant struct {
 	Domain string `yaml:"domain" json:"domain"`
 	// TokenLifetime is the lifetime of access tokens; Entra's default is
 	// 60-90 minutes. Anything of 5 minutes or less makes MSAL reject the token.
+	// TokenLifetime is the lifetime of access tokens. Unset, each token gets
+	// a random one between 60 and 90 minutes, as Entra's default policy gives.
+	// Anything of 5 minutes or less makes MSAL reject the token.
 	TokenLifetime Duration `yaml:"token_lifetime" json:"token_lifetime"`
 	Apps          []*App   `yaml:"apps" json:"apps"`
 	Users         []*User  `yaml:"users" json:"users"`
+	// AuthContexts are the tenant's conditional-access authentication
+	// contexts (acrs) and what each requires.
+	AuthContexts []AuthContext `yaml:"auth_contexts" json:"auth_contexts,omitempty"`
+	// LoopDetection refuses a token asked for too often (AADSTS50196);
+	// nil takes the default, 100 identical successful requests in 5 minutes.
+	LoopDetection *LoopDetection `yaml:"loop_detection" json:"loop_detection,omitempty"`
+}
+
+// LoopDetection is Entra's guard against clients asking for the same token
+// over and over (no cache, a retry loop): beyond MaxRequests identical
+// successful requests (client, user, resource, scopes, claims) within
+// Window, the next are refused with AADSTS50196 until the window moves on.
+type LoopDetection struct {
+	// MaxRequests is the bound; a negative value turns detection off.
+	MaxRequests int      `yaml:"max_requests" json:"max_requests"`
+	Window      Duration `yaml:"window" json:"window"`
 }
 
 // App is an app registration with its service principal.
@@ -51,8 +70,18 @@ type App struct {
 	// Secrets are client secrets (the portal's "Client secrets").
 	Secrets []string `yaml:"secrets" json:"-"`
 	// AccessTokenVersion is the manifest's accessTokenAcceptedVersion for
-	// tokens issued to this app as a resource: 1 or 2 (default 2).
+	// tokens issued to this app as a resource: 1 or 2. Unset (null in the
+	// manifest, as for every new registration) means 1: v1 tokens, whose aud
+	// is the App ID URI and whose iss is the STS host.
 	AccessTokenVersion int `yaml:"access_token_version" json:"access_token_version"`
+	// OptionalClaims are the optional access-token claims the app asks for
+	// as a resource (Token configuration); the tenant knows "idtyp".
+	OptionalClaims []string `yaml:"optional_claims" json:"optional_claims,omitempty"`
+	// TrustedCertificateSubjects turn on subject name and issuer (SNI)
+	// authentication: a client assertion whose x5c chain leads to the
+	// tenant's CA and whose leaf has one of these subjects (e.g.
+	// "CN=gateway.contoso.test") is trusted without a registered thumbprint.
+	TrustedCertificateSubjects []string `yaml:"trusted_certificate_subjects" json:"trusted_certificate_subjects,omitempty"`
 	// Permissions are the API permissions this app holds on other apps,
 	// admin-consented: delegated scopes and application roles.
 	Permissions []Permission `yaml:"permissions" json:"permissions"`
@@ -90,6 +119,10 @@ type User struct {
 	// MFA for this user: tokens for them need "mfa" in the assertion's amr,
 	// else AADSTS50076 with a claims challenge.
 	MFARequired []string `yaml:"mfa_required" json:"mfa_required"`
+	// MFANotRegistered: the user has not registered any MFA method, so a
+	// policy requiring MFA answers AADSTS50079 (interaction_required) and the
+	// sign-in cannot complete MFA.
+	MFANotRegistered bool `yaml:"mfa_not_registered" json:"mfa_not_registered,omitempty"`
 	// AppRoles are the user's app-role assignments (Enterprise applications
 	// → Users and groups): the user's tokens for a resource carry, in roles,
 	// those of its roles that the resource exposes.
@@ -151,10 +184,7 @@ func (t *Tenant) prepare(dir string, now time.Time) error {
 	if t.Domain == "" {
 		t.Domain = "contoso.test"
 	}
-	if t.TokenLifetime == 0 {
-		t.TokenLifetime = Duration(time.Hour)
-	}
-	if time.Duration(t.TokenLifetime) <= 5*time.Minute {
+	if t.TokenLifetime != 0 && time.Duration(t.TokenLifetime) <= 5*time.Minute {
 		return errors.New("fakeentra: token_lifetime must be over 5m: MSAL rejects tokens that expire within 5 minutes")
 	}
 	seen := map[string]bool{}
@@ -174,7 +204,7 @@ func (t *Tenant) prepare(dir string, now time.Time) error {
 		seen[a.ClientID], seen[a.Name] = true, true
 		switch a.AccessTokenVersion {
 		case 0:
-			a.AccessTokenVersion = 2
+			a.AccessTokenVersion = 1 // null in the manifest
 		case 1, 2:
 		default:
 			return fmt.Errorf("fakeentra: app %q: access_token_version must be 1 or 2", a.Name)

@@ -3,18 +3,20 @@ package fakeentra
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1" //nolint:gosec // x5t is SHA-1 by definition
-	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
 const (
@@ -48,7 +50,7 @@ type refreshGrant struct {
 	clientID string
 	userOID  string
 	resource string // resource app's client ID
-	amr      []string
+	signIn   signIn // how the user signed in, carried on to refreshed tokens
 	expires  time.Time
 }
 
@@ -91,6 +93,7 @@ func (s *Server) token(req *tokenRequest) (map[string]any, *aadError) {
 	req.rec.Grant = req.form("grant_type")
 	req.rec.ClientID = req.form("client_id")
 	req.rec.Scope = req.form("scope")
+	req.rec.Claims = req.form("claims")
 
 	ref := r.PathValue("tenant")
 	req.tenant = s.tenantByRef(ref)
@@ -197,64 +200,61 @@ func (s *Server) authenticateClient(req *tokenRequest) (*App, authMethod, *aadEr
 
 // verifyClientAssertion checks a certificate client assertion as Entra does:
 // the thumbprint header names a certificate registered on the app (kid is
-// ignored), the signature verifies with it, aud is the token endpoint,
-// iss = sub = client ID, and the assertion and the certificate are in date.
+// ignored) or, for an app that trusts subject names (SNI), the x5c chain
+// leads to a trusted CA and names a trusted subject; the signature verifies
+// with it; aud is the token endpoint, iss = sub = client ID; the
+// certificate (1000502) and the assertion (700024) are in date.
 func (s *Server) verifyClientAssertion(req *tokenRequest, app *App, raw string) *aadError {
 	p, err := parseJWT(raw)
 	if err != nil {
 		return errMalformedJWT()
 	}
-	var thumb string
-	var match func(certIdx int) bool
-	if v := p.headerString("x5t#S256"); v != "" {
-		thumb = v
-		want := decodeThumbprint(v)
-		match = func(i int) bool {
-			h := sha256.Sum256(app.certs[i].Raw)
-			return want != nil && subtle.ConstantTimeCompare(h[:], want) == 1
-		}
-	} else if v := p.headerString("x5t"); v != "" {
-		thumb = v
-		want := decodeThumbprint(v)
-		match = func(i int) bool {
-			h := sha1.Sum(app.certs[i].Raw) //nolint:gosec
-			return want != nil && subtle.ConstantTimeCompare(h[:], want) == 1
-		}
-	} else if kid := p.headerString("kid"); kid != "" {
+	var want []byte
+	var sum func(*x509.Certificate) []byte
+	switch {
+	case p.headerString("x5t#S256") != "":
+		want, sum = decodeThumbprint(p.headerString("x5t#S256")), pki.ThumbprintSHA256
+	case p.headerString("x5t") != "":
+		want, sum = decodeThumbprint(p.headerString("x5t")), pki.ThumbprintSHA1
+	case p.headerString("kid") != "":
 		// Entra does not look keys up by kid: a kid (often the manifest's
 		// keyId GUID) names no certificate.
-		return errAssertionKeyNotFound(app.ClientID, kid)
-	} else {
+		return errAssertionKeyNotFound(app.ClientID, p.headerString("kid"))
+	default:
 		return errNoThumbprint()
 	}
-	idx := -1
-	for i := range app.certs {
-		if match(i) {
-			idx = i
+	shown := strings.ToUpper(hex.EncodeToString(want)) // Entra quotes thumbprints in hex
+	var cert *x509.Certificate
+	for _, c := range app.certs {
+		if want != nil && subtle.ConstantTimeCompare(sum(c), want) == 1 {
+			cert = c
 			break
 		}
 	}
-	if idx < 0 {
-		return errAssertionKeyNotFound(app.ClientID, thumb)
+	chain := x5cChain(p)
+	if cert != nil && len(chain) > 0 && subtle.ConstantTimeCompare(chain[0].Raw, cert.Raw) != 1 {
+		return errAssertionKeyNotFound(app.ClientID, shown)
 	}
-	cert := app.certs[idx]
-	if x5c, ok := p.header["x5c"].([]any); ok && len(x5c) > 0 {
-		leaf, _ := x5c[0].(string)
-		der, err := base64.StdEncoding.DecodeString(leaf)
-		if err != nil || subtle.ConstantTimeCompare(der, cert.Raw) != 1 {
-			return errAssertionKeyNotFound(app.ClientID, thumb)
+	if cert == nil {
+		// Subject name and issuer authentication: no registered thumbprint,
+		// a chain to a trusted CA and a trusted subject.
+		leaf, aerr := s.trustedBySubject(app, chain, want, sum, shown)
+		if aerr != nil {
+			return aerr
 		}
+		cert = leaf
 	}
+	found := fmt.Sprintf("Start=%s, End=%s", cert.NotBefore.UTC().Format("01/02/2006 15:04:05"), cert.NotAfter.UTC().Format("01/02/2006 15:04:05"))
 	now := s.now()
 	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
-		return errCertificateExpired(app.ClientID, thumb, cert.NotAfter.UTC().Format(time.RFC3339))
+		return errCertificateOutOfValidity(app.ClientID, strings.ToUpper(hex.EncodeToString(pki.ThumbprintSHA1(cert))), found)
 	}
 	rsaPub, ok := cert.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return errAssertionKeyNotFound(app.ClientID, thumb)
+		return errAssertionKeyNotFound(app.ClientID, shown)
 	}
 	if err := p.verify(rsaPub); err != nil {
-		return errAssertionBadSignature(app.ClientID, thumb)
+		return errAssertionBadSignature(app.ClientID, strings.ToUpper(hex.EncodeToString(pki.ThumbprintSHA1(cert))), found)
 	}
 	aud := p.claimStrings("aud")
 	audOK := false
@@ -282,6 +282,54 @@ func (s *Server) verifyClientAssertion(req *tokenRequest, app *App, raw string) 
 		return errAssertionTime(now.UTC().Format(time.RFC3339), fmtT(nbf, hasNbf), fmtT(exp, hasExp))
 	}
 	return nil
+}
+
+// x5cChain is the assertion's x5c header (standard base64 DER, leaf
+// first), or nil when absent or unreadable.
+func x5cChain(p *jwtParts) []*x509.Certificate {
+	x5c, _ := p.header["x5c"].([]any)
+	var chain []*x509.Certificate
+	for _, v := range x5c {
+		str, _ := v.(string)
+		der, err := base64.StdEncoding.DecodeString(str)
+		if err != nil {
+			return nil
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil
+		}
+		chain = append(chain, c)
+	}
+	return chain
+}
+
+// trustedBySubject accepts an unregistered certificate for an app that
+// trusts subject names (trusted_certificate_subjects): the x5c leaf has the
+// thumbprint of the header, chains to the tenant's CA, and its subject is
+// trusted. Anything short of that is Entra's "key not found", or 700030 for
+// a valid chain to an untrusted subject.
+func (s *Server) trustedBySubject(app *App, chain []*x509.Certificate, want []byte, sum func(*x509.Certificate) []byte, shown string) (*x509.Certificate, *aadError) {
+	if len(app.TrustedCertificateSubjects) == 0 || len(chain) == 0 || want == nil ||
+		subtle.ConstantTimeCompare(sum(chain[0]), want) != 1 {
+		return nil, errAssertionKeyNotFound(app.ClientID, shown)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	leaf := chain[0]
+	// Dates are Entra's 1000502, decided after: verify at a time in range.
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: s.caPool, Intermediates: inter,
+		CurrentTime: leaf.NotBefore.Add(time.Second), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, errAssertionKeyNotFound(app.ClientID, shown)
+	}
+	for _, subj := range app.TrustedCertificateSubjects {
+		if strings.EqualFold(subj, leaf.Subject.String()) {
+			return leaf, nil
+		}
+	}
+	return nil, errSubjectNotAuthorized(leaf.Subject.String())
 }
 
 // decodeThumbprint reads a thumbprint header in any base64 alphabet, padded
@@ -397,44 +445,6 @@ func (s *Server) delegatedScopes(t *Tenant, client *App, user *User, sr *scopeRe
 	return sr.named, nil
 }
 
-// mfaClaims is the claims challenge for the MFA policy on a resource, shaped
-// like Entra's conditional-access challenges.
-func mfaClaims(resource *App) string {
-	h := sha256.Sum256([]byte("mfa-policy:" + resource.ClientID))
-	id := formatGUID(h[:16])
-	return `{"access_token":{"capolids":{"essential":true,"values":["` + id + `"]}}}`
-}
-
-// stepUpRequested reports whether a claims parameter asks for the MFA policy
-// of any resource of the tenant (the local stand-in for completing MFA
-// interactively). Any, not only the one asked for: the challenge of a
-// downstream API's policy, raised on an OBO call, comes back on the user's
-// sign-in for the middle tier, as MSAL.js sends it.
-func stepUpRequested(claims string, t *Tenant) bool {
-	if claims == "" {
-		return false
-	}
-	var c struct {
-		AccessToken map[string]struct {
-			Values []string `json:"values"`
-			Value  string   `json:"value"`
-		} `json:"access_token"`
-	}
-	if json.Unmarshal([]byte(claims), &c) != nil {
-		return false
-	}
-	for _, resource := range t.Apps {
-		h := sha256.Sum256([]byte("mfa-policy:" + resource.ClientID))
-		id := formatGUID(h[:16])
-		for name, v := range c.AccessToken {
-			if name == "capolids" && containsFold(v.Values, id) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func (s *Server) passwordGrant(req *tokenRequest) (map[string]any, *aadError) {
 	client, method, aerr := s.authenticateClient(req)
 	if aerr != nil {
@@ -466,15 +476,25 @@ func (s *Server) passwordGrant(req *tokenRequest) (map[string]any, *aadError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	amr := []string{"pwd"}
-	if user.mfaRequiredFor(req.tenant, sr.resource) || stepUpRequested(req.form("claims"), req.tenant) {
-		if !stepUpRequested(req.form("claims"), req.tenant) {
-			return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
-		}
-		amr = append(amr, "mfa")
+	claims, aerr := parseClaims(req.form("claims"))
+	if aerr != nil {
+		return nil, aerr
 	}
-	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, amr: amr}
-	return s.issue(req, g, true)
+	// The local stand-in for an interactive sign-in: a claims request that
+	// asks for what needs MFA makes the user "complete" MFA (Entra's ROPC
+	// cannot; its interactive sign-in can, as the authorization endpoint
+	// will). A user who has not registered for MFA cannot.
+	si := signIn{AMR: []string{"pwd"}, AuthTime: s.now().Unix()}
+	if claims.asksForMFA(req.tenant) && !user.MFANotRegistered {
+		si.AMR = append(si.AMR, "mfa")
+	}
+	acrs, aerr := req.tenant.decide(user, sr.resource, claims, si)
+	if aerr != nil {
+		return nil, aerr
+	}
+	si.ACRS = acrs
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, signIn: si, claims: claims}
+	return s.issue(req, g)
 }
 
 func (s *Server) clientCredentialsGrant(req *tokenRequest) (map[string]any, *aadError) {
@@ -503,8 +523,12 @@ func (s *Server) clientCredentialsGrant(req *tokenRequest) (map[string]any, *aad
 			}
 		}
 	}
-	g := grant{tenant: req.tenant, client: client, method: method, sr: sr, roles: roles}
-	return s.issue(req, g, false)
+	claims, aerr := parseClaims(req.form("claims"))
+	if aerr != nil {
+		return nil, aerr
+	}
+	g := grant{tenant: req.tenant, client: client, method: method, sr: sr, roles: roles, claims: claims}
+	return s.issue(req, g)
 }
 
 func (s *Server) oboGrant(req *tokenRequest) (map[string]any, *aadError) {
@@ -531,16 +555,21 @@ func (s *Server) oboGrant(req *tokenRequest) (map[string]any, *aadError) {
 		return nil, errMalformedJWT()
 	}
 	kid, x5t := p.headerString("kid"), p.headerString("x5t")
+	shown := kid
+	if shown == "" {
+		shown = x5t
+	}
+	if b, err := b64.DecodeString(shown); err == nil && len(b) == 20 {
+		shown = strings.ToUpper(hex.EncodeToString(b)) // a SHA-1 thumbprint, quoted in hex as Entra does
+	}
 	key := s.keys.lookup(kid, x5t)
 	if key == nil {
-		shown := kid
-		if shown == "" {
-			shown = x5t
-		}
 		return nil, errOBOKeyNotFound(shown)
 	}
 	if p.headerString("alg") != "RS256" || p.verify(&key.key.PublicKey) != nil {
-		return nil, errOBOBadSignature(key.kid)
+		c := key.cert
+		return nil, errOBOBadSignature(shown, fmt.Sprintf("Start=%s, End=%s",
+			c.NotBefore.UTC().Format("01/02/2006 15:04:05"), c.NotAfter.UTC().Format("01/02/2006 15:04:05")))
 	}
 	iss := p.claimString("iss")
 	if t := s.tenantOfIssuer(iss); t == nil || t != req.tenant {
@@ -552,11 +581,13 @@ func (s *Server) oboGrant(req *tokenRequest) (map[string]any, *aadError) {
 	if !hasExp || !now.Before(time.Unix(exp, 0)) || (hasNbf && now.Before(time.Unix(nbf, 0))) {
 		return nil, errOBOExpired(now.UTC().Format("2006-01-02T15:04:05.0000000Z"), time.Unix(exp, 0).UTC().Format("2006-01-02T15:04:05.0000000Z"))
 	}
+	// The client ID in any case (a GUID), an App ID URI exactly: Entra
+	// compares App ID URIs case-sensitively, trailing slash included.
 	aud := p.claimString("aud")
-	if !strings.EqualFold(aud, client.ClientID) && !containsIdentifier(client.IdentifierURIs, aud) {
+	if !strings.EqualFold(aud, client.ClientID) && !slices.Contains(client.IdentifierURIs, aud) {
 		return nil, errOBOAudience(aud, client.ClientID, client.Name)
 	}
-	if p.claimString("idtyp") == "app" || (p.claims["scp"] == nil && p.claims["roles"] != nil) {
+	if p.claimString("idtyp") == "app" || (p.claims["scp"] == nil && (p.claims["roles"] != nil || p.claimString("oid") == p.claimString("sub"))) {
 		return nil, errOBOAppOnly(client.ClientID)
 	}
 	user := req.tenant.User(p.claimString("oid"))
@@ -571,22 +602,23 @@ func (s *Server) oboGrant(req *tokenRequest) (map[string]any, *aadError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	amr := p.claimStrings("amr")
-	if user.mfaRequiredFor(req.tenant, sr.resource) && !containsFold(amr, "mfa") {
-		return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
+	claims, aerr := parseClaims(req.form("claims"))
+	if aerr != nil {
+		return nil, aerr
 	}
-	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, amr: amr}
-	return s.issue(req, g, false)
-}
-
-func containsIdentifier(uris []string, aud string) bool {
-	norm := strings.TrimSuffix(strings.ToLower(aud), "/")
-	for _, u := range uris {
-		if strings.TrimSuffix(strings.ToLower(u), "/") == norm {
-			return true
-		}
+	// How the user signed in is in the assertion's aio, which only this
+	// tenant can read: none (a password sign-in) when absent or not ours.
+	si, ok := s.openSignIn(p.claimString("aio"))
+	if !ok {
+		si = signIn{AMR: []string{"pwd"}}
 	}
-	return false
+	acrs, aerr := req.tenant.decide(user, sr.resource, claims, si)
+	if aerr != nil {
+		return nil, aerr
+	}
+	si.ACRS = acrs
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, signIn: si, claims: claims}
+	return s.issue(req, g)
 }
 
 func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
@@ -625,12 +657,18 @@ func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	amr := rg.amr
-	if user.mfaRequiredFor(req.tenant, sr.resource) && !containsFold(amr, "mfa") {
-		return nil, errMFA(sr.resource.ClientID, mfaClaims(sr.resource))
+	claims, aerr := parseClaims(req.form("claims"))
+	if aerr != nil {
+		return nil, aerr
 	}
-	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, amr: amr}
-	return s.issue(req, g, client.PublicClient)
+	si := rg.signIn
+	acrs, aerr := req.tenant.decide(user, sr.resource, claims, si)
+	if aerr != nil {
+		return nil, aerr
+	}
+	si.ACRS = acrs
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, signIn: si, claims: claims, refresh: true}
+	return s.issue(req, g)
 }
 
 // grant is a decided token request, ready to be issued.
@@ -642,44 +680,46 @@ type grant struct {
 	sr     *scopeRequest
 	scopes []string
 	roles  []string
-	amr    []string
-	// capabilities are the client capabilities the request declared (cp1).
-	capabilities []string
+	// signIn is how the user signed in, with the authentication contexts
+	// the token satisfies (acrs).
+	signIn signIn
+	claims *claimsRequest
+	// refresh marks a refresh-token redemption: it always returns a new
+	// refresh token.
+	refresh bool
 }
 
-// clientCapabilities reads access_token.xms_cc.values from a claims
-// parameter, where MSAL puts the capabilities a client declares.
-func clientCapabilities(claims string) []string {
-	if claims == "" {
-		return nil
+// lifetime is an access token's lifetime: the tenant's when set, else, as
+// Entra's default, a random one between 60 and 90 minutes.
+func (t *Tenant) lifetime() time.Duration {
+	if t.TokenLifetime != 0 {
+		return time.Duration(t.TokenLifetime)
 	}
-	var c struct {
-		AccessToken struct {
-			XMSCC struct {
-				Values []string `json:"values"`
-			} `json:"xms_cc"`
-		} `json:"access_token"`
-	}
-	if json.Unmarshal([]byte(claims), &c) != nil {
-		return nil
-	}
-	return c.AccessToken.XMSCC.Values
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return time.Hour + time.Duration(int(b[0])<<8|int(b[1]))%1800*time.Second
 }
 
 // issue mints the access token (and refresh and ID tokens where due) and
-// builds the success response MSAL expects.
-func (s *Server) issue(req *tokenRequest, g grant, withIDToken bool) (map[string]any, *aadError) {
+// builds the success response as Entra shapes it: expires_in and the longer
+// ext_expires_in, the scope echo without the OpenID Connect scopes, an ID
+// token when openid was asked, a new refresh token at every redemption.
+func (s *Server) issue(req *tokenRequest, g grant) (map[string]any, *aadError) {
 	now := s.now()
-	lifetime := time.Duration(g.tenant.TokenLifetime)
-	if req.form != nil {
-		g.capabilities = clientCapabilities(req.form("claims"))
+	lifetime := g.tenant.lifetime()
+	if g.claims == nil {
+		g.claims = &claimsRequest{}
+	}
+	if s.looping(g, now) {
+		return nil, errLoop()
 	}
 	at, err := s.mintAccess(g, now, lifetime)
 	if err != nil {
 		return nil, newErr(http.StatusInternalServerError, "server_error", 90033, "token signing failed")
 	}
 	// Echo what was asked, in the form asked: MSAL treats a requested scope
-	// missing from the answer as declined.
+	// missing from the answer as declined (it ignores the OpenID ones,
+	// which Entra leaves out).
 	var echo []string
 	if g.sr.isDefault {
 		echo = append(echo, g.sr.resourceID+"/.default")
@@ -687,36 +727,34 @@ func (s *Server) issue(req *tokenRequest, g grant, withIDToken bool) (map[string
 	for _, sc := range g.scopes {
 		echo = append(echo, g.sr.resourceID+"/"+sc)
 	}
-	if g.user != nil {
-		echo = append(echo, g.sr.oidc...)
-	}
+	ext := lifetime + time.Hour // the extended lifetime, used while Entra is down
 	resp := map[string]any{
 		"token_type":     "Bearer",
 		"scope":          strings.Join(dedupe(echo), " "),
 		"expires_in":     int(lifetime.Seconds()),
-		"ext_expires_in": int(lifetime.Seconds()),
+		"ext_expires_in": int(ext.Seconds()),
 		"access_token":   at,
 	}
 	if req.ver == 1 {
 		resp["expires_in"] = strconv.Itoa(int(lifetime.Seconds()))
-		resp["ext_expires_in"] = strconv.Itoa(int(lifetime.Seconds()))
+		resp["ext_expires_in"] = strconv.Itoa(int(ext.Seconds()))
 		resp["expires_on"] = strconv.FormatInt(now.Add(lifetime).Unix(), 10)
 		resp["not_before"] = strconv.FormatInt(now.Unix(), 10)
 		resp["resource"] = g.sr.resourceID
 	}
 	if g.user != nil {
-		if g.sr.offline || req.ver == 1 {
+		if g.sr.offline || req.ver == 1 || g.refresh {
 			rt := randomToken()
 			s.mu.Lock()
 			s.refresh[rt] = &refreshGrant{tenantID: g.tenant.TenantID, clientID: g.client.ClientID,
-				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, amr: g.amr, expires: now.Add(refreshLifetime)}
+				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, signIn: g.signIn, expires: now.Add(refreshLifetime)}
 			s.pruneRefreshLocked(rt, now)
 			s.mu.Unlock()
 			resp["refresh_token"] = rt
 		}
 		ci, _ := json.Marshal(map[string]string{"uid": g.user.ObjectID, "utid": g.tenant.TenantID})
 		resp["client_info"] = b64.EncodeToString(ci)
-		if withIDToken {
+		if slices.Contains(g.sr.oidc, "openid") || req.ver == 1 {
 			idt, err := s.mintID(g, now, lifetime)
 			if err != nil {
 				return nil, newErr(http.StatusInternalServerError, "server_error", 90033, "token signing failed")
@@ -750,7 +788,11 @@ func randomToken() string {
 // does and using it as the correlation ID.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *aadError) {
 	now := s.now().UTC()
-	trace := newGUID()
+	trace := w.Header().Get("x-ms-request-id") // every answer has one (requestIDs)
+	if trace == "" {
+		trace = newGUID()
+		w.Header().Set("x-ms-request-id", trace)
+	}
 	corr := r.Header.Get("client-request-id")
 	if !isGUID(corr) {
 		corr = newGUID()
@@ -767,7 +809,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *aadError)
 		SubError:         e.SubError,
 		Claims:           e.Claims,
 	}
-	w.Header().Set("x-ms-request-id", trace)
 	if c := r.Header.Get("client-request-id"); c != "" {
 		w.Header().Set("client-request-id", c)
 	}

@@ -232,6 +232,9 @@ func oboVerdict(r *Report, opt Options) OBOVerdict {
 	}
 	resource, scope := gatewayTarget(opt.Gateway)
 	h := r.Header
+	// An assertion for another audience: AADSTS500131 today (Entra answered
+	// 50013 before; older tenants and documents still say so).
+	audienceCodes := []int{500131, 50013}
 
 	switch r.Signature.Status {
 	case SigUnsigned:
@@ -242,26 +245,26 @@ func oboVerdict(r *Report, opt Options) OBOVerdict {
 
 	switch r.Kind {
 	case KindApp:
-		add("app_only", "app-only token from client credentials: OBO needs the user's token (the access token the frontend got for "+scope+" with the user signed in)", 7000114, 50013)
+		add("app_only", "app-only token from client credentials: OBO needs the user's token (the access token the frontend got for "+scope+" with the user signed in)", 7000114, 500131, 50013)
 	case KindIDToken:
-		add("id_token", fmt.Sprintf("this is an ID token (aud = the frontend's client ID %s, no scp): send the access token, the one the frontend gets for %s", audValues(r.Audience), scope), 50013)
+		add("id_token", fmt.Sprintf("this is an ID token (aud = the frontend's client ID %s, no scp): send the access token, the one the frontend gets for %s", audValues(r.Audience), scope), audienceCodes...)
 	case KindClientAssertion:
-		add("client_assertion", "this is a client assertion (aud = a token endpoint): a client's proof of identity, not a user's token; send the user's access token for "+scope, 50013)
+		add("client_assertion", "this is a client assertion (aud = a token endpoint): a client's proof of identity, not a user's token; send the user's access token for "+scope, audienceCodes...)
 	}
 
 	if r.Kind != KindIDToken && r.Kind != KindClientAssertion {
 		switch k := r.Audience.Kind; {
 		case k == AudGraph:
-			add("graph_audience", fmt.Sprintf("audience is Microsoft Graph: the frontend must request a token for %s (scope %s)", resource, scope), 50013)
+			add("graph_audience", fmt.Sprintf("audience is Microsoft Graph: the frontend must request a token for %s (scope %s)", resource, scope), audienceCodes...)
 		case k == AudNone:
-			add("no_audience", "no aud claim: Entra cannot tell whom the token is for", 50013)
+			add("no_audience", "no aud claim: Entra cannot tell whom the token is for", audienceCodes...)
 		case k == AudGatewayClientID || k == AudGatewayAppIDURI, k == AudGatewaySPN:
 			// AudGatewaySPN is Entra's own way of naming the gateway's app:
 			// the exchange takes it; the gateway's audience check does not
 			// (its verdict says so).
 		case opt.Gateway != nil || k == AudMicrosoftAPI:
 			add("other_audience", fmt.Sprintf("audience is %s (%s), not the gateway: the frontend must request a token for %s (scope %s)",
-				audValues(r.Audience), r.Audience.Values[0].Description, resource, scope), 50013)
+				audValues(r.Audience), r.Audience.Values[0].Description, resource, scope), audienceCodes...)
 		default:
 			v.Unchecked = append(v.Unchecked, "audience: whether "+audValues(r.Audience)+" is the gateway (pass -config FILE)")
 		}

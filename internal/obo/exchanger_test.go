@@ -367,7 +367,7 @@ func TestExchangeEntraRefusals(t *testing.T) {
 	}{
 		{
 			name: "MFA required for hr-api", cert: cert, scope: "api://hr-api/HR.Read", route: "hr",
-			status: 400, code: "interaction_required", subError: "basic_action",
+			status: 400, code: "invalid_grant", subError: "basic_action",
 			class: ClassInteraction, label: "AADSTS50076", claims: `"capolids"`, hintHas: "MFA",
 		},
 		{
@@ -456,12 +456,17 @@ func TestExchangeUnavailable(t *testing.T) {
 		label      string
 	}{
 		{
-			// The local tenant's 429 body names AADSTS50196 (request loop),
-			// so the label is the code; a bare 429 is labelled http_429 (see
-			// TestFromMSALEntraErrorBodies).
+			// Entra's 429 is plain text with Retry-After, no AADSTS code.
 			name:   "throttled with Retry-After",
 			fault:  &fakeentra.Fault{Status: 429, RetryAfter: 7 * time.Second, Count: 1},
-			status: 429, retryAfter: 7 * time.Second, label: "AADSTS50196",
+			status: 429, retryAfter: 7 * time.Second, label: "http_429",
+		},
+		{
+			// Loop detection is a 400 with Entra's JSON error; still Entra's
+			// refusal to serve now, not the user's or the gateway's fault.
+			name:   "request loop detected",
+			fault:  &fakeentra.Fault{Status: 400, Code: 50196, Count: 1},
+			status: 400, label: "AADSTS50196",
 		},
 		{
 			name:   "service unavailable",
@@ -572,8 +577,9 @@ func TestExchangeOtherTenant(t *testing.T) {
 			},
 			{
 				Name: "orders-api", ClientID: otherOrdersID,
-				IdentifierURIs: []string{"api://orders-api"},
-				Scopes:         []string{"Orders.Read"},
+				IdentifierURIs:     []string{"api://orders-api"},
+				Scopes:             []string{"Orders.Read"},
+				AccessTokenVersion: 2,
 			},
 		},
 		Users: []*fakeentra.User{{Username: carol, Password: fakeentra.DemoPassword, ObjectID: carolOID}},

@@ -111,6 +111,34 @@ func (ca *CA) IssueServer(lifetime time.Duration, hosts ...string) (tls.Certific
 	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
+// IssueClient issues a client certificate with the given common name and
+// its RSA key: the kind of certificate an app authenticates with by subject
+// name and issuer (Entra's SNI), the CA's certificate in its chain.
+func (ca *CA) IssueClient(commonName string, lifetime time.Duration) (*x509.Certificate, *rsa.PrivateKey, error) {
+	key, err := rsa.GenerateKey(rand.Reader, KeyBits)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: generate client key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(lifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: create client certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: parse client certificate: %w", err)
+	}
+	return cert, key, nil
+}
+
 // SelfSigned creates a self-signed certificate and its RSA key, valid between
 // notBefore and notAfter: the kind of certificate uploaded to an app
 // registration as a client credential, or used by Entra for signing keys.
