@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,6 +252,20 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 
 	dir, name := filepath.Split(r.URL.Path)
 	switch {
+	case strings.HasSuffix(dir, "/acrs/"):
+		// An API that needs the authentication context named by the last
+		// segment for this operation: a token without it in acrs gets a
+		// claims challenge for it.
+		c, _ := decodeClaims(recorded{Header: r.Header}.bearer())
+		acrs, _ := c["acrs"].([]any)
+		if slices.Contains(acrs, any(name)) {
+			writeJSON(w, http.StatusOK, map[string]string{"acrs": name})
+			return
+		}
+		challenge := `{"access_token":{"acrs":{"essential":true,"value":"` + name + `"}}}`
+		w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="`+
+			base64.StdEncoding.EncodeToString([]byte(challenge))+`"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "insufficient_claims"})
 	case strings.HasSuffix(dir, "/challenge/"):
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		u.mu.Lock()
@@ -408,7 +423,16 @@ type tenantEnv struct {
 
 func startTenant(t *testing.T, sec *secrets) *tenantEnv {
 	t.Helper()
+	return startTenantWith(t, sec, nil)
+}
+
+// startTenantWith starts the test tenant after edit, when not nil, changed it.
+func startTenantWith(t *testing.T, sec *secrets, edit func(*fakeentra.Tenant)) *tenantEnv {
+	t.Helper()
 	tenant, users := testTenant()
+	if edit != nil {
+		edit(tenant)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := fakeentra.Start(ctx, fakeentra.Config{Tenant: tenant, Dir: t.TempDir()})
 	if err != nil {
@@ -696,6 +720,12 @@ type envOptions struct {
 	// limits is the config's limits section, YAML indented by two spaces
 	// under "limits:"; default none (the defaults).
 	limits string
+	// tenant, when set, changes the test tenant before it starts.
+	tenant  func(*fakeentra.Tenant)
+	sendX5C bool // entra.certificate.send_x5c
+	// credential, when set, makes the gateway's credential after the tenant
+	// started (certFile and keyFile, and whether to send x5c).
+	credential func(t *testing.T, te *tenantEnv) (certFile, keyFile string, sendX5C bool)
 }
 
 // foreignTenantID is a tenant the test gateway allows (entra.allowed_tenants)
@@ -717,7 +747,7 @@ type env struct {
 func newEnv(t *testing.T, opt envOptions) *env {
 	t.Helper()
 	sec := newSecrets()
-	te := startTenant(t, sec)
+	te := startTenantWith(t, sec, opt.tenant)
 	up := startUpstream(t)
 	e := &env{tenantEnv: te, up: up, secrets: sec}
 	e.client = &http.Client{
@@ -728,6 +758,11 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	// Runs after the gateway has stopped (cleanups run last-in first-out).
 	t.Cleanup(func() { e.checkNoLeaks(t) })
 
+	if opt.credential != nil {
+		var x5c bool
+		opt.certFile, opt.keyFile, x5c = opt.credential(t, te)
+		opt.sendX5C = opt.sendX5C || x5c
+	}
 	e.cfgPath = filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(e.cfgPath, []byte(e.configYAML(t, opt)), 0o600); err != nil {
 		t.Fatal(err)
@@ -781,6 +816,7 @@ entra:
   certificate:
     path: %[6]s
     key_path: %[7]s
+    send_x5c: %[12]t
 cors:
   allowed_origins: ["http://localhost:3000"]
 routes:
@@ -830,7 +866,7 @@ routes:
     downstream_scopes: [api://orders-api/Orders.Read]
     required_scopes: [access_as_user]
     max_in_flight: 3
-`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout, foreignTenantID)
+`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout, foreignTenantID, opt.sendX5C)
 }
 
 // checkNoLeaks fails the test if a log line holds a secret: a token the
