@@ -113,6 +113,8 @@ func section(goType string) string {
 		return "cache"
 	case "config.Redis":
 		return "cache.redis"
+	case "config.Limits":
+		return "limits"
 	}
 	return goType
 }
