@@ -66,6 +66,9 @@ func (s *Server) handleOpenIDConfig(ver int) http.HandlerFunc {
 			"cloud_graph_host_name":                 "graph.windows.net",
 			"msgraph_host":                          "graph.microsoft.com",
 		}
+		if tid == "{tenantid}" {
+			doc["tenant_region_scope"] = nil // no tenant, no region (Entra's common and organizations documents)
+		}
 		if ver == 2 {
 			doc["issuer"] = s.IssuerV2(tid)
 			doc["authorization_endpoint"] = base + "/oauth2/v2.0/authorize"

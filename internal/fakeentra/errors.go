@@ -178,6 +178,7 @@ func errMFA(user *User, resourceID, claims string) *aadError {
 	if user.MFANotRegistered {
 		e := newErr(http.StatusBadRequest, "interaction_required", 50079,
 			"Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '%s'.", resourceID)
+		e.SubError = "basic_action"
 		e.Claims = claims
 		return e
 	}

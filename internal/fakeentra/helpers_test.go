@@ -1,7 +1,7 @@
 package fakeentra_test
 
 // Helpers of the acceptance tests (msal_test.go, mistakes_test.go,
-// errorshape_test.go). They are prefixed "acc" so that they cannot clash with
+// fidelity_test.go). They are prefixed "acc" so that they cannot clash with
 // other tests of the package.
 //
 // The JWT code here is written for the tests alone: it shares nothing with
@@ -318,4 +318,51 @@ func accOBOFields(assertion, scope string) []string {
 		"assertion", assertion,
 		"scope", scope,
 	}
+}
+
+// gwEnv is a running tenant (the demo tenant when ten is nil) with the
+// gateway app's certificate credential, for the requests the gateway makes.
+type gwEnv struct {
+	*accEnv
+	ep string // the demo tenant's v2 token endpoint
+	gw accCred
+}
+
+func gwStart(t *testing.T, ten *fakeentra.Tenant) *gwEnv {
+	t.Helper()
+	env := accStart(t, fakeentra.Config{Tenant: ten})
+	return &gwEnv{accEnv: env, ep: env.tokenEndpoint(fakeentra.DemoTenantID, 2), gw: accLoadCred(t, env.srv, "gateway")}
+}
+
+// userToken is alice's token for the gateway (as the frontend gets it).
+func (e *gwEnv) userToken(t *testing.T, opt fakeentra.UserTokenOptions) string {
+	t.Helper()
+	tok, err := e.srv.UserToken(accAlice, accGatewayScope, opt)
+	if err != nil {
+		t.Fatalf("UserToken: %v", err)
+	}
+	return tok
+}
+
+// obo asks, as the gateway with its certificate, for scope on behalf of
+// the user of assertion.
+func (e *gwEnv) obo(t *testing.T, assertion, scope string, extra ...string) accResp {
+	t.Helper()
+	ca := accClientAssertion(t, e.gw, fakeentra.DemoGatewayClientID, e.ep, nil)
+	return e.post(t, e.ep, accCertForm(fakeentra.DemoGatewayClientID, ca, append(accOBOFields(assertion, scope), extra...)...), nil)
+}
+
+// clientCredentials asks, as the gateway, for orders-api with the client
+// assertion given.
+func (e *gwEnv) clientCredentials(t *testing.T, clientAssertion string) accResp {
+	t.Helper()
+	return e.post(t, e.ep, accCertForm(fakeentra.DemoGatewayClientID, clientAssertion,
+		"grant_type", "client_credentials", "scope", "api://orders-api/.default"), nil)
+}
+
+// secret asks, as the gateway with the secret given, for orders-api.
+func (e *gwEnv) secret(t *testing.T, secret string, hdr http.Header) accResp {
+	t.Helper()
+	return e.post(t, e.ep, accForm("grant_type", "client_credentials", "client_id", fakeentra.DemoGatewayClientID,
+		"client_secret", secret, "scope", "api://orders-api/.default"), hdr)
 }
