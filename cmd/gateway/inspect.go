@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -15,9 +14,9 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/inspect"
-	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
 const inspectUsage = `usage: gateway inspect [-config FILE] [-jwks FILE] [-at TIME] [-json] [-offline] TOKEN|-
@@ -100,8 +99,8 @@ func runInspect(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		var client *http.Client
 		if !*offline {
-			if client, err = inspectDiscoveryClient(cfg.Entra.CAFile); err != nil {
-				return err
+			if client, err = clients.Entra(cfg.Entra, nil); err != nil {
+				return fmt.Errorf("inspect: %w", err)
 			}
 			defer client.CloseIdleConnections()
 		}
@@ -190,19 +189,4 @@ func loadConfigForInspect(path string, getenv func(string) string) (cfg *config.
 		cfg.Entra.CAFile = ""
 	}
 	return cfg, ignored, nil
-}
-
-// inspectDiscoveryClient reads the authority host's OIDC discovery, trusting the
-// system's CAs and caFile, with timeouts.
-func inspectDiscoveryClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSHandshakeTimeout = 5 * time.Second
-	if caFile != "" {
-		pool, err := pki.SystemRootsWith(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("inspect: entra.ca_file: %w", err)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, nil
 }

@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,10 +16,9 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
-	"github.com/obo-gateway/obo-gateway/internal/pki"
-	"github.com/obo-gateway/obo-gateway/internal/proxy"
 )
 
 // online holds the clients of the online checks.
@@ -51,26 +49,17 @@ func (r *runner) newOnline() *online {
 	e := r.cfg.Entra
 	o := &online{timeout: e.TokenTimeout.D(), tokens: map[string]tokenResult{}, probes: map[string]probeResult{}}
 
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSHandshakeTimeout = 10 * time.Second
-	if r.opts.dial != nil {
-		tr.DialContext = r.opts.dial
+	// The gateway's own clients (package clients), so that what the doctor
+	// finds is what the gateway will meet.
+	entra, err := clients.Entra(e, r.opts.dial)
+	if err != nil {
+		// checkCAFile reported the file: go on with the system's CAs.
+		e.CAFile = ""
+		entra, _ = clients.Entra(e, r.opts.dial)
 	}
-	if e.CAFile != "" {
-		pool, err := pki.SystemRootsWith(e.CAFile)
-		if err != nil {
-			pool, _ = pki.SystemRootsWith("") // checkCAFile reported the file
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	o.entra = &http.Client{Transport: tr, Timeout: o.timeout}
-
-	up := proxy.NewTransport(proxy.TransportConfig{MaxIdleConnsPerHost: 2})
-	if r.opts.dial != nil {
-		up.DialContext = r.opts.dial
-	}
+	o.entra = entra
 	o.upstream = &http.Client{
-		Transport:     up,
+		Transport:     clients.Upstream(r.opts.dial),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return o
@@ -232,18 +221,19 @@ func (r *runner) msalClient() (*confidential.Client, error) {
 	if o.msal != nil || o.msalErr != nil {
 		return o.msal, o.msalErr
 	}
-	e := r.cfg.Entra
-	c, err := obo.NewClient(obo.Config{
-		AuthorityHost: e.AuthorityHost, TenantID: e.TenantID, ClientID: e.ClientID, HTTPClient: o.entra,
-		InstanceDiscovery: e.InstanceDiscovery != nil && *e.InstanceDiscovery, SendX5C: e.Certificate.SendX5C,
-		ClientCapabilities: e.ClientCapabilities,
-	}, r.cert)
+	c, err := obo.NewClient(r.msalConfig(), r.cert)
 	if err != nil {
 		o.msalErr = err
 		return nil, err
 	}
 	o.msal = &c
 	return o.msal, nil
+}
+
+// msalConfig is the MSAL client's configuration, the gateway's own
+// (clients.OBO).
+func (r *runner) msalConfig() obo.Config {
+	return clients.OBO(r.cfg.Entra, r.cert, r.online.entra)
 }
 
 // token asks for an app-only token for resource/.default, once per resource.

@@ -2,14 +2,13 @@ package doctor
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/config"
-	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
 )
 
@@ -96,15 +95,11 @@ func (r *runner) checkRedis(ctx context.Context) {
 		r.fail(id, name, err.Error(), "correct cache.redis.encryption_keys and encryption_key_id (docs/configuration.md)")
 		return
 	}
-	var tlsCfg *tls.Config
-	if rd.TLS {
-		pool, err := pki.SystemRootsWith(rd.CAFile)
-		if err != nil {
-			r.fail(id, name, fmt.Sprintf("%s: cache.redis.ca_file %s holds no readable PEM certificate", desc, rd.CAFile),
-				"name a PEM file of the CA that signed Redis's certificate in cache.redis.ca_file")
-			return
-		}
-		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	rcfg, err := clients.Redis(rd) // the gateway's own configuration of its shared cache
+	if err != nil {
+		r.fail(id, name, fmt.Sprintf("%s: cache.redis.ca_file %s holds no readable PEM certificate", desc, rd.CAFile),
+			"name a PEM file of the CA that signed Redis's certificate in cache.redis.ca_file")
+		return
 	}
 	timeout := max(r.opts.RedisTimeout, rd.Timeout.D())
 	pctx, cancel := context.WithTimeout(ctx, timeout)
@@ -125,11 +120,8 @@ func (r *runner) checkRedis(ctx context.Context) {
 	}
 	conn.Close()
 
-	kr, _ := redisl2.ParseKeyring(rd.EncryptionKeys, rd.EncryptionKeyID)
-	c, err := redisl2.New(redisl2.Config{
-		Addr: rd.Address, Username: rd.Username, Password: rd.Password, DB: rd.DB,
-		TLS: tlsCfg, Timeout: timeout, Keys: kr,
-	})
+	rcfg.Timeout = timeout
+	c, err := redisl2.New(rcfg)
 	if err != nil {
 		r.fail(id, name, fmt.Sprintf("%s: %v", desc, err), "correct cache.redis (docs/configuration.md)")
 		return

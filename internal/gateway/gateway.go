@@ -5,11 +5,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -18,11 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/edge"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
-	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
@@ -77,18 +75,18 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.now = time.Now
 	}
 	e := cfg.Entra
-	cert, err := obo.LoadCertificate(e.Certificate.Path, e.Certificate.KeyPath, e.Certificate.Password)
+	cert, err := clients.Certificate(e)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: entra.certificate: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.cert = cert
 	if leaf := cert.Leaf(); g.now().After(leaf.NotAfter) {
 		g.log.Error("the gateway certificate has expired: Entra will refuse every exchange (AADSTS700024)",
 			"not_after", leaf.NotAfter, "subject", leaf.Subject.String())
 	}
-	entraClient, err := entraHTTPClient(e.CAFile)
+	entraClient, err := clients.Entra(e, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	host := strings.TrimSuffix(e.AuthorityHost, "/")
 	g.authority = host + "/" + e.TenantID
@@ -116,18 +114,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	discovery := false
-	if e.InstanceDiscovery != nil {
-		discovery = *e.InstanceDiscovery
-	}
-	exchanger, err := obo.New(obo.Config{
-		AuthorityHost: host, TenantID: e.TenantID, ClientID: e.ClientID,
-		Certificate: cert, SendX5C: e.Certificate.SendX5C, InstanceDiscovery: discovery,
-		ClientCapabilities: e.ClientCapabilities,
-		CertificateFiles:   &obo.CertificateFiles{Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password},
-		HTTPClient:         entraClient, Timeout: e.TokenTimeout.D(),
-		Metrics: obo.NewMetrics(g.reg), Logger: g.log,
-	})
+	oc := clients.OBO(e, cert, entraClient)
+	oc.Metrics, oc.Logger = obo.NewMetrics(g.reg), g.log
+	exchanger, err := obo.New(oc)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	g.refusals = metrics.NewRefusals(g.reg, edge.RefusalReasons())
 	g.edge = newEdge(lim, g.reg, g.refusals, g.log)
 	g.proxy = proxy.New(proxy.Config{
-		Transport:      proxy.NewTransport(proxy.TransportConfig{}),
+		Transport:      clients.Upstream(nil),
 		TrustedProxies: cfg.TrustedProxyPrefixes(),
 		Logger:         g.log,
 		Metrics:        proxy.NewMetrics(g.reg),
@@ -165,23 +154,6 @@ func newEdge(l config.Limits, reg prometheus.Registerer, refusals *metrics.Refus
 		BodyTimeout: l.BodyTimeout.D(), MaxInFlight: l.MaxInFlight, MaxConnections: l.MaxConnections,
 		Refusals: refusals, Registerer: reg, Logger: log,
 	})
-}
-
-// entraHTTPClient is the client for Entra (discovery, keys, tokens): system
-// roots plus caFile, bounded timeouts, enough idle connections for bursts.
-func entraHTTPClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	tr.TLSHandshakeTimeout = 10 * time.Second
-	tr.ResponseHeaderTimeout = 30 * time.Second
-	if caFile != "" {
-		pool, err := pki.SystemRootsWith(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: entra.ca_file: %w", err)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
 // Ready reports why the gateway cannot serve yet, or nil.
@@ -219,27 +191,16 @@ func (g *Gateway) sharedCache(r *config.Redis) (tokencache.L2, error) {
 	if r == nil {
 		return nil, nil
 	}
-	keys, err := redisl2.ParseKeyring(r.EncryptionKeys, r.EncryptionKeyID)
+	rc, err := clients.Redis(r)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: cache.redis.encryption_keys: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	var tlsCfg *tls.Config
-	if r.TLS {
-		pool, err := pki.SystemRootsWith(r.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: cache.redis.ca_file: %w", err)
-		}
-		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	c, err := redisl2.New(redisl2.Config{
-		Addr: r.Address, Username: r.Username, Password: r.Password, DB: r.DB, TLS: tlsCfg,
-		Timeout: r.Timeout.D(), Keys: keys, Metrics: redisl2.NewMetrics(g.reg),
-		Logger: g.log.With("component", "redis"), Now: g.now,
-	})
+	rc.Metrics, rc.Logger, rc.Now = redisl2.NewMetrics(g.reg), g.log.With("component", "redis"), g.now
+	c, err := redisl2.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: cache.redis: %w", err)
 	}
 	g.closers = append(g.closers, c.Close)
-	g.log.Info("shared token cache (Redis) configured", "address", r.Address, "tls", r.TLS, "keys", keys)
+	g.log.Info("shared token cache (Redis) configured", "address", r.Address, "tls", r.TLS, "keys", rc.Keys)
 	return c, nil
 }

@@ -1,0 +1,128 @@
+// Package clients turns the configuration into the long-lived clients the
+// gateway talks through: the HTTP client for Entra ID, the configuration of
+// the MSAL confidential client that exchanges tokens On-Behalf-Of, the
+// shared cache's Redis configuration, and the upstream transport. There is
+// one constructor per kind of client, and `gateway serve`, `gateway doctor`
+// and `gateway inspect` all call it: a tool that checks what the gateway
+// will do talks to Entra, Redis and the upstreams exactly as the gateway does.
+//
+// Constructors do no network work; they may read the CA files they are
+// given. The clients they return are safe for concurrent use.
+package clients
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
+)
+
+// Dialer dials a network connection. Nil means net.Dialer's; tools pass
+// their own to observe or forbid connections (gateway doctor -offline).
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// The bounds of a call to Entra. MSAL calls have their own bound besides
+// (entra.token_timeout, through the request context).
+const (
+	entraTimeout          = 30 * time.Second
+	entraHandshakeTimeout = 10 * time.Second
+	entraHeaderTimeout    = 30 * time.Second
+	// entraIdleConns is enough idle connections for a burst of exchanges:
+	// http.DefaultTransport keeps 2 per host.
+	entraIdleConns = 64
+)
+
+// Entra returns the HTTP client for Entra ID's discovery, signing-key and
+// token endpoints: the system's CAs plus entra.ca_file, TLS 1.2 or later,
+// bounded handshake, header and whole-call times, and enough idle
+// connections for bursts. It fails only when entra.ca_file cannot be read.
+func Entra(e config.Entra, dial Dialer) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = entraIdleConns
+	tr.TLSHandshakeTimeout = entraHandshakeTimeout
+	tr.ResponseHeaderTimeout = entraHeaderTimeout
+	if dial != nil {
+		tr.DialContext = dial
+	}
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CAFile != "" {
+		pool, err := pki.SystemRootsWith(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("clients: entra.ca_file: %w", err)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: tr, Timeout: entraTimeout}, nil
+}
+
+// OBO returns the configuration of the gateway's MSAL confidential client:
+// authority, tenant, client ID, the certificate (reloaded from its files
+// when they change), x5c, instance discovery, client capabilities, the
+// exchange's time bound and the HTTP client for Entra. The caller adds its
+// metrics and logger; obo.New makes the exchanger of it, obo.NewClient a
+// plain MSAL client (gateway doctor).
+func OBO(e config.Entra, cert *obo.Certificate, entra *http.Client) obo.Config {
+	return obo.Config{
+		AuthorityHost: e.AuthorityHost, TenantID: e.TenantID, ClientID: e.ClientID,
+		Certificate: cert,
+		CertificateFiles: &obo.CertificateFiles{
+			Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password,
+		},
+		SendX5C:            e.Certificate.SendX5C,
+		InstanceDiscovery:  e.InstanceDiscovery != nil && *e.InstanceDiscovery,
+		ClientCapabilities: e.ClientCapabilities,
+		HTTPClient:         entra,
+		Timeout:            e.TokenTimeout.D(),
+	}
+}
+
+// Certificate loads the gateway's credential from entra.certificate.
+func Certificate(e config.Entra) (*obo.Certificate, error) {
+	c, err := obo.LoadCertificate(e.Certificate.Path, e.Certificate.KeyPath, e.Certificate.Password)
+	if err != nil {
+		return nil, fmt.Errorf("clients: entra.certificate: %w", err)
+	}
+	return c, nil
+}
+
+// Redis returns the configuration of the shared cache for r: address,
+// credentials, database, TLS (the system's CAs plus cache.redis.ca_file),
+// the per-call bound and the encryption keys. The caller adds metrics and
+// logger. It fails when the keys or the CA file cannot be read.
+func Redis(r *config.Redis) (redisl2.Config, error) {
+	keys, err := redisl2.ParseKeyring(r.EncryptionKeys, r.EncryptionKeyID)
+	if err != nil {
+		return redisl2.Config{}, fmt.Errorf("clients: cache.redis.encryption_keys: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if r.TLS {
+		pool, err := pki.SystemRootsWith(r.CAFile)
+		if err != nil {
+			return redisl2.Config{}, fmt.Errorf("clients: cache.redis.ca_file: %w", err)
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return redisl2.Config{
+		Addr: r.Address, Username: r.Username, Password: r.Password, DB: r.DB,
+		TLS: tlsCfg, Timeout: r.Timeout.D(), Keys: keys,
+	}, nil
+}
+
+// Upstream returns the transport every route's upstream requests share
+// (proxy.NewTransport's: pooled keep-alive connections, bounded dial and
+// handshake, HTTP/2 over TLS).
+func Upstream(dial Dialer) *http.Transport {
+	t := proxy.NewTransport(proxy.TransportConfig{})
+	if dial != nil {
+		t.DialContext = dial
+	}
+	return t
+}
