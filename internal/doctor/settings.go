@@ -82,6 +82,18 @@ func redisDescription(rd *config.Redis) (string, error) {
 		rd.Address, tlsNote, rd.DB, strings.Join(kr.IDs(), ", "), kr.Current()), nil
 }
 
+// redisConfig is the gateway's own configuration of its shared cache
+// (clients.Redis), with the doctor's bound when it is longer: a first
+// connection may take a TLS handshake more than the gateway's steady state.
+func (r *runner) redisConfig() (redisl2.Config, error) {
+	rcfg, err := clients.Redis(r.cfg.Cache.Redis)
+	if err != nil {
+		return rcfg, err
+	}
+	rcfg.Timeout = max(r.opts.RedisTimeout, rcfg.Timeout)
+	return rcfg, nil
+}
+
 // checkRedis PINGs the shared cache, as the gateway's readiness would.
 func (r *runner) checkRedis(ctx context.Context) {
 	rd := r.cfg.Cache.Redis
@@ -95,13 +107,13 @@ func (r *runner) checkRedis(ctx context.Context) {
 		r.fail(id, name, err.Error(), "correct cache.redis.encryption_keys and encryption_key_id (docs/configuration.md)")
 		return
 	}
-	rcfg, err := clients.Redis(rd) // the gateway's own configuration of its shared cache
+	rcfg, err := r.redisConfig()
 	if err != nil {
 		r.fail(id, name, fmt.Sprintf("%s: cache.redis.ca_file %s holds no readable PEM certificate", desc, rd.CAFile),
 			"name a PEM file of the CA that signed Redis's certificate in cache.redis.ca_file")
 		return
 	}
-	timeout := max(r.opts.RedisTimeout, rd.Timeout.D())
+	timeout := rcfg.Timeout
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -120,7 +132,6 @@ func (r *runner) checkRedis(ctx context.Context) {
 	}
 	conn.Close()
 
-	rcfg.Timeout = timeout
 	c, err := redisl2.New(rcfg)
 	if err != nil {
 		r.fail(id, name, fmt.Sprintf("%s: %v", desc, err), "correct cache.redis (docs/configuration.md)")

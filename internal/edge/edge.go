@@ -26,6 +26,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
@@ -196,6 +197,7 @@ func setBodyDeadline(w http.ResponseWriter, deadline time.Time) {
 // refuse answers a refusal, logs its reason and counts it.
 func (e *Edge) refuse(w http.ResponseWriter, r *http.Request, status int, code, reason, description string) {
 	e.cfg.Refusals.Refused(reason)
+	reqlog.From(w).SetRefused(reason)
 	e.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused",
 		slog.String("request_id", reqid.FromContext(r.Context())),
 		slog.String("reason", reason), slog.Int("status", status), slog.String("method", sanitizeMethod(r.Method)))
@@ -205,6 +207,7 @@ func (e *Edge) refuse(w http.ResponseWriter, r *http.Request, status int, code, 
 // shed answers 503 because limit is full, with Retry-After.
 func (e *Edge) shed(w http.ResponseWriter, r *http.Request, limit, description string) {
 	e.cfg.Refusals.Shed(limit)
+	reqlog.From(w).SetShed(limit)
 	e.log.LogAttrs(r.Context(), slog.LevelWarn, "request shed",
 		slog.String("request_id", reqid.FromContext(r.Context())), slog.String("limit", limit))
 	Shed(w, r, description)
@@ -272,8 +275,8 @@ type Route struct {
 	// answered 413 at once, and a chunked body is cut when it passes the
 	// bound (the proxy answers 413). Zero means no bound.
 	MaxBodyBytes int64
-	// BodyTimeout replaces the edge's BodyTimeout for this route; zero
-	// keeps it.
+	// BodyTimeout replaces the edge's BodyTimeout for this route; zero, or
+	// the edge's own, keeps it.
 	BodyTimeout time.Duration
 }
 
@@ -283,6 +286,10 @@ type Route struct {
 // bounds.
 func (e *Edge) Route(rt Route) func(http.Handler) http.Handler {
 	routeLimit := &limit{max: int64(rt.MaxInFlight)}
+	bodyTimeout := rt.BodyTimeout
+	if bodyTimeout == e.cfg.BodyTimeout {
+		bodyTimeout = 0 // set on arrival already (Middleware)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			for _, s := range rt.Stricter {
@@ -314,8 +321,8 @@ func (e *Edge) Route(rt Route) func(http.Handler) http.Handler {
 					r2.Body = http.MaxBytesReader(w, r.Body, rt.MaxBodyBytes)
 					r = &r2
 				}
-				if rt.BodyTimeout > 0 {
-					setBodyDeadline(w, time.Now().Add(rt.BodyTimeout))
+				if bodyTimeout > 0 {
+					setBodyDeadline(w, time.Now().Add(bodyTimeout))
 				}
 			}
 			next.ServeHTTP(w, r)

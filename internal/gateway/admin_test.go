@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,16 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
-	"github.com/obo-gateway/obo-gateway/internal/obo"
-	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
 
-// withReadiness gives tg what Ready checks: signing keys from a JWKS
+// withReadiness gives tg what readiness checks: signing keys from a JWKS
 // endpoint that serves the test key set (or fails, when !serveKeys), loaded
 // before it returns when serveKeys; and a certificate valid until notAfter.
 func withReadiness(t *testing.T, tg *testGateway, serveKeys bool, notAfter time.Time) {
 	t.Helper()
-	priv, set := testKeys(t)
+	_, set := testKeys(t)
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !serveKeys {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
@@ -46,12 +43,8 @@ func withReadiness(t *testing.T, tg *testGateway, serveKeys bool, notAfter time.
 			t.Fatalf("loading the signing keys: %v", err)
 		}
 	}
-	tg.keys = ks
-	leaf, err := pki.SelfSignedWithKey("obo-gateway", priv, notAfter.Add(-365*24*time.Hour), notAfter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg.cert = &obo.Certificate{Chain: []*x509.Certificate{leaf}, Key: priv}
+	tg.admin.Ready.Keys = ks
+	tg.admin.Ready.Certificate = testCertificate(t, notAfter)
 }
 
 // admin sends GET path to the admin handler and decodes a JSON answer.
@@ -70,7 +63,7 @@ func admin(t *testing.T, tg *testGateway, path string) (*httptest.ResponseRecord
 
 func TestHealthz(t *testing.T) {
 	tg := newTestGateway(t)
-	tg.draining.Store(true) // alive while draining: only readiness changes
+	tg.admin.Ready.Drain() // alive while draining: only readiness changes
 	rec, body := admin(t, tg, "/healthz")
 	if rec.Code != http.StatusOK || body["status"] != "ok" {
 		t.Errorf("/healthz = %d %v, want 200 ok", rec.Code, body)
@@ -104,9 +97,11 @@ func TestReadyz(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := newTestGateway(t)
-			tg.now = func() time.Time { return now }
+			tg.admin.Ready.Now = func() time.Time { return now }
 			withReadiness(t, tg, tc.serveKeys, tc.notAfter)
-			tg.draining.Store(tc.draining)
+			if tc.draining {
+				tg.admin.Ready.Drain()
+			}
 
 			rec, body := admin(t, tg, "/readyz")
 
@@ -176,7 +171,7 @@ func TestMetricsEndpoint(t *testing.T) {
 func TestAdminPprof(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		tg := newTestGateway(t)
-		tg.cfg.AdminPprof = on
+		tg.admin.Pprof = on
 		rec, _ := admin(t, tg, "/debug/pprof/heap?debug=1")
 		want := http.StatusNotFound
 		if on {

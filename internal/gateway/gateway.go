@@ -1,16 +1,18 @@
-// Package gateway wires the gateway together: it builds the token
-// validator, the On-Behalf-Of exchanger and the reverse proxy from the
-// configuration, and serves the API and admin listeners.
+// Package gateway is the composition root: [New] turns the configuration
+// into the gateway's parts (the clients of package clients, the token
+// validator, the On-Behalf-Of exchanger and its caches, the edge, the
+// reverse proxy, the metrics), [NewHandler] assembles the request path from
+// them, and [Gateway.Serve] serves the API and admin listeners.
+//
+// Everything New makes, it makes once, here, and hands to whoever uses it:
+// no package reaches for a client of its own.
 package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
-	"sync/atomic"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,116 +36,160 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// TokenSource gets downstream tokens; *obo.Exchanger is one.
+// TokenSource gets downstream tokens; *obo.Exchanger is one, and
+// *tokencache.OBO, the caches in front of it, the one the gateway uses.
 type TokenSource interface {
 	Exchange(ctx context.Context, req obo.Request) (obo.Token, error)
 }
 
-// Gateway is a configured gateway, ready to serve.
+// Gateway is a configured gateway, ready to serve: its API and admin
+// handlers and what serving them needs.
 type Gateway struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	now       func() time.Time
-	keys      *auth.RemoteKeySet
-	validator *auth.Validator
-	tokens    TokenSource
-	exchanger *obo.Exchanger   // nil in tests that fake the token source
-	cert      *obo.Certificate // the certificate loaded at start-up
-	proxy     *proxy.Proxy
-	httpm     *metrics.HTTP
-	refusals  *metrics.Refusals
-	edge      *edge.Edge
-	authority string // https://host/<tenant>, for claims challenges
+	cfg     *config.Config // listeners, TLS, server limits, shutdown grace
+	log     *slog.Logger
+	api     http.Handler
+	admin   http.Handler
+	edge    *edge.Edge // the API listener's connection limit
+	ready   *Readiness
+	closers []func() error // released when Serve returns
+}
 
-	draining atomic.Bool
-	closers  []func() error // released when Serve returns
+// assemble makes a Gateway of its parts: the API handler of h, the admin
+// handler of a. New calls it with the real parts, tests with fakes.
+func assemble(cfg *config.Config, log *slog.Logger, h HandlerConfig, a AdminConfig) (*Gateway, error) {
+	api, err := NewHandler(h)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, log: log, api: api, admin: NewAdminHandler(a), edge: h.Edge, ready: a.Ready}, nil
 }
 
 // New builds a gateway: it loads the certificate, reads the tenant's OIDC
 // discovery (failing if Entra cannot be reached), and starts loading the
 // signing keys in the background; the keys are refreshed until ctx ends.
-func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: deps.Logger, reg: deps.Registry, now: deps.Now}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
+// It contacts nothing else: the shared cache and the upstreams are reached
+// when requests need them.
+func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err error) {
+	log, reg, now := deps.Logger, deps.Registry, deps.Now
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if g.reg == nil {
-		g.reg = prometheus.NewRegistry()
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
-	if g.now == nil {
-		g.now = time.Now
+	if now == nil {
+		now = time.Now
 	}
 	e := cfg.Entra
+
+	// The clients, each made once (package clients, as doctor and inspect
+	// make them).
 	cert, err := clients.Certificate(e)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.cert = cert
-	if leaf := cert.Leaf(); g.now().After(leaf.NotAfter) {
-		g.log.Error("the gateway certificate has expired: Entra will refuse every exchange (AADSTS700024)",
+	if leaf := cert.Leaf(); now().After(leaf.NotAfter) {
+		log.Error("the gateway certificate has expired: Entra will refuse every exchange (AADSTS700024)",
 			"not_after", leaf.NotAfter, "subject", leaf.Subject.String())
 	}
-	entraClient, err := clients.Entra(e, nil)
+	entra, err := clients.Entra(e, nil)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	host := strings.TrimSuffix(e.AuthorityHost, "/")
-	g.authority = host + "/" + e.TenantID
-
+	// Validation: discovery now, the keys in the background.
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	md, err := auth.Discover(dctx, entraClient, host, e.TenantID)
+	md, err := auth.Discover(dctx, entra, e.AuthorityHost, e.TenantID)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: OIDC discovery of tenant %s at %s failed (check entra.tenant_id, entra.authority_host and network egress to Entra): %w", e.TenantID, host, err)
+		return nil, fmt.Errorf("gateway: OIDC discovery of tenant %s at %s failed (check entra.tenant_id, entra.authority_host and network egress to Entra): %w", e.TenantID, e.AuthorityHost, err)
 	}
-	authm := auth.NewMetrics(g.reg)
-	g.keys, err = auth.NewRemoteKeySet(ctx, auth.RemoteKeySetConfig{
-		URL: md.JWKSURI, HTTPClient: entraClient,
+	authm := auth.NewMetrics(reg)
+	keys, err := auth.NewRemoteKeySet(ctx, auth.RemoteKeySetConfig{
+		URL: md.JWKSURI, HTTPClient: entra,
 		RefreshInterval: e.KeysRefreshInterval.D(), MinRefreshInterval: e.KeysMinRefreshInterval.D(),
-		Logger: g.log, Metrics: authm, Now: g.now,
+		Logger: log, Metrics: authm, Now: now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	g.validator, err = auth.NewValidator(auth.ValidatorConfig{
-		Keys: g.keys, Metadata: md, TenantID: e.TenantID, AllowedTenants: e.AllowedTenants,
-		ClientID: e.ClientID, Audiences: e.Audiences, Leeway: e.ClockSkew.D(), Now: g.now, Metrics: authm,
+	validator, err := auth.NewValidator(auth.ValidatorConfig{
+		Keys: keys, Metadata: md, TenantID: e.TenantID, AllowedTenants: e.AllowedTenants,
+		ClientID: e.ClientID, Audiences: e.Audiences, Leeway: e.ClockSkew.D(), Now: now, Metrics: authm,
 		CacheBudget: int64(cfg.Cache.VerifiedTokensBudget),
 	})
 	if err != nil {
 		return nil, err
 	}
-	oc := clients.OBO(e, cert, entraClient)
-	oc.Metrics, oc.Logger = obo.NewMetrics(g.reg), g.log
+
+	// Exchange: MSAL behind the gateway's caches and its exchange limit.
+	oc := clients.OBO(e, cert, entra)
+	oc.Metrics, oc.Logger = obo.NewMetrics(reg), log
 	exchanger, err := obo.New(oc)
 	if err != nil {
 		return nil, err
 	}
-	g.exchanger = exchanger
-	l2, err := g.sharedCache(cfg.Cache.Redis)
-	if err != nil {
-		return nil, err
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				_ = c()
+			}
+		}
+	}()
+	var l2 tokencache.L2
+	if r := cfg.Cache.Redis; r != nil {
+		rc, err := clients.Redis(r)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		rc.Metrics, rc.Logger, rc.Now = redisl2.NewMetrics(reg), log.With("component", "redis"), now
+		// Not contacted here: the gateway starts, and serves from its own
+		// cache, while Redis is down.
+		c, err := redisl2.New(rc)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: cache.redis: %w", err)
+		}
+		closers = append(closers, c.Close)
+		l2 = c
+		log.Info("shared token cache (Redis) configured", "address", r.Address, "tls", r.TLS, "keys", rc.Keys)
 	}
 	lim := cfg.Limits
-	g.tokens, err = tokencache.NewOBO(tokencache.OBOConfig{
+	tokens, err := tokencache.NewOBO(tokencache.OBOConfig{
 		Next: exchanger, Budget: int64(cfg.Cache.MemoryBudget), RefreshMargin: cfg.Cache.RefreshMargin.D(),
-		L2: l2, Metrics: tokencache.NewMetrics(g.reg), Now: g.now,
+		L2: l2, Metrics: tokencache.NewMetrics(reg), Now: now,
 		MaxConcurrent: lim.MaxConcurrentExchanges, MaxQueued: lim.MaxQueuedExchanges, QueueTimeout: lim.ExchangeQueueTimeout.D(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	g.refusals = metrics.NewRefusals(g.reg, edge.RefusalReasons())
-	g.edge = newEdge(lim, g.reg, g.refusals, g.log)
-	g.proxy = proxy.New(proxy.Config{
-		Transport:      clients.Upstream(nil),
-		TrustedProxies: cfg.TrustedProxyPrefixes(),
-		Logger:         g.log,
-		Metrics:        proxy.NewMetrics(g.reg),
-		Refusals:       g.refusals,
+
+	refusals := metrics.NewRefusals(reg, edge.RefusalReasons())
+	g, err := assemble(cfg, log, HandlerConfig{
+		Routes:    cfg.Routes,
+		CORS:      cfg.CORS,
+		Validator: validator,
+		Tokens:    tokens,
+		Proxy: proxy.New(proxy.Config{
+			Transport:      clients.Upstream(nil),
+			TrustedProxies: cfg.TrustedProxyPrefixes(),
+			Logger:         log,
+			Metrics:        proxy.NewMetrics(reg),
+			Refusals:       refusals,
+		}),
+		Edge:      newEdge(lim, reg, refusals, log),
+		Metrics:   metrics.NewHTTP(reg),
+		Refusals:  refusals,
+		Logger:    log,
+		Authority: e.AuthorityHost + "/" + e.TenantID,
+	}, AdminConfig{
+		Registry: reg,
+		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, Now: now},
+		Pprof:    cfg.AdminPprof,
 	})
-	g.httpm = metrics.NewHTTP(g.reg)
+	if err != nil {
+		return nil, err
+	}
+	g.closers = closers
 	return g, nil
 }
 
@@ -156,51 +202,11 @@ func newEdge(l config.Limits, reg prometheus.Registerer, refusals *metrics.Refus
 	})
 }
 
+// Handler is the API handler.
+func (g *Gateway) Handler() http.Handler { return g.api }
+
+// AdminHandler is the admin handler: /metrics, /healthz, /readyz.
+func (g *Gateway) AdminHandler() http.Handler { return g.admin }
+
 // Ready reports why the gateway cannot serve yet, or nil.
-func (g *Gateway) Ready() error {
-	var errs []error
-	if g.draining.Load() {
-		errs = append(errs, errors.New("shutting down"))
-	}
-	if !g.keys.Ready() {
-		errs = append(errs, errors.New("signing keys not loaded yet"))
-	}
-	cert := g.cert
-	if g.exchanger != nil {
-		cert = g.exchanger.Certificate() // rotated without restart
-	}
-	if leaf := cert.Leaf(); g.now().After(leaf.NotAfter) {
-		errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
-	}
-	return errors.Join(errs...)
-}
-
-func mustParseURL(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		// Validated by config; reaching here is a programmer error.
-		panic(fmt.Sprintf("gateway: upstream %q: %v", s, err))
-	}
-	return u
-}
-
-// sharedCache builds the Redis cache shared by replicas, or returns nil when
-// none is configured. It does not contact Redis: the gateway starts, and
-// serves from its own cache, while Redis is down.
-func (g *Gateway) sharedCache(r *config.Redis) (tokencache.L2, error) {
-	if r == nil {
-		return nil, nil
-	}
-	rc, err := clients.Redis(r)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	rc.Metrics, rc.Logger, rc.Now = redisl2.NewMetrics(g.reg), g.log.With("component", "redis"), g.now
-	c, err := redisl2.New(rc)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: cache.redis: %w", err)
-	}
-	g.closers = append(g.closers, c.Close)
-	g.log.Info("shared token cache (Redis) configured", "address", r.Address, "tls", r.TLS, "keys", rc.Keys)
-	return c, nil
-}
+func (g *Gateway) Ready() error { return g.ready.Err() }

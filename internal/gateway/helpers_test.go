@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -177,15 +179,24 @@ func newValidator(t *testing.T, allowedTenants ...string) *auth.Validator {
 	return v
 }
 
-// testGateway is a Gateway built without Entra: a static key set for the
-// validator, a fake TokenSource, a real proxy, and a JSON logger.
+// testGateway is the gateway's parts built without Entra: a static key set
+// for the validator, a fake TokenSource, a real proxy, and a JSON logger.
+// Tests change the parts, then build the handlers with the gateway's own
+// constructors (NewHandler, NewAdminHandler, assemble).
 type testGateway struct {
-	*Gateway
+	t      testing.TB
+	h      HandlerConfig
+	admin  AdminConfig
+	cfg    *config.Config // what Serve reads: listeners, TLS, limits, grace
+	reg    *prometheus.Registry
+	log    *slog.Logger
 	logs   *testkit.SyncBuffer
 	tokens *fakeTokens
 }
 
-// newTestGateway builds a gateway serving routes. Routes' Upstream must be set.
+// newTestGateway builds a gateway serving routes. Routes' Upstream must be
+// set. It is ready: its signing keys are loaded and its certificate valid
+// for an hour (withReadiness changes both).
 func newTestGateway(t *testing.T, routes ...config.Route) *testGateway {
 	t.Helper()
 	logs := &testkit.SyncBuffer{}
@@ -194,19 +205,47 @@ func newTestGateway(t *testing.T, routes ...config.Route) *testGateway {
 	tr := proxy.NewTransport(proxy.TransportConfig{})
 	t.Cleanup(tr.CloseIdleConnections)
 	tokens := &fakeTokens{token: downstreamToken}
-	g := &Gateway{
-		cfg:       &config.Config{Routes: routes},
-		log:       log,
-		reg:       reg,
-		now:       time.Now,
-		validator: newValidator(t),
-		tokens:    tokens,
-		proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
-		httpm:     metrics.NewHTTP(reg),
-		edge:      newEdge(config.Limits{}, nil, nil, log),
-		authority: testAuthority,
+	refusals := metrics.NewRefusals(reg, nil)
+	tg := &testGateway{
+		t: t,
+		h: HandlerConfig{
+			Routes:    routes,
+			Validator: newValidator(t),
+			Tokens:    tokens,
+			Proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg), Refusals: refusals}),
+			Edge:      newEdge(config.Limits{}, nil, refusals, log),
+			Metrics:   metrics.NewHTTP(reg),
+			Refusals:  refusals,
+			Logger:    log,
+			Authority: testAuthority,
+		},
+		cfg: &config.Config{Routes: routes}, reg: reg, log: log, logs: logs, tokens: tokens,
 	}
-	return &testGateway{Gateway: g, logs: logs, tokens: tokens}
+	tg.admin = AdminConfig{Registry: reg, Ready: &Readiness{Keys: loadedKeys{}, Certificate: testCertificate(t, time.Now().Add(time.Hour))}}
+	return tg
+}
+
+// Handler is the API handler NewHandler makes of the parts.
+func (tg *testGateway) Handler() http.Handler {
+	tg.t.Helper()
+	h, err := NewHandler(tg.h)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	return h
+}
+
+// AdminHandler is the admin handler NewAdminHandler makes of the parts.
+func (tg *testGateway) AdminHandler() http.Handler { return NewAdminHandler(tg.admin) }
+
+// gateway assembles a Gateway of the parts, as New does, to Serve.
+func (tg *testGateway) gateway() *Gateway {
+	tg.t.Helper()
+	g, err := assemble(tg.cfg, tg.log, tg.h, tg.admin)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	return g
 }
 
 // serve sends r through the gateway's API handler.
@@ -215,6 +254,25 @@ func (tg *testGateway) serve(t *testing.T, r *http.Request) *httptest.ResponseRe
 	rec := httptest.NewRecorder()
 	tg.Handler().ServeHTTP(rec, r)
 	return rec
+}
+
+// loadedKeys is a key set that has been loaded, for readiness.
+type loadedKeys struct{}
+
+func (loadedKeys) Ready() bool          { return true }
+func (loadedKeys) FetchedAt() time.Time { return time.Now() }
+
+// testCertificate is a gateway certificate, with the test key, valid
+// until notAfter.
+func testCertificate(t testing.TB, notAfter time.Time) func() *obo.Certificate {
+	t.Helper()
+	priv, _ := testKeys(t)
+	leaf, err := pki.SelfSignedWithKey("obo-gateway", priv, notAfter.Add(-365*24*time.Hour), notAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &obo.Certificate{Chain: []*x509.Certificate{leaf}, Key: priv}
+	return func() *obo.Certificate { return c }
 }
 
 // ordersRoute is a route that exchanges the token for api://orders-api.

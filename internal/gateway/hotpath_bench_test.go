@@ -35,7 +35,7 @@ const benchBody = `{"ok":true,"service":"bench-upstream","items":[1,2,3]}`
 // proxy and transport, and a JSON logger at the production default level
 // (info, so the access log is written, to io.Discard).
 // next answers the exchanges; nil means a fakeTokens with one token for all.
-func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (*Gateway, *tokencache.OBO, *fakeTokens) {
+func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (http.Handler, *tokencache.OBO, *fakeTokens) {
 	b.Helper()
 	_, set := testKeys(b)
 	keys, err := auth.NewStaticKeySet(set)
@@ -67,19 +67,20 @@ func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (
 	rt := ordersRoute(upstream)
 	rt.RequiredScopes = []string{"access_as_user"}
 	rt.Timeout = config.Duration(30 * time.Second)
-	g := &Gateway{
-		cfg:       &config.Config{Routes: []config.Route{rt}},
-		log:       log,
-		reg:       reg,
-		now:       time.Now,
-		validator: v,
-		tokens:    cache,
-		proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
-		httpm:     metrics.NewHTTP(reg),
-		edge:      newEdge(config.Limits{}, nil, nil, log),
-		authority: testAuthority,
+	h, err := NewHandler(HandlerConfig{
+		Routes:    []config.Route{rt},
+		Validator: v,
+		Tokens:    cache,
+		Proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
+		Edge:      newEdge(config.Limits{}, nil, nil, log),
+		Metrics:   metrics.NewHTTP(reg),
+		Logger:    log,
+		Authority: testAuthority,
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
-	return g, cache, fake
+	return h, cache, fake
 }
 
 func newBenchUpstream(b *testing.B) *httptest.Server {
@@ -97,8 +98,7 @@ func newBenchUpstream(b *testing.B) *httptest.Server {
 // function serving one request with a user token whose validation and
 // downstream token are cached after the first call (made here).
 func hotPath(b *testing.B, upstream string) (serve func(b *testing.B), cache *tokencache.OBO, fake *fakeTokens) {
-	g, cache, fake := newBenchGateway(b, upstream, nil)
-	h := g.Handler()
+	h, cache, fake := newBenchGateway(b, upstream, nil)
 	tok := userToken(b, nil)
 	serve = func(b *testing.B) { serveOK(b, h, tok) }
 	serve(b) // the one exchange and the one full validation
@@ -232,8 +232,7 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 		})
 	}
 	for b.Loop() {
-		g, cache, _ := newBenchGateway(b, up.URL, &mintingTokens{})
-		h := g.Handler()
+		h, cache, _ := newBenchGateway(b, up.URL, &mintingTokens{})
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -299,8 +298,8 @@ func openConns(b *testing.B, addr, request string, n int, hold bool) []net.Conn 
 func BenchmarkMemoryPerConnection(b *testing.B) {
 	const n = 500
 	up := newBenchUpstream(b)
-	g, _, _ := newBenchGateway(b, up.URL, nil)
-	gw := httptest.NewServer(g.Handler())
+	h, _, _ := newBenchGateway(b, up.URL, nil)
+	gw := httptest.NewServer(h)
 	b.Cleanup(gw.Close)
 	tok := userToken(b, nil)
 	for b.Loop() {
@@ -336,8 +335,8 @@ func BenchmarkMemoryPerInFlightRequest(b *testing.B) {
 		_, _ = io.WriteString(w, benchBody)
 	}))
 	b.Cleanup(up.Close)
-	g, _, _ := newBenchGateway(b, up.URL, nil)
-	gw := httptest.NewServer(g.Handler())
+	h, _, _ := newBenchGateway(b, up.URL, nil)
+	gw := httptest.NewServer(h)
 	b.Cleanup(gw.Close)
 	tok := userToken(b, nil)
 	// Warm: the token validated and exchanged once.

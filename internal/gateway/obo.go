@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -15,72 +16,95 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
-// exchange is the middleware of a route that gets the downstream token
-// On-Behalf-Of the validated user, or answers the frontend why it cannot.
-// On routes without downstream scopes nothing is exchanged and no
-// Authorization header goes upstream. It runs behind accessLog, whose
-// requestInfo carries the principal to the log and the Forward to the proxy.
-func (g *Gateway) exchange(rt config.Route) func(http.Handler) http.Handler {
-	request := func(p *auth.Principal, claims string) obo.Request {
-		return obo.Request{
-			Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID,
-			Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
-		}
+// exchanges is the On-Behalf-Of step of the request path: each route's
+// middleware, and its hook for the upstream's claims challenges.
+type exchanges struct {
+	tokens    TokenSource
+	refusals  *metrics.Refusals
+	log       *slog.Logger
+	authority string // https://host/<tenant>, for claims challenges
+}
+
+// exchangeRequest is the exchange of p's token for rt's downstream scopes.
+func exchangeRequest(rt config.Route, p *auth.Principal, claims string) obo.Request {
+	return obo.Request{
+		Assertion: p.Token(), AssertionSHA256: p.TokenHash(), TenantID: p.TenantID,
+		Scopes: rt.DownstreamScopes, Route: rt.Name, Claims: claims,
 	}
-	// A downstream claims challenge (CAE, conditional access): one new
-	// exchange with those claims, then the proxy replays the request. Made
-	// once per route, not per request: the replayed request's context
-	// carries its principal.
-	retry := func(ctx context.Context, claims string) (string, error) {
-		p := auth.FromContext(ctx)
-		if p == nil {
-			return "", errors.New("gateway: no validated principal for the claims retry")
-		}
-		tok, err := g.tokens.Exchange(ctx, request(p, claims))
-		if errors.Is(err, tokencache.ErrBusy) {
-			g.refusals.Shed(metrics.LimitExchanges)
-			return "", fmt.Errorf("%w: %w", proxy.ErrRetryLater, err)
-		}
-		return tok.AccessToken, err
-	}
+}
+
+// middleware gets the downstream token On-Behalf-Of the validated user, or
+// answers the frontend why it cannot, and hands the proxy the token to send
+// and the user's token, which it must not send (proxy.Forward). On routes
+// without downstream scopes nothing is exchanged and no Authorization
+// header goes upstream. It runs behind auth.Middleware, which put the
+// principal in the request context.
+func (x *exchanges) middleware(rt config.Route) func(http.Handler) http.Handler {
+	exchange := len(rt.DownstreamScopes) > 0
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p := auth.FromContext(r.Context())
-			info := infoFrom(r.Context())
-			info.principal = p
-			f := &info.forward
+			if p == nil {
+				// A chain built without auth.Middleware in front: fail
+				// closed rather than forward an unauthenticated request.
+				x.log.Error("gateway: no validated principal before the exchange", "route", rt.Name)
+				apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
+				return
+			}
+			reqlog.From(w).SetUser(p.ObjectID, p.TenantID)
+			f := &proxy.Forward{}
 			f.SetSecret(p.Token())
-			if len(rt.DownstreamScopes) > 0 {
-				tok, err := g.tokens.Exchange(r.Context(), request(p, ""))
+			if exchange {
+				tok, err := x.tokens.Exchange(r.Context(), exchangeRequest(rt, p, ""))
 				if err != nil {
-					g.oboFailed(w, r, rt, p, err)
+					x.failed(w, r, rt, p, err)
 					return
 				}
 				f.SetUpstreamToken(tok.AccessToken)
-				f.SetClaimsRetry(retry)
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(proxy.NewContext(r.Context(), f)))
 		})
 	}
 }
 
-// oboFailed answers a failed exchange by class and logs what the operator
+// claimsRetry is rt's answer to a downstream claims challenge (CAE,
+// conditional access): one new exchange with those claims, for the proxy to
+// replay the request with. The replayed request's context carries its
+// principal.
+func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
+	return func(ctx context.Context, claims string) (string, error) {
+		p := auth.FromContext(ctx)
+		if p == nil {
+			return "", errors.New("gateway: no validated principal for the claims retry")
+		}
+		tok, err := x.tokens.Exchange(ctx, exchangeRequest(rt, p, claims))
+		if errors.Is(err, tokencache.ErrBusy) {
+			x.refusals.Shed(metrics.LimitExchanges)
+			return "", fmt.Errorf("%w: %w", proxy.ErrRetryLater, err)
+		}
+		return tok.AccessToken, err
+	}
+}
+
+// failed answers a failed exchange by class and logs what the operator
 // needs: the AADSTS code, the hint, and Entra's trace and correlation IDs.
-func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Route, p *auth.Principal, err error) {
+func (x *exchanges) failed(w http.ResponseWriter, r *http.Request, rt config.Route, p *auth.Principal, err error) {
 	if r.Context().Err() != nil {
 		// The client gave up while the exchange ran: not Entra's failure.
-		g.log.Info("client went away during the on-behalf-of exchange", "route", rt.Name, "principal", p)
+		x.log.Info("client went away during the on-behalf-of exchange", "route", rt.Name, "principal", p)
 		w.WriteHeader(proxy.StatusClientClosedRequest)
 		return
 	}
 	if errors.Is(err, tokencache.ErrBusy) {
 		// The gateway's own bound (limits.max_concurrent_exchanges), not
 		// Entra's answer: the user's token is fine, the exchange waits.
-		g.refusals.Shed(metrics.LimitExchanges)
-		g.log.Warn("on-behalf-of exchange shed: too many in progress", "route", rt.Name, "principal", p)
+		x.refusals.Shed(metrics.LimitExchanges)
+		reqlog.From(w).SetShed(metrics.LimitExchanges)
+		x.log.Warn("on-behalf-of exchange shed: too many in progress", "route", rt.Name, "principal", p)
 		edge.Shed(w, r, "the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
 		return
 	}
@@ -102,9 +126,9 @@ func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Ro
 		// for a code the catalogue does not know.
 		attrs = append(attrs, "entra_description", oe.Description)
 	}
-	level := g.log.Info
+	level := x.log.Info
 	if class == obo.ClassGateway || class == obo.ClassUnavailable {
-		level = g.log.Error
+		level = x.log.Error
 	}
 	level("on-behalf-of exchange failed", attrs...)
 
@@ -123,7 +147,7 @@ func (g *Gateway) oboFailed(w http.ResponseWriter, r *http.Request, rt config.Ro
 	switch class {
 	case obo.ClassInteraction:
 		body.Claims = base64.StdEncoding.EncodeToString([]byte(oe.Claims))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", authorization_uri="`+g.authority+
+		w.Header().Set("WWW-Authenticate", `Bearer realm="obo-gateway", authorization_uri="`+x.authority+
 			`/oauth2/v2.0/authorize", error="insufficient_claims", claims="`+body.Claims+`"`)
 		body.Description = "the downstream API requires more from the user (e.g. multi-factor authentication): acquire a new token with these claims (MSAL.js: claims request parameter) and retry"
 	case obo.ClassInvalidAssertion:

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
-	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
@@ -270,7 +269,7 @@ func TestExchangeUsesTheTokensTenant(t *testing.T) {
 	const guestTenant = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
 	api, seen := newUpstream(t, http.StatusOK)
 	tg := newTestGateway(t, ordersRoute(api.URL))
-	tg.validator = newValidator(t, guestTenant)
+	tg.h.Validator = newValidator(t, guestTenant)
 	tok := userToken(t, map[string]any{"tid": guestTenant, "iss": "https://login.example/" + guestTenant + "/v2.0"})
 
 	if rec := tg.serve(t, request("/orders", tok)); rec.Code != http.StatusOK {
@@ -387,9 +386,8 @@ func TestClaimsRetryShedIsNot401(t *testing.T) {
 	}))
 	t.Cleanup(api.Close)
 	tg := newTestGateway(t, ordersRoute(api.URL))
-	tg.refusals = metrics.NewRefusals(tg.reg, nil)
 	got := make(chan string, 1)
-	tg.Gateway.tokens = busyForClaims{claims: got}
+	tg.h.Tokens = busyForClaims{claims: got}
 	rec := tg.serve(t, request("/orders/items", userToken(t, nil)))
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || rec.Header().Get("WWW-Authenticate") != "" {
 		t.Fatalf("status %d, Retry-After %q, WWW-Authenticate %q; want 503, Retry-After, no challenge",

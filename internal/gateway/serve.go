@@ -42,7 +42,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
 	// No ReadTimeout or WriteTimeout: they would cut server-sent event
 	// streams and WebSockets. Bodies have their own deadline (the edge's).
 	api := &http.Server{
-		Handler:           g.Handler(),
+		Handler:           g.api,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 		IdleTimeout:       lim.IdleTimeout.D(),
 		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
@@ -59,7 +59,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
 		ErrorLog:          slogLogger(g.log),
 	}
 	excess.SetKeepAlivesEnabled(false)
-	admin := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slogLogger(g.log)}
+	admin := &http.Server{Handler: g.admin, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slogLogger(g.log)}
 	addrs := Addrs{API: apiLn.Addr().String(), Admin: adminLn.Addr().String()}
 	apiConns, excessConns := g.edge.Listen(apiLn)
 
@@ -97,7 +97,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func(Addrs)) error {
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}
-	g.draining.Store(true)
+	g.ready.Drain()
 	grace := g.cfg.ShutdownGrace.D()
 	g.log.Info("shutting down: draining in-flight requests", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)

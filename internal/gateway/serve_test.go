@@ -47,7 +47,7 @@ func TestServeDrains(t *testing.T) {
 	t.Cleanup(func() { cancel(); unblock() })
 	addrsc := make(chan Addrs, 1)
 	served := make(chan error, 1)
-	go func() { served <- tg.Serve(ctx, func(a Addrs) { addrsc <- a }) }()
+	go func() { served <- tg.gateway().Serve(ctx, func(a Addrs) { addrsc <- a }) }()
 	var addrs Addrs
 	select {
 	case addrs = <-addrsc:
@@ -126,7 +126,7 @@ func TestServeListenErrors(t *testing.T) {
 			tg := newTestGateway(t)
 			tg.cfg.Listen, tg.cfg.AdminListen = tc.listen, tc.admin
 			called := false
-			err := tg.Serve(t.Context(), func(Addrs) { called = true })
+			err := tg.gateway().Serve(t.Context(), func(Addrs) { called = true })
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("Serve = %v, want an error starting %q", err, tc.want)
 			}

@@ -9,11 +9,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 )
 
 // NewRegistry returns a registry with the Go and process collectors and
@@ -63,7 +64,7 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 // Middleware records the requests of one route. route must be a bounded
 // label (the route's name, or "unmatched"), never a path. A handler that
 // writes nothing is counted as 200, as net/http answers; one that panics
-// before writing is counted as 500.
+// before writing is counted as 500 (reqlog.Writer.Status).
 func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 	inflight := m.inFlight.WithLabelValues(route)
 	duration := m.duration.WithLabelValues(route)
@@ -71,32 +72,21 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			inflight.Inc()
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			// The access log's writer when there is one: the request is
+			// wrapped once, and both count its status by one rule.
+			ww, ok := w.(*reqlog.Writer)
+			if !ok {
+				ww = reqlog.NewWriter(w)
+			}
 			returned := false
 			defer func() {
 				inflight.Dec()
 				duration.Observe(time.Since(start).Seconds())
-				m.requests.WithLabelValues(route, method(r.Method), statusLabel(Status(ww, returned))).Inc()
+				m.requests.WithLabelValues(route, method(r.Method), statusLabel(ww.Status(returned))).Inc()
 			}()
 			next.ServeHTTP(ww, r)
 			returned = true
 		})
-	}
-}
-
-// Status is the status of a response written through ww: the one written,
-// else 200 (net/http's default) when the handler returned, else 500: it
-// panicked before writing, and a recoverer answers 500 (or the response is
-// aborted, http.ErrAbortHandler, and no status reaches the client). The
-// access log and the metrics count responses by this one rule.
-func Status(ww middleware.WrapResponseWriter, returned bool) int {
-	switch status := ww.Status(); {
-	case status != 0:
-		return status
-	case returned:
-		return http.StatusOK
-	default:
-		return http.StatusInternalServerError
 	}
 }
 

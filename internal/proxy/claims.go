@@ -13,7 +13,8 @@ import (
 )
 
 // ClaimsRetry gets a new upstream token satisfying a claims challenge (the
-// decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims. An
+// decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims; ctx
+// is the request's (its principal is there). An
 // error wrapping ErrRetryLater means the token cannot be had now for want of
 // capacity: the client is answered 503 with Retry-After rather than the
 // challenge, which would make the user step up for nothing.
@@ -23,9 +24,11 @@ type ClaimsRetry func(ctx context.Context, claims string) (token string, err err
 // exchange (too many in progress).
 var ErrRetryLater = errors.New("proxy: the new token cannot be had now; retry later")
 
-// claimsTransport answers upstream claims challenges, around a route's transport.
+// claimsTransport answers upstream claims challenges, around a route's
+// transport, with the route's hook.
 type claimsTransport struct {
 	next    http.RoundTripper
+	retry   ClaimsRetry
 	route   string
 	log     *slog.Logger
 	metrics *Metrics
@@ -37,8 +40,7 @@ func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	claims := challengeClaims(resp.Header.Values("WWW-Authenticate"))
-	retry := FromContext(req.Context()).retry()
-	if claims == "" || retry == nil {
+	if claims == "" || t.retry == nil {
 		return resp, nil
 	}
 	if req.Body != nil && req.Body != http.NoBody {
@@ -46,7 +48,7 @@ func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.metrics.claimsChallenge(t.route, "passed_body")
 		return resp, nil
 	}
-	tok, rerr := retry(req.Context(), claims)
+	tok, rerr := t.retry(req.Context(), claims)
 	if rerr == nil && FromContext(req.Context()).carriesSecret(tok) {
 		// As for the first token (Proxy.Handler): never sent.
 		t.log.LogAttrs(req.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",

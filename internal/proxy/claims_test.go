@@ -73,20 +73,21 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			p := New(Config{Metrics: NewMetrics(reg)})
 			u, _ := url.Parse(up.URL)
-			h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u})
 			var gotClaims string
-			f := &Forward{}
-			f.SetSecret(userToken)
-			f.SetUpstreamToken("stale-token")
+			rt := Route{Name: "api", PathPrefix: "/api", Upstream: u}
 			if !tt.noRetry {
-				f.SetClaimsRetry(func(_ context.Context, claims string) (string, error) {
+				rt.ClaimsRetry = func(_ context.Context, claims string) (string, error) {
 					gotClaims = claims
 					if tt.retryToken != "" {
 						return tt.retryToken, tt.retryErr
 					}
 					return "good-token", tt.retryErr
-				})
+				}
 			}
+			h := p.Handler(rt)
+			f := &Forward{}
+			f.SetSecret(userToken)
+			f.SetUpstreamToken("stale-token")
 			ctx := NewContext(context.Background(), f)
 			var body io.Reader
 			if tt.body != "" {
@@ -161,10 +162,10 @@ func TestClaimsRetryThatFailsPassesTheChallenge(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	p := New(Config{Metrics: NewMetrics(reg)})
 	u, _ := url.Parse(up.URL)
-	h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u})
+	h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u,
+		ClaimsRetry: func(context.Context, string) (string, error) { return "good-token", nil }})
 	f := &Forward{}
 	f.SetUpstreamToken("stale-token")
-	f.SetClaimsRetry(func(context.Context, string) (string, error) { return "good-token", nil })
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/x", nil).WithContext(NewContext(context.Background(), f)))
 	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `claims="`+enc+`"`) {

@@ -14,9 +14,10 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 )
 
-// Kinds of upstream failure, for Outcome.Err and the errors metric.
+// Kinds of upstream failure, for reqlog.Upstream.Err and the errors metric.
 const (
 	kindTimeout  = "timeout"
 	kindConnect  = "connect"
@@ -75,26 +76,22 @@ func isConnectError(err error) bool {
 func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		ctx := r.Context()
-		if berr := FromContext(ctx).bodyFailure(); berr != nil {
+		g := guardOf(w)
+		if berr := g.bodyFailure(); berr != nil {
 			// Answered even when the server canceled the request for the
 			// failed read: a slow client is still there to read a 408.
-			p.clientBodyFailed(w, r, rt, berr)
+			p.clientBodyFailed(w, r, rt, g, berr)
 			return
 		}
 		if errors.Is(err, ErrRetryLater) {
-			if o := outcomeFrom(ctx); o != nil {
-				o.Err = "shed"
-			}
+			g.failed(0, "shed")
 			w.Header().Set("Retry-After", "1")
 			apierror.Write(w, r, http.StatusServiceUnavailable, "temporarily_unavailable",
 				"the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
 			return
 		}
 		kind, status := classify(ctx, err)
-		if o := outcomeFrom(ctx); o != nil {
-			o.UpstreamStatus = status
-			o.Err = kind
-		}
+		g.failed(status, kind)
 		p.metrics.failed(rt.Name, kind)
 		level := slog.LevelWarn
 		if kind == kindCanceled {
@@ -128,7 +125,7 @@ func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, 
 // client: 413 past its size bound, 408 past its read deadline, 400 when it
 // broke off. The connection is closed after the answer: the rest of the
 // body, if any, is not worth waiting for.
-func (p *Proxy) clientBodyFailed(w http.ResponseWriter, r *http.Request, rt Route, err error) {
+func (p *Proxy) clientBodyFailed(w http.ResponseWriter, r *http.Request, rt Route, g *guardWriter, err error) {
 	var (
 		tooLarge *http.MaxBytesError
 		status   int
@@ -147,9 +144,8 @@ func (p *Proxy) clientBodyFailed(w http.ResponseWriter, r *http.Request, rt Rout
 		status, code, reason = http.StatusBadRequest, "invalid_request", metrics.ReasonBodyBroken
 		desc = "the request body could not be read"
 	}
-	if o := outcomeFrom(r.Context()); o != nil {
-		o.Err = reason
-	}
+	g.failed(0, reason)
+	reqlog.From(w).SetRefused(reason)
 	p.refusals.Refused(reason)
 	p.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy: request body failed",
 		slog.String("route", rt.Name), slog.String("reason", reason), slog.String("error", err.Error()),

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
@@ -91,11 +92,11 @@ func TestUpstreamFailures(t *testing.T) {
 				t.Errorf("body = %s, want error %q with a description and the request ID", body, tc.wantError)
 			}
 			o := g.outcome(t)
-			if o.UpstreamStatus != tc.wantStatus || o.Err != tc.wantKind || o.UpstreamDuration <= 0 {
+			if o.Status != tc.wantStatus || o.Err != tc.wantKind || o.Duration <= 0 {
 				t.Errorf("outcome = %+v, want status %d, kind %q and a duration", o, tc.wantStatus, tc.wantKind)
 			}
-			if tc.timeout > 0 && o.UpstreamDuration < tc.timeout {
-				t.Errorf("gave up after %v, before the %v timeout", o.UpstreamDuration, tc.timeout)
+			if tc.timeout > 0 && o.Duration < tc.timeout {
+				t.Errorf("gave up after %v, before the %v timeout", o.Duration, tc.timeout)
 			}
 			if n := testutil.ToFloat64(g.metrics.errors.WithLabelValues("orders", tc.wantKind)); n != 1 {
 				t.Errorf("errors_total{kind=%q} = %v, want 1", tc.wantKind, n)
@@ -109,7 +110,7 @@ func TestUpstreamFailures(t *testing.T) {
 }
 
 // The client gives up while the upstream is still working: nothing is
-// written (the client is gone), 499 is recorded in the Outcome and the log.
+// written (the client is gone), 499 is reported to the access log and logged.
 func TestClientCancel(t *testing.T) {
 	arrived := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +139,7 @@ func TestClientCancel(t *testing.T) {
 	}
 
 	o := g.outcome(t)
-	if o.UpstreamStatus != StatusClientClosedRequest || o.Err != "canceled" {
+	if o.Status != StatusClientClosedRequest || o.Err != "canceled" {
 		t.Errorf("outcome = %+v, want 499 canceled", o)
 	}
 	if n := testutil.ToFloat64(g.metrics.errors.WithLabelValues("orders", "canceled")); n != 1 {
@@ -211,11 +212,15 @@ func TestErrorHandler(t *testing.T) {
 				Logger:    slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 				Metrics:   NewMetrics(reg),
 			})
-			f := &Forward{}
-			ctx, o := NewContext(reqid.NewContext(tc.ctx, requestID), f), &f.Outcome
+			ctx := NewContext(reqid.NewContext(tc.ctx, requestID), &Forward{})
 			r := httptest.NewRequest(http.MethodGet, "/orders/1", nil).WithContext(ctx)
 			w := &writeRecorder{ResponseRecorder: httptest.NewRecorder()}
-			p.errorHandler(ordersRoute(mustURL(t, "http://orders.internal:8080")))(w, r, tc.err)
+			lw := reqlog.NewWriter(w)
+			guard := guards.Get().(*guardWriter)
+			guard.reset(lw) // as the handler gives ReverseProxy
+			p.errorHandler(ordersRoute(mustURL(t, "http://orders.internal:8080")))(guard, r, tc.err)
+			guard.finish()
+			o := lw.Upstream()
 
 			if tc.wantStatus == 0 {
 				if w.wrote {
@@ -233,7 +238,7 @@ func TestErrorHandler(t *testing.T) {
 			if wantStatus == 0 {
 				wantStatus = StatusClientClosedRequest
 			}
-			if o.UpstreamStatus != wantStatus || o.Err != tc.wantKind {
+			if o.Status != wantStatus || o.Err != tc.wantKind {
 				t.Errorf("outcome = %+v, want %d %q", o, wantStatus, tc.wantKind)
 			}
 			if n := testutil.ToFloat64(p.metrics.errors.WithLabelValues("orders", tc.wantKind)); n != 1 {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
@@ -81,8 +82,9 @@ func mustURL(t *testing.T, raw string) *url.URL {
 }
 
 // gateway is a Proxy handler behind a loopback server that plays the auth
-// and OBO middleware: it puts the user's token (as the secret), the
-// downstream token and an Outcome in the request context.
+// and OBO middleware: it puts the user's token (as the secret) and the
+// downstream token in the request context, and gives the proxy the access
+// log's writer.
 type gateway struct {
 	URL      string
 	Addr     string
@@ -90,7 +92,7 @@ type gateway struct {
 	reg      *prometheus.Registry
 	metrics  *Metrics
 	logs     *testkit.SyncBuffer
-	outcomes chan Outcome
+	outcomes chan reqlog.Upstream
 }
 
 type setup struct {
@@ -108,7 +110,7 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 	g := &gateway{
 		reg:      prometheus.NewRegistry(),
 		logs:     &testkit.SyncBuffer{},
-		outcomes: make(chan Outcome, 64),
+		outcomes: make(chan reqlog.Upstream, 64),
 	}
 	g.metrics = NewMetrics(g.reg)
 	cfg := s.cfg
@@ -137,13 +139,14 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 			f.SetUpstreamToken(downstreamToken)
 		}
 		ctx := NewContext(reqid.NewContext(r.Context(), requestID), f)
+		lw := reqlog.NewWriter(w) // as the access log gives it
 		defer func() {
 			select {
-			case g.outcomes <- f.Outcome:
+			case g.outcomes <- lw.Upstream():
 			default:
 			}
 		}()
-		h.ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(lw, r.WithContext(ctx))
 	}))
 	t.Cleanup(srv.Close)
 	g.URL = srv.URL
@@ -153,15 +156,16 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 	return g
 }
 
-// outcome returns the Outcome of the next request the gateway finished.
-func (g *gateway) outcome(t *testing.T) Outcome {
+// outcome returns what the proxy reported to the access log's writer for
+// the next request the gateway finished.
+func (g *gateway) outcome(t *testing.T) reqlog.Upstream {
 	t.Helper()
 	select {
 	case o := <-g.outcomes:
 		return o
 	case <-time.After(30 * time.Second):
 		t.Fatal("the gateway handler did not finish")
-		return Outcome{}
+		return reqlog.Upstream{}
 	}
 }
 

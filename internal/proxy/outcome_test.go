@@ -30,21 +30,21 @@ func TestOutcomeOfASuccess(t *testing.T) {
 		t.Error("an ordinary upstream header was dropped")
 	}
 	o := g.outcome(t)
-	if o.UpstreamStatus != http.StatusTeapot || o.Err != "" || o.UpstreamDuration <= 0 {
+	if o.Status != http.StatusTeapot || o.Err != "" || o.Duration <= 0 {
 		t.Errorf("outcome = %+v, want 418, no error and a duration", o)
 	}
 }
 
 func TestContextValues(t *testing.T) {
 	ctx := context.Background()
-	if f := FromContext(ctx); f.token() != "" || f.secretValue() != "" || f.retry() != nil || outcomeFrom(ctx) != nil {
+	if f := FromContext(ctx); f.token() != "" || f.secretValue() != "" {
 		t.Error("an empty context carries values")
 	}
 	f := &Forward{}
 	f.SetSecret("the-users-secret-token")
 	f.SetUpstreamToken("the-downstream-token")
 	ctx = NewContext(ctx, f)
-	if g := FromContext(ctx); g != f || g.token() != "the-downstream-token" || g.secretValue() != "the-users-secret-token" || outcomeFrom(ctx) != &f.Outcome {
+	if g := FromContext(ctx); g != f || g.token() != "the-downstream-token" || g.secretValue() != "the-users-secret-token" {
 		t.Error("values lost")
 	}
 	if got := redacted("s").String(); got != "REDACTED" {

@@ -33,6 +33,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
@@ -67,6 +68,14 @@ type Route struct {
 	// dropped: the gateway is one origin shared by every upstream, and it
 	// authenticates with bearer tokens, not cookies.
 	Cookies bool
+	// ClaimsRetry answers an upstream's claims challenge (continuous access
+	// evaluation, conditional access): when the upstream answers 401 with
+	// WWW-Authenticate carrying claims="…", the proxy gets a new token with
+	// those claims from it once and replays the request, if it has no body.
+	// Otherwise, or if that fails, the upstream's 401 and its challenge go
+	// to the frontend unchanged, for it to step up. Nil passes every
+	// challenge on.
+	ClaimsRetry ClaimsRetry
 }
 
 // validate reports a route the proxy cannot serve.
@@ -169,9 +178,10 @@ func New(cfg Config) *Proxy {
 // Clear-Site-Data (unless [Route.Cookies]) and no Alt-Svc: the gateway's
 // origin is shared by every upstream.
 //
-// The handler takes the upstream token, the user's token and the Outcome
-// from the request's [Forward] ([NewContext]). The gateway owns CORS (browsers' preflights never reach an
-// upstream), so Access-Control-* headers in upstream responses are dropped
+// The handler takes the upstream token and the user's token from the
+// request's [Forward] ([NewContext]), and reports what happened upstream to
+// the access log's writer, when it is given one (reqlog.From). The gateway
+// owns CORS (browsers' preflights never reach an upstream), so Access-Control-* headers in upstream responses are dropped
 // rather than doubled. When a streamed response fails half-way, the handler
 // panics with http.ErrAbortHandler to abort it, as ReverseProxy does: a
 // recoverer must re-panic that value.
@@ -191,7 +201,7 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 				metrics:   p.metrics,
 				afterFunc: p.afterFunc,
 			},
-			route: rt.Name, log: p.log, metrics: p.metrics,
+			retry: rt.ClaimsRetry, route: rt.Name, log: p.log, metrics: p.metrics,
 		},
 		ModifyResponse: modifyResponse(rt),
 		ErrorHandler:   p.errorHandler(rt),
@@ -207,6 +217,7 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 		}
 		if up := upgradeType(r.Header); up != "" && strings.EqualFold(up, "websocket") && !rt.WebSocket {
 			p.refusals.Refused(metrics.ReasonUpgrade)
+			reqlog.From(w).SetRefused(metrics.ReasonUpgrade)
 			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "this API does not accept WebSocket upgrades through the gateway")
 			return
 		}
@@ -235,20 +246,21 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			r2.URL = u
 			r = r2
 		}
+		g := guards.Get().(*guardWriter)
+		g.reset(w)
+		// Deferred: a response aborted half-way (http.ErrAbortHandler) is
+		// reported too.
+		defer g.finish()
 		if r.Body != nil && r.Body != http.NoBody {
 			// Remember the client's body errors, for errorHandler to tell
 			// them from the upstream's.
-			cb := &clientBody{ReadCloser: r.Body}
-			f.setBody(cb)
+			g.body = &clientBody{ReadCloser: r.Body}
 			r2 := new(http.Request)
 			*r2 = *r
-			r2.Body = cb
+			r2.Body = g.body
 			r = r2
 		}
-		g := guards.Get().(*guardWriter)
-		g.reset(w)
 		rp.ServeHTTP(g, r)
-		g.release()
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 )
 
 func ordersRoute(upstream *url.URL) Route {
@@ -223,7 +225,7 @@ func TestPaths(t *testing.T) {
 					t.Errorf("the error body carries the user's token: %s", body)
 				}
 				assertNothingReceived(t, seen)
-				if o := g.outcome(t); o != (Outcome{}) {
+				if o := g.outcome(t); o != (reqlog.Upstream{}) {
 					t.Errorf("outcome = %+v, want zero: nothing went upstream", o)
 				}
 				return

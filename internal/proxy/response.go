@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 )
 
 // The response side of the proxy: what an upstream may say to the client.
@@ -43,14 +48,10 @@ func filterHeader(h http.Header, cookies bool) {
 	}
 }
 
-// modifyResponse records the upstream status and applies the response
-// header rules to the headers, and to the trailers once the body has been
+// modifyResponse applies the response header rules to the headers, and to the trailers once the body has been
 // read (a trailer reaches the client as a header would).
 func modifyResponse(rt Route) func(*http.Response) error {
 	return func(resp *http.Response) error {
-		if o := outcomeFrom(resp.Request.Context()); o != nil {
-			o.UpstreamStatus = resp.StatusCode
-		}
 		filterHeader(resp.Header, rt.Cookies)
 		filterHeader(resp.Trailer, rt.Cookies) // those announced
 		if mayHaveTrailers(resp) {
@@ -94,8 +95,12 @@ func (t *trailerFilter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// guardWriter stands between ReverseProxy and the client for the 1xx
-// answers ReverseProxy relays from the upstream. ReverseProxy copies a 1xx's
+// guardWriter stands between ReverseProxy and the client. It holds the
+// proxy's state of one request: the client's body, and what happened
+// upstream, reported to the access log's writer when the proxy is done.
+//
+// It also guards the client against the 1xx answers ReverseProxy relays
+// from the upstream. ReverseProxy copies a 1xx's
 // headers into the response's header map, writes the 1xx, then clears the
 // map: the upstream's headers would reach the client unfiltered, and the
 // gateway's own (X-Request-Id, CORS) would be lost from the final answer. The
@@ -108,6 +113,12 @@ type guardWriter struct {
 	n     int
 	more  http.Header // beyond eight, rarely
 	wiped bool        // a 1xx cleared the header map
+
+	log      *reqlog.Writer // where the outcome goes; nil: nowhere
+	start    time.Time
+	upstream reqlog.Upstream
+	decided  bool        // the error handler set upstream; WriteHeader keeps it
+	body     *clientBody // the request body forwarded, if any
 }
 
 type savedHeader struct {
@@ -120,6 +131,10 @@ var guards = sync.Pool{New: func() any { return new(guardWriter) }}
 
 func (g *guardWriter) reset(w http.ResponseWriter) {
 	g.ResponseWriter, g.n, g.more, g.wiped = w, 0, nil, false
+	g.upstream, g.decided, g.body = reqlog.Upstream{}, false, nil
+	if g.log = reqlog.From(w); g.log != nil {
+		g.start = time.Now()
+	}
 	for name, v := range w.Header() {
 		if g.n < len(g.saved) {
 			g.saved[g.n] = savedHeader{name, v}
@@ -133,9 +148,51 @@ func (g *guardWriter) reset(w http.ResponseWriter) {
 	}
 }
 
-func (g *guardWriter) release() {
+// guardOf is the guard the proxy gave ReverseProxy as w, or nil.
+func guardOf(w http.ResponseWriter) *guardWriter {
+	g, _ := w.(*guardWriter)
+	return g
+}
+
+// answered records the upstream's answer, the first time a final status is
+// written (or the connection is hijacked for its 101).
+func (g *guardWriter) answered(status int) {
+	if g.decided || g.upstream.Status != 0 {
+		return
+	}
+	g.upstream.Status = status
+	if g.log != nil {
+		g.upstream.Duration = time.Since(g.start)
+	}
+}
+
+// failed records a failure: status is the one the proxy chose (0: no
+// upstream answer to speak of), kind the failure's.
+func (g *guardWriter) failed(status int, kind string) {
+	if g == nil {
+		return
+	}
+	g.upstream.Status, g.upstream.Err, g.decided = status, kind, true
+	if g.log != nil {
+		g.upstream.Duration = time.Since(g.start)
+	}
+}
+
+// bodyFailure is the error reading the client's body failed with, or nil.
+func (g *guardWriter) bodyFailure() error {
+	if g == nil || g.body == nil {
+		return nil
+	}
+	return g.body.failure()
+}
+
+// finish reports the outcome and returns the guard to the pool.
+func (g *guardWriter) finish() {
+	if g.upstream != (reqlog.Upstream{}) {
+		g.log.SetUpstream(g.upstream)
+	}
 	clear(g.saved[:])
-	g.ResponseWriter, g.more = nil, nil
+	g.ResponseWriter, g.more, g.log, g.body = nil, nil, nil, nil
 	guards.Put(g)
 }
 
@@ -173,12 +230,21 @@ func (g *guardWriter) WriteHeader(code int) {
 		return
 	}
 	g.restore()
+	g.answered(code)
 	g.ResponseWriter.WriteHeader(code)
 }
 
 func (g *guardWriter) Write(b []byte) (int, error) {
 	g.restore()
+	g.answered(http.StatusOK)
 	return g.ResponseWriter.Write(b)
+}
+
+// Hijack hands the client's connection to ReverseProxy for an upgrade: the
+// upstream answered 101, which ReverseProxy writes on the connection.
+func (g *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	g.answered(http.StatusSwitchingProtocols)
+	return http.NewResponseController(g.ResponseWriter).Hijack()
 }
 
 // Unwrap lets http.ResponseController reach the client's writer (flush,

@@ -130,7 +130,7 @@ func TestUpgrade(t *testing.T) {
 		t.Error("the user's token reached the upstream")
 	}
 	conn.Close()
-	if o := g.outcome(t); o.UpstreamStatus != http.StatusSwitchingProtocols {
+	if o := g.outcome(t); o.Status != http.StatusSwitchingProtocols {
 		t.Errorf("outcome = %+v, want status 101", o)
 	}
 }
@@ -260,7 +260,7 @@ func TestServerSentEventsAreFlushed(t *testing.T) {
 	if rest, err := io.ReadAll(events); err != nil || len(rest) != 0 {
 		t.Errorf("after the last event: %q, %v; want a clean end", rest, err)
 	}
-	if o := g.outcome(t); o.UpstreamStatus != http.StatusOK || o.Err != "" {
+	if o := g.outcome(t); o.Status != http.StatusOK || o.Err != "" {
 		t.Errorf("outcome = %+v, want 200 and no error", o)
 	}
 }

@@ -80,8 +80,7 @@ type afterFunc func(time.Duration, func()) stopper
 func timeAfterFunc(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) }
 
 // routeTransport sends one route's upstream requests: it applies the route
-// timeout, measures the time to response headers, and records it in the
-// metrics and the request's Outcome.
+// timeout and measures the time to response headers for the metrics.
 type routeTransport struct {
 	next      http.RoundTripper
 	route     string
@@ -94,9 +93,6 @@ func (t *routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.roundTrip(req)
 	d := time.Since(start)
-	if o := outcomeFrom(req.Context()); o != nil {
-		o.UpstreamDuration = d
-	}
 	if err == nil {
 		t.metrics.observe(t.route, d)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
+	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
 func TestAccessLog(t *testing.T) {
@@ -90,7 +92,7 @@ func TestAccessLog(t *testing.T) {
 
 func TestRecoverer(t *testing.T) {
 	tg := newTestGateway(t)
-	h := tg.accessLog(tg.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := reqlog.Middleware(tg.log)(recoverer(tg.log)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("boom")
 	})))
 	r := httptest.NewRequest(http.MethodGet, "/orders", nil)
@@ -118,7 +120,7 @@ func TestRecoverer(t *testing.T) {
 
 func TestRecovererRepanicsErrAbortHandler(t *testing.T) {
 	tg := newTestGateway(t)
-	h := tg.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := recoverer(tg.log)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}))
 	rec := httptest.NewRecorder()
@@ -220,4 +222,41 @@ func requestsTotal(t *testing.T, tg *testGateway, route, method, code string) fl
 		}
 	}
 	return 0
+}
+
+// What the edge and the exchange limit refuse, the access log says why.
+func TestAccessLogSaysWhyRefused(t *testing.T) {
+	api, _ := newUpstream(t, http.StatusOK)
+	tg := newTestGateway(t, ordersRoute(api.URL))
+	r := request("/orders/1", "")
+	r.Method = http.MethodTrace
+	if rec := tg.serve(t, r); rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("TRACE: status %d, want 405", rec.Code)
+	}
+	if line := tg.logs.Only(t, "request"); line["refused"] != "method" || line["status"] != 405.0 {
+		t.Errorf("access log = %v, want refused=method, status 405", line)
+	}
+
+	tg = newTestGateway(t, ordersRoute(api.URL))
+	tg.tokens.err = tokencache.ErrBusy
+	if rec := tg.serve(t, request("/orders/1", userToken(t, nil))); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("exchanges busy: status %d, want 503", rec.Code)
+	}
+	if line := tg.logs.Only(t, "request"); line["shed"] != "exchanges" || line["oid"] != testOID {
+		t.Errorf("access log = %v, want shed=exchanges with the user's oid", line)
+	}
+}
+
+// The exchange step behind a chain without token validation (a reordering)
+// fails closed: 500, nothing forwarded, no panic.
+func TestExchangeWithoutPrincipalFailsClosed(t *testing.T) {
+	tg := newTestGateway(t)
+	x := &exchanges{tokens: tg.tokens, log: tg.log}
+	called := false
+	h := x.middleware(ordersRoute("http://127.0.0.1:1"))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request("/orders/1", "not-validated"))
+	if rec.Code != http.StatusInternalServerError || called || len(tg.tokens.requests()) != 0 {
+		t.Errorf("status %d, next called %v, %d exchanges; want 500, not called, none", rec.Code, called, len(tg.tokens.requests()))
+	}
 }

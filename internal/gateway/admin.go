@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
+)
+
+// AdminConfig is what the admin listener serves.
+type AdminConfig struct {
+	// Registry is served on /metrics.
+	Registry *prometheus.Registry
+	// Ready answers /readyz.
+	Ready *Readiness
+	// Pprof serves /debug/pprof/ (admin_pprof).
+	Pprof bool
+}
+
+// KeySet is what readiness needs of the signing keys; *auth.RemoteKeySet
+// is one.
+type KeySet interface {
+	Ready() bool
+	FetchedAt() time.Time
+}
+
+// Readiness is whether the gateway can serve: its signing keys loaded, its
+// certificate valid, and not shutting down.
+type Readiness struct {
+	Keys KeySet
+	// Certificate is the gateway's credential now (it is reloaded from
+	// its files when they change).
+	Certificate func() *obo.Certificate
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	draining atomic.Bool
+}
+
+// Drain makes the gateway not ready from now on: it is shutting down.
+func (r *Readiness) Drain() { r.draining.Store(true) }
+
+// Err reports every reason the gateway cannot serve, or nil.
+func (r *Readiness) Err() error {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	var errs []error
+	if r.draining.Load() {
+		errs = append(errs, errors.New("shutting down"))
+	}
+	if !r.Keys.Ready() {
+		errs = append(errs, errors.New("signing keys not loaded yet"))
+	}
+	if leaf := r.Certificate().Leaf(); now().After(leaf.NotAfter) {
+		errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	return errors.Join(errs...)
+}
+
+// NewAdminHandler serves /metrics, /healthz (the process is alive) and
+// /readyz (Readiness), and /debug/pprof/ when asked.
+func NewAdminHandler(c AdminConfig) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(c.Registry))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Ready.Err(); err != nil {
+			writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": err.Error()})
+			return
+		}
+		writeStatus(w, http.StatusOK, map[string]any{"status": "ready", "signing_keys_fetched_at": c.Ready.Keys.FetchedAt().UTC().Format(time.RFC3339)})
+	})
+	if c.Pprof {
+		// Registered on this mux only: the package's init also registers on
+		// http.DefaultServeMux, which the gateway never serves.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+func writeStatus(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
