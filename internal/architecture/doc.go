@@ -1,0 +1,3 @@
+// Package architecture holds no code, only a test: it keeps the import
+// table of docs/architecture.md true to the code, in both directions.
+package architecture
