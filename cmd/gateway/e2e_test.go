@@ -1042,7 +1042,14 @@ routes:
 		{
 			"misspelt key",
 			[]string{"serve", "-config", write("misspelt.yaml", strings.Replace(valid, "tenant_id:", "tenantid:", 1))}, nil,
-			[]string{"line 4", `unknown key "tenantid" in entra`},
+			[]string{filepath.Join(dir, "misspelt.yaml") + ":4: ", `unknown key "tenantid" in entra`},
+		},
+		{
+			"several problems, one line each",
+			[]string{"serve", "-config", write("several.yaml", strings.Replace(strings.Replace(valid, "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34", "common", 1), "api://orders-api/.default", "api://orders-api/default", 1))}, nil,
+			[]string{"serve: 2 problems in the configuration " + filepath.Join(dir, "several.yaml"),
+				"\nconfig: " + filepath.Join(dir, "several.yaml") + ":4: entra.tenant_id: \"common\" is not a tenant",
+				"\nconfig: " + filepath.Join(dir, "several.yaml") + ":14: routes[0].downstream_scopes[0]: \"api://orders-api/default\" is not the .default scope"},
 		},
 		{
 			"bad scope",
@@ -1057,7 +1064,7 @@ routes:
 		{
 			"bad variable value",
 			[]string{"serve", "-config", validFile}, []string{"OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX=maybe"},
-			[]string{"OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX"},
+			[]string{"config: routes[0].strip_prefix (env OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX): \"maybe\" is not a boolean"},
 		},
 		{"unknown command", []string{"frobnicate"}, nil, []string{`unknown command "frobnicate"`}},
 		{"no command", nil, nil, []string{"a command is required"}},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,8 +93,10 @@ func runInspect(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			return err
 		}
-		for _, f := range ignored {
-			fmt.Fprintf(stderr, "inspect: %s: ignored (not needed to inspect a token)\n", f)
+		for _, p := range ignored {
+			// The setting and the problem: where it is in the file matters
+			// little to a check that does without it.
+			fmt.Fprintf(stderr, "inspect: config: %s: %s: ignored (not needed to inspect a token)\n", p.Subject(), p.Problem)
 		}
 		var client *http.Client
 		if !*offline {
@@ -104,7 +105,11 @@ func runInspect(ctx context.Context, args []string, getenv func(string) string, 
 			}
 			defer client.CloseIdleConnections()
 		}
-		issuers := inspect.ResolveIssuers(ctx, client, cfg.Entra.AuthorityHost, cfg.Entra.TenantID)
+		// A developer's tool: a discovery that does not answer within 10s
+		// is reported as such (issuers guessed) rather than waited for.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		issuers := inspect.ResolveIssuers(dctx, client, cfg.Entra.AuthorityHost, cfg.Entra.TenantID)
+		cancel()
 		opt.Gateway = inspect.GatewayOf(filepath.Base(*cfgPath), cfg, issuers)
 	}
 
@@ -127,66 +132,30 @@ func parseInspectAt(s string) (time.Time, error) {
 	return t, nil
 }
 
-// inspectStandIns returns, for a setting a token inspection does not need
-// (by YAML path), values that pass validation, by YAML path: any readable
-// file (the configuration itself) for a path, a dummy key for the shared
-// cache. The gateway's credential, its listener's TLS files and the shared
-// cache's keys are often absent from a developer's machine, and Load would
-// refuse the whole configuration for them. nil: the setting is needed.
-func inspectStandIns(field, cfgPath string) map[string]string {
-	switch field {
-	case "entra.certificate.path", "entra.certificate.key_path", "entra.ca_file",
-		"tls.cert_file", "tls.key_file", "cache.redis.ca_file":
-		return map[string]string{field: cfgPath}
-	case "cache.redis.encryption_keys", "cache.redis.encryption_key_id":
-		return map[string]string{
-			"cache.redis.encryption_keys":   "inspect:" + base64.StdEncoding.EncodeToString(make([]byte, 32)),
-			"cache.redis.encryption_key_id": "inspect",
-		}
-	}
-	return nil
-}
+// inspectUnused are the settings a token inspection does without: the
+// gateway's credential, its listener's TLS files and the shared cache's
+// keys and CA are often absent from a developer's machine. entra.ca_file
+// is used when it can be read.
+var inspectUnused = []string{"entra.certificate", "entra.ca_file", "tls",
+	"cache.redis.ca_file", "cache.redis.encryption_keys", "cache.redis.encryption_key_id"}
 
-// loadConfigForInspect loads the configuration as serve does. When the
-// only problems are settings inspection does not need (inspectStandIns),
-// it loads it again with stand-ins for them, set through their
-// environment variables, and names them in ignored. An unreadable
-// entra.ca_file is dropped: discovery then trusts the system's CAs only.
-func loadConfigForInspect(path string, getenv func(string) string) (cfg *config.Config, ignored []string, err error) {
-	cfg, err = config.Load(path, getenv)
-	if err == nil {
-		return cfg, nil, nil
-	}
-	envOf := map[string]string{} // YAML path → variable
-	for _, v := range config.EnvVars() {
-		envOf[v.Field] = v.Name
-	}
-	standIns := map[string]string{} // variable → value
-	for _, e := range config.Problems(err) {
-		var fe *config.FieldError
-		if !errors.As(e, &fe) {
-			return nil, nil, err
-		}
-		fields := inspectStandIns(fe.Field, path)
-		if fields == nil {
-			return nil, nil, err
-		}
-		for f, v := range fields {
-			standIns[envOf[f]] = v
-		}
-		ignored = append(ignored, fe.Error())
-	}
-	cfg, err2 := config.Load(path, func(k string) string {
-		if v, ok := standIns[k]; ok {
-			return v
-		}
-		return getenv(k)
-	})
-	if err2 != nil {
+// loadConfigForInspect reads and validates the configuration as serve
+// does, except that problems with the settings of inspectUnused are
+// returned in ignored rather than refusing it. An unreadable entra.ca_file
+// is dropped: discovery then trusts the system's CAs only.
+func loadConfigForInspect(path string, getenv func(string) string) (cfg *config.Config, ignored []*config.FieldError, err error) {
+	cfg, src, err := config.Parse(path, getenv)
+	if err != nil {
 		return nil, nil, err
 	}
-	if _, stood := standIns[envOf["entra.ca_file"]]; stood {
-		cfg.Entra.CAFile = ""
+	ignored, err = cfg.ValidateWith(config.Options{Source: src, Unused: inspectUnused})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range ignored {
+		if p.Setting() == "entra.ca_file" {
+			cfg.Entra.CAFile = ""
+		}
 	}
 	return cfg, ignored, nil
 }

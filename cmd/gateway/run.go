@@ -77,11 +77,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, envir
 		return errors.New("serve: -config FILE is required (see deploy/gateway.example.yaml)")
 	}
 	cfg, err := config.Load(*path, getenv)
-	if err != nil {
-		return err
+	if err == nil {
+		err = cfg.CheckEnviron(environ)
 	}
-	if err := cfg.CheckEnviron(environ); err != nil {
-		return err
+	if err != nil {
+		return configProblems(*path, err)
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	routeRedisLogs(log)

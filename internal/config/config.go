@@ -1,6 +1,9 @@
 // Package config reads the gateway's configuration: a YAML file, then
 // environment variables over it (the Azure SDK's names where they exist),
-// then defaults, then a validation that names the field and the fix.
+// then defaults (Parse), then a validation that names the field and the
+// fix (Validate, ValidateWith; Load does both). Every problem is a
+// *FieldError that says where the value came from: the file's line, or
+// the variable.
 //
 // Only cmd/gateway knows every setting; each package gets its own small Config.
 package config

@@ -383,14 +383,14 @@ func TestLoadRejectsUnknownKeys(t *testing.T) {
 		replace [2]string // applied to the minimal file
 		want    string
 	}{
-		{"top level", [2]string{"entra:\n", "lisen: :8080\nentra:\n"}, `line 1: unknown key "lisen" in the top level`},
-		{"entra", [2]string{"  client_id:", "  tenantid: x\n  client_id:"}, `line 3: unknown key "tenantid" in entra`},
-		{"certificate", [2]string{"    path:", "    passwrod: x\n    path:"}, `line 5: unknown key "passwrod" in entra.certificate`},
-		{"route", [2]string{"    upstream:", "    upstrem: x\n    upstream:"}, `line 9: unknown key "upstrem" in a route (routes[])`},
-		{"cors", [2]string{"routes:\n", "cors:\n  allowed_origin: [x]\nroutes:\n"}, `line 7: unknown key "allowed_origin" in cors`},
-		{"tls", [2]string{"routes:\n", "tls:\n  cert: x\nroutes:\n"}, `line 7: unknown key "cert" in tls`},
-		{"cache", [2]string{"routes:\n", "cache:\n  memory: 1MiB\nroutes:\n"}, `line 7: unknown key "memory" in cache`},
-		{"redis", [2]string{"routes:\n", "cache:\n  redis:\n    addr: x:1\nroutes:\n"}, `line 8: unknown key "addr" in cache.redis`},
+		{"top level", [2]string{"entra:\n", "lisen: :8080\nentra:\n"}, `gateway.yaml:1: unknown key "lisen" in the top level`},
+		{"entra", [2]string{"  client_id:", "  tenantid: x\n  client_id:"}, `gateway.yaml:3: unknown key "tenantid" in entra`},
+		{"certificate", [2]string{"    path:", "    passwrod: x\n    path:"}, `gateway.yaml:5: unknown key "passwrod" in entra.certificate`},
+		{"route", [2]string{"    upstream:", "    upstrem: x\n    upstream:"}, `gateway.yaml:9: unknown key "upstrem" in a route (routes[])`},
+		{"cors", [2]string{"routes:\n", "cors:\n  allowed_origin: [x]\nroutes:\n"}, `gateway.yaml:7: unknown key "allowed_origin" in cors`},
+		{"tls", [2]string{"routes:\n", "tls:\n  cert: x\nroutes:\n"}, `gateway.yaml:7: unknown key "cert" in tls`},
+		{"cache", [2]string{"routes:\n", "cache:\n  memory: 1MiB\nroutes:\n"}, `gateway.yaml:7: unknown key "memory" in cache`},
+		{"redis", [2]string{"routes:\n", "cache:\n  redis:\n    addr: x:1\nroutes:\n"}, `gateway.yaml:8: unknown key "addr" in cache.redis`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			content := strings.Replace(minimalYAML(f.cert), tc.replace[0], tc.replace[1], 1)
@@ -413,20 +413,20 @@ func TestLoadFileErrors(t *testing.T) {
 		content string
 		want    []string
 	}{
-		{"duration without unit", base + "shutdown_grace: 30\n", []string{"line 10:", `"30" is not a duration`, `"30s"`}},
-		{"duration in words", strings.Replace(base, "    upstream:", "    timeout: 5 minutes\n    upstream:", 1), []string{"line 9:", `"5 minutes" is not a duration`, `"1h30m"`}},
-		{"duration as a list", base + "shutdown_grace: [1s]\n", []string{"line 10:", "a duration is a single value"}},
-		{"several problems at once", base + "shutdown_grace: 3\nlog_levl: x\n", []string{"line 10:", "line 11:", `unknown key "log_levl"`}},
-		{"wrong type", strings.Replace(base, "    path:", "    send_x5c: maybe\n    path:", 1), []string{"line 5:", "the string `maybe` is not a boolean (true or false)"}},
-		{"scalar for a list", base + "trusted_proxies: 10.0.0.0/8\n", []string{"line 10:", "is not a list"}},
-		{"list for a string", base + "log_level: [info]\n", []string{"line 10:", "a list is not a string"}},
-		{"not a mapping", "hello\n", []string{"line 1:", "the string `hello` is not a mapping"}},
-		{"duplicate key", base + "listen: :1\nlisten: :2\n", []string{"line 11:", `"listen" already defined`}},
+		{"duration without unit", base + "shutdown_grace: 30\n", []string{"gateway.yaml:10:", `"30" is not a duration`, `"30s"`}},
+		{"duration in words", strings.Replace(base, "    upstream:", "    timeout: 5 minutes\n    upstream:", 1), []string{"gateway.yaml:9:", `"5 minutes" is not a duration`, `"1h30m"`}},
+		{"duration as a list", base + "shutdown_grace: [1s]\n", []string{"gateway.yaml:10:", "a duration is a single value"}},
+		{"several problems at once", base + "shutdown_grace: 3\nlog_levl: x\n", []string{"gateway.yaml:10:", "gateway.yaml:11:", `unknown key "log_levl"`}},
+		{"wrong type", strings.Replace(base, "    path:", "    send_x5c: maybe\n    path:", 1), []string{"gateway.yaml:5:", "the string `maybe` is not a boolean (true or false)"}},
+		{"scalar for a list", base + "trusted_proxies: 10.0.0.0/8\n", []string{"gateway.yaml:10:", "is not a list"}},
+		{"list for a string", base + "log_level: [info]\n", []string{"gateway.yaml:10:", "a list is not a string"}},
+		{"not a mapping", "hello\n", []string{"gateway.yaml:1:", "the string `hello` is not a mapping"}},
+		{"duplicate key", base + "listen: :1\nlisten: :2\n", []string{"gateway.yaml:11:", `"listen" already defined`}},
 		{"two documents", base + "---\nlisten: :1\n", []string{"more than one YAML document"}},
 		{"syntax error", "entra: [\n", []string{"config: ", "line"}},
-		{"size in decimal units", base + "cache:\n  memory_budget: 64MB\n", []string{"line 11:", `"64MB" is not a size: units are binary: did you mean 64MiB?`}},
-		{"size as a list", base + "cache:\n  memory_budget: [1MiB]\n", []string{"line 11:", "a size is a single value"}},
-		{"db not a number", base + "cache:\n  redis:\n    db: one\n", []string{"line 12:", "the string `one` is not a whole number"}},
+		{"size in decimal units", base + "cache:\n  memory_budget: 64MB\n", []string{"gateway.yaml:11:", `"64MB" is not a size: units are binary: did you mean 64MiB?`}},
+		{"size as a list", base + "cache:\n  memory_budget: [1MiB]\n", []string{"gateway.yaml:11:", "a size is a single value"}},
+		{"db not a number", base + "cache:\n  redis:\n    db: one\n", []string{"gateway.yaml:12:", "the string `one` is not a whole number"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.content, nil)
@@ -723,7 +723,8 @@ func TestEnvBadValues(t *testing.T) {
 		name := strings.Replace(v.Name, "<NAME>", "ORDERS", 1)
 		t.Run(name, func(t *testing.T) {
 			_, err := load(t, content, map[string]string{name: bad})
-			want := fmt.Sprintf("config: %s: %q is not a ", name, bad)
+			field := strings.Replace(v.Field, "routes[]", "routes[0]", 1) // ORDERS is routes[0]
+			want := fmt.Sprintf("config: %s (env %s): %q is not a ", field, name, bad)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("Load error = %v, want %q", err, want)
 			}
@@ -760,11 +761,11 @@ func TestRouteEnvOverrides(t *testing.T) {
 			got:  func(c *Config) string { return fmt.Sprint(c.Routes[0].Timeout, " ", c.Routes[1].Timeout) },
 			want: "1s 10s"},
 		{name: "the result is validated", env: map[string]string{"OBO_GATEWAY_ROUTE_ORDERS_DOWNSTREAM_SCOPES": "api://orders-api/default"},
-			wantErr: `config: routes[0].downstream_scopes[0]: "api://orders-api/default" is not the .default scope: did you mean api://orders-api/.default? (Entra answers AADSTS70011)`},
+			wantErr: `config: routes[0].downstream_scopes[0] (env OBO_GATEWAY_ROUTE_ORDERS_DOWNSTREAM_SCOPES): "api://orders-api/default" is not the .default scope: did you mean api://orders-api/.default? (Entra answers AADSTS70011)`},
 		{name: "bad boolean names the variable", env: map[string]string{"OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX": "yes"},
-			wantErr: `config: OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX: "yes" is not a boolean: write true, false, 1 or 0`},
+			wantErr: `config: routes[0].strip_prefix (env OBO_GATEWAY_ROUTE_ORDERS_STRIP_PREFIX): "yes" is not a boolean: write true, false, 1 or 0`},
 		{name: "bad duration names the variable", env: map[string]string{"OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT": "10"},
-			wantErr: `config: OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT: "10" is not a duration`},
+			wantErr: `config: routes[1].timeout (env OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT): "10" is not a duration`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := load(t, content, tc.env)

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"os"
 	"reflect"
 	"slices"
@@ -39,9 +38,9 @@ func TestExampleConfigValidates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := decode(bytes.NewReader(b), examplePath)
-		if err != nil {
-			t.Fatal(err)
+		raw, _, errs := decode(b, examplePath)
+		if len(errs) > 0 {
+			t.Fatal(errs)
 		}
 		if r := raw.Cache.Redis; r == nil || r.Password != "" || r.EncryptionKeys != "" {
 			t.Errorf("the example's cache.redis must be present with empty password and encryption_keys (given in the environment): %v", r)

@@ -207,47 +207,71 @@ func routeEnvSettings() []routeEnvSetting {
 	}
 }
 
-// routeEnvName is how a route's name is written in its variables:
-// upper-cased, '-' as '_'.
 // RouteEnvVar is the environment variable of a route's setting, e.g.
 // RouteEnvVar("orders-api", "UPSTREAM") = OBO_GATEWAY_ROUTE_ORDERS_API_UPSTREAM.
 func RouteEnvVar(route, suffix string) string {
 	return routeEnvPrefix + routeEnvName(route) + "_" + suffix
 }
 
+// routeEnvName is how a route's name is written in its variables:
+// upper-cased, '-' as '_'.
 func routeEnvName(name string) string {
 	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
 }
 
-// applyEnv applies every non-empty variable getenv reports, returning all
-// the bad values at once, each naming its variable.
-func (c *Config) applyEnv(getenv func(string) string) error {
-	var errs []error
-	for _, s := range envSettings() {
-		if v := getenv(s.Name); v != "" {
-			if err := s.set(c, v); err != nil {
-				errs = append(errs, fmt.Errorf("config: %s: %w", s.Name, err))
-			}
+// applyEnv applies every non-empty variable getenv reports, recording in
+// from the YAML path each one sets, and returns all the bad values at once,
+// each a *FieldError naming its variable.
+func (c *Config) applyEnv(getenv func(string) string, from map[string]string) []*FieldError {
+	var errs []*FieldError
+	apply := func(field, name string, set func(string) error) {
+		v := getenv(name)
+		if v == "" {
+			return
 		}
+		from[field] = name
+		if err := set(v); err != nil {
+			// Only the setters of booleans, numbers, durations and sizes
+			// fail: the value is no secret.
+			errs = append(errs, &FieldError{Kind: KindWrongType, Field: field, EnvVar: name, FromEnv: true, Value: v, Problem: err.Error()})
+		}
+	}
+	for _, s := range envSettings() {
+		apply(s.Field, s.Name, func(v string) error { return s.set(c, v) })
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		for _, s := range routeEnvSettings() {
-			name := RouteEnvVar(r.Name, s.suffix)
-			if v := getenv(name); v != "" {
-				if err := s.set(r, v); err != nil {
-					errs = append(errs, fmt.Errorf("config: %s: %w", name, err))
-				}
-			}
+			apply(fmt.Sprintf("routes[%d].%s", i, s.field), RouteEnvVar(r.Name, s.suffix), func(v string) error { return s.set(r, v) })
 		}
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// envFields maps the YAML path of every setting a variable sets to the
+// variable: entra.tenant_id to AZURE_TENANT_ID, routes[0].upstream to
+// OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM (routes with a valid name only).
+func (c *Config) envFields() map[string]string {
+	m := map[string]string{}
+	for _, s := range envSettings() {
+		m[s.Field] = s.Name
+	}
+	for i, r := range c.Routes {
+		if !routeNameRE.MatchString(r.Name) {
+			continue
+		}
+		for _, s := range routeEnvSettings() {
+			m[fmt.Sprintf("routes[%d].%s", i, s.field)] = RouteEnvVar(r.Name, s.suffix)
+		}
+	}
+	return m
 }
 
 // CheckEnviron reports every non-empty OBO_GATEWAY_ROUTE_* variable in
 // environ ("NAME=value" entries, as from os.Environ) that sets no field of
 // a route of c: a route variable naming no route, or a misspelt field.
-// Load cannot see those, having only getenv.
+// Load cannot see those, having only getenv. The error joins a
+// *FieldError of KindUnknownVariable per variable; none shows a value.
 func (c *Config) CheckEnviron(environ []string) error {
 	known := map[string]bool{}
 	for _, r := range c.Routes {
@@ -265,8 +289,9 @@ func (c *Config) CheckEnviron(environ []string) error {
 		if !strings.HasPrefix(name, routeEnvPrefix) || value == "" || known[name] {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("config: %s names no route field: route variables are %s<NAME>_<FIELD>, NAME one of the routes in the file (%s) upper-cased with '-' as '_', FIELD one of %s",
-			name, routeEnvPrefix, strings.Join(names, ", "), strings.Join(routeEnvSuffixes(), ", ")))
+		errs = append(errs, &FieldError{Kind: KindUnknownVariable, EnvVar: name, FromEnv: true,
+			Problem: fmt.Sprintf("names no route field: route variables are %s<NAME>_<FIELD>, NAME one of the routes in the file (%s) upper-cased with '-' as '_', FIELD one of %s",
+				routeEnvPrefix, strings.Join(names, ", "), strings.Join(routeEnvSuffixes(), ", "))})
 	}
 	return errors.Join(errs...)
 }

@@ -3,10 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -14,153 +13,137 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Load reads the YAML file at path, applies the environment variables that
-// getenv reports (see EnvVars; an empty value counts as unset), fills in the
-// defaults and validates the result. getenv is os.Getenv in production and a
-// map lookup in tests; Load never reads the process environment itself.
-//
-// The file is read strictly: an unknown or misspelt key, a duplicate key or a
-// value of the wrong type is an error naming its line. Relative file paths in
-// the configuration are relative to the working directory, not to the file.
+// Load is Parse then ValidateWith(Options{Source: src}): the
+// configuration as the gateway runs it, or every problem at once. getenv
+// is os.Getenv in production and a map lookup in tests; Load never reads
+// the process environment itself.
 //
 // Load cannot list the environment through getenv, so an OBO_GATEWAY_ROUTE_*
 // variable naming no route goes unnoticed here: call CheckEnviron with
 // os.Environ() as well.
 //
-// Errors are joined (errors.Join): every problem is reported at once, each
-// naming the YAML path or the variable. They never contain the certificate
-// password, the Redis password or encryption key material.
+// Errors are joined (errors.Join) *FieldErrors, one per problem (see
+// Problems), each placed at its line of the file or its variable. They
+// never contain the certificate password, the Redis password or encryption
+// key material.
 func Load(path string, getenv func(string) string) (*Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	c, err := decode(f, path)
+	c, src, err := Parse(path, getenv)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.applyEnv(getenv); err != nil {
-		return nil, err
-	}
-	c.applyDefaults()
-	if err := c.Validate(); err != nil {
+	if _, err := c.ValidateWith(Options{Source: src}); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// decode reads one YAML document strictly. An empty document is an empty
-// configuration (everything may come from the environment).
-func decode(r io.Reader, name string) (*Config, error) {
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
-	var c Config
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return &c, nil
+// Parse reads the YAML file at path, applies the environment variables
+// that getenv reports (see EnvVars; an empty value counts as unset) and
+// fills in the defaults, without validating: the result may break any rule
+// of Validate, and ValidateWith(Options{Source: src}) checks it, placing
+// each problem where its value came from.
+//
+// The file is read strictly: an unknown or misspelt key, a duplicate key,
+// a value of the wrong type or a second YAML document is an error naming
+// its line. An empty file is an empty configuration (everything may come
+// from the environment). Relative file paths in the configuration are
+// relative to the working directory, not to the file.
+//
+// Parse fails only on what cannot be read: the file, its YAML, a
+// variable's value of the wrong type. Its error joins a *FieldError per
+// problem, all of them at once; c and src are nil then.
+func Parse(path string, getenv func(string) string) (c *Config, src *Source, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, &FieldError{Kind: KindUnreadableFile, File: path,
+			Problem: "cannot read the configuration file: " + pathErrReason(err).Error(), Err: err}
+	}
+	return parse(data, path, getenv)
+}
+
+// parse is Parse of the file's content; name is the file's path.
+func parse(data []byte, name string, getenv func(string) string) (*Config, *Source, error) {
+	c, lines, errs := decode(data, name)
+	src := &Source{File: name, lines: lines, env: map[string]string{}}
+	errs = append(errs, c.applyEnv(getenv, src.env)...)
+	if len(errs) > 0 {
+		envs := c.envFields()
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			locate(e, envs, nil)
+			out[i] = e
 		}
-		return nil, yamlError(name, err)
+		return nil, nil, errors.Join(out...)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %s: more than one YAML document (a line \"---\"): put the whole configuration in one", name)
-	}
-	return &c, nil
+	c.applyDefaults()
+	return c, src, nil
 }
 
-var (
-	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
-	wrongTypeRE    = regexp.MustCompile(`^line (\d+): cannot unmarshal (\S+)( .*)? into (\S+)$`)
-)
+// Source says where the settings of a parsed configuration came from: the
+// line of each value in the file, or the variable that set it. Parse makes
+// it; ValidateWith reads it (Options.Source).
+type Source struct {
+	// File is the configuration file, as given to Parse.
+	File  string
+	lines map[string]int    // YAML path → line of its key or list item in File
+	env   map[string]string // YAML path → the variable that set it
+}
 
-// yamlError turns yaml.v3's messages into one error per problem, naming the
-// file, the line and the section of the configuration.
-func yamlError(name string, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		// A syntax error: yaml.v3 names the line ("yaml: line 4: ...").
-		return fmt.Errorf("config: %s: %w", name, err)
+// locate fills in where e's value came from: the variable that sets its
+// field (envs, from envFields), and, with src, whether that variable set
+// the value, or else the file and line of the value. A problem placed
+// already (one of the file's YAML) keeps its place.
+func locate(e *FieldError, envs map[string]string, src *Source) {
+	if e.Field == "" || e.Kind == KindUnknownKey || e.Kind == KindDuplicateKey {
+		return
 	}
-	errs := make([]error, 0, len(te.Errors))
-	for _, msg := range te.Errors {
-		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("line %s: unknown key %q in %s (misspelt? the keys are listed in docs/configuration.md)", m[1], m[2], section(m[3]))
-		} else if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("line %s: %s%s is not %s", m[1], yamlKind(m[2]), m[3], want(m[4]))
+	if e.EnvVar == "" {
+		e.EnvVar = lookupUp(envs, e.Field)
+	}
+	if src == nil || e.File != "" || e.FromEnv {
+		return
+	}
+	if v := lookupUp(src.env, e.Field); v != "" {
+		e.EnvVar, e.FromEnv = v, true
+		return
+	}
+	if line := src.lines[e.Field]; line > 0 {
+		e.File, e.Line = src.File, line
+	}
+}
+
+// lookupUp returns the value of field in m, or of the nearest path holding
+// it (a list's variable sets its items); "" when none.
+func lookupUp(m map[string]string, field string) string {
+	for f, ok := field, true; ok; f, ok = parent(f) {
+		if v, found := m[f]; found {
+			return v
 		}
-		errs = append(errs, fmt.Errorf("config: %s: %s", name, msg))
 	}
-	return errors.Join(errs...)
+	return ""
 }
 
-// section names where a Go type sits in the file, for unknown-key messages.
-func section(goType string) string {
-	switch goType {
-	case "config.Config":
-		return "the top level"
-	case "config.ServerTLS":
-		return "tls"
-	case "config.Entra":
-		return "entra"
-	case "config.Certificate":
-		return "entra.certificate"
-	case "config.Route":
-		return "a route (routes[])"
-	case "config.CORS":
-		return "cors"
-	case "config.Cache":
-		return "cache"
-	case "config.Redis":
-		return "cache.redis"
-	case "config.Limits":
-		return "limits"
+// pathErrReason returns the reason of a failed file operation without the
+// operation and path ("no such file or directory"), which the message
+// names already.
+func pathErrReason(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
 	}
-	return goType
-}
-
-// yamlKind says in words what a YAML tag (!!str, !!seq, ...) holds.
-func yamlKind(tag string) string {
-	switch tag {
-	case "!!str":
-		return "the string"
-	case "!!int", "!!float":
-		return "the number"
-	case "!!bool":
-		return "the boolean"
-	case "!!seq":
-		return "a list"
-	case "!!map":
-		return "a mapping"
-	}
-	return "the value " + tag
-}
-
-// want says in words what a Go type expects in YAML.
-func want(goType string) string {
-	switch {
-	case goType == "bool" || goType == "*bool":
-		return "a boolean (true or false)"
-	case goType == "string":
-		return "a string"
-	case goType == "int":
-		return "a whole number"
-	case strings.HasPrefix(goType, "[]"):
-		return "a list (one \"- item\" per line, or [a, b])"
-	case strings.HasPrefix(goType, "config.") || strings.HasPrefix(goType, "*config."):
-		return "a mapping (key: value lines)"
-	}
-	return "a " + goType
+	return err
 }
 
 // UnmarshalYAML reads a duration written as Go writes it: "30s", "5m", "1h30m".
+// A value it cannot read is a *FieldError of KindWrongType with its line
+// (Parse adds the file and the field); yaml.v3 stops decoding at it.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a duration is a single value with a unit, e.g. \"30s\", \"5m\" or \"1h30m\"", n.Line)}}
+		return &FieldError{Kind: KindWrongType, Line: n.Line, Problem: `a duration is a single value with a unit, e.g. "30s", "5m" or "1h30m"`}
 	}
 	v, err := parseDuration(n.Value)
 	if err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+		return &FieldError{Kind: KindWrongType, Line: n.Line, Value: n.Value, Problem: err.Error()}
 	}
 	*d = v
 	return nil
@@ -181,13 +164,14 @@ func parseDuration(s string) (Duration, error) {
 }
 
 // UnmarshalYAML reads a size: 64MiB, 512KiB, 1GiB or a plain number of bytes.
+// A value it cannot read is a *FieldError, as for Duration.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a size is a single value, e.g. \"64MiB\", \"512KiB\" or \"1GiB\"", n.Line)}}
+		return &FieldError{Kind: KindWrongType, Line: n.Line, Problem: `a size is a single value, e.g. "64MiB", "512KiB" or "1GiB"`}
 	}
 	v, err := parseByteSize(n.Value)
 	if err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+		return &FieldError{Kind: KindWrongType, Line: n.Line, Value: n.Value, Problem: err.Error()}
 	}
 	*b = v
 	return nil
@@ -249,17 +233,4 @@ func parseByteSize(s string) (ByteSize, error) {
 		return 0, fmt.Errorf("%q is too large: the cache budgets are at most 64GiB, e.g. \"1GiB\"", s)
 	}
 	return ByteSize(n) * size, nil
-}
-
-// Problems splits an error of Load, Validate or CheckEnviron into its
-// problems: the leaves of its errors.Join tree, most of them *FieldError.
-func Problems(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, Problems(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -19,22 +18,6 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
-// FieldError is one problem Validate found: the setting, by its YAML path
-// (e.g. routes[1].upstream), and what is wrong with it and how to fix it.
-type FieldError struct {
-	Field   string
-	Problem string
-}
-
-func (e *FieldError) Error() string { return "config: " + e.Field + ": " + e.Problem }
-
-// problems collects FieldErrors.
-type problems []error
-
-func (p *problems) add(field, format string, args ...any) {
-	*p = append(*p, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
-}
-
 var (
 	guidRE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	routeNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -43,40 +26,105 @@ var (
 // maxClockSkew bounds entra.clock_skew: more would accept tokens long expired.
 const maxClockSkew = 5 * time.Minute
 
-// Validate checks c as Load leaves it (defaults applied) and returns every
-// problem at once, joined with errors.Join; each is a *FieldError naming
-// the setting by its YAML path and the fix. It checks that the files named
-// exist and can be read, not what they hold. No message contains the
-// certificate password, the Redis password or encryption key material.
+// Options adjust ValidateWith. The zero Options is Validate.
+type Options struct {
+	// Source places each problem: at the file's line of the value, or on
+	// the variable it came from (see Parse). Nil: problems name the
+	// setting, and the variable that sets it, only.
+	Source *Source
+	// SkipFiles leaves the files the settings name unopened
+	// (entra.certificate.path and key_path, entra.ca_file, tls.cert_file and
+	// key_file, cache.redis.ca_file): only whether they are given where
+	// required is checked. For checking a configuration away from the
+	// machine it runs on.
+	SkipFiles bool
+	// Unused names the settings the caller does without, each a setting
+	// as EnvVars and docs/configuration.md write it (entra.ca_file) or a
+	// section (entra.certificate): a problem with one of them, a required
+	// one missing included, is returned among the ignored ones instead of
+	// failing the validation.
+	Unused []string
+}
+
+// Validate checks c as Parse leaves it (defaults applied) and returns
+// every problem at once, joined with errors.Join; each is a *FieldError
+// naming the setting by its YAML path, the variable that sets it, and the
+// fix. It checks that the files named exist and can be read, not what they
+// hold. No message contains the certificate password, the Redis password
+// or encryption key material.
 func (c *Config) Validate() error {
-	var p problems
-	c.validateListeners(&p)
-	c.validateEntra(&p)
-	c.validateRoutes(&p)
-	c.validateCORS(&p)
-	c.validateCache(&p)
-	c.validateLimits(&p)
+	_, err := c.ValidateWith(Options{})
+	return err
+}
+
+// ValidateWith is Validate as opts adjust it. err joins the problems that
+// count; ignored lists, in order, those of the settings opts.Unused names.
+func (c *Config) ValidateWith(opts Options) (ignored []*FieldError, err error) {
+	p := &problems{skipFiles: opts.SkipFiles}
+	c.validateListeners(p)
+	c.validateEntra(p)
+	c.validateRoutes(p)
+	c.validateCORS(p)
+	c.validateCache(p)
+	c.validateLimits(p)
 	for i, s := range c.TrustedProxies {
 		if _, err := parseTrustedProxy(s); err != nil {
-			p.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+			p.addValue(fmt.Sprintf("trusted_proxies[%d]", i), s, "%v", err)
 		}
 	}
 	if c.ShutdownGrace < 0 {
-		p.add("shutdown_grace", "must not be negative (%s); e.g. 20s", c.ShutdownGrace)
+		p.addValue("shutdown_grace", c.ShutdownGrace.String(), "must not be negative (%s); e.g. 20s", c.ShutdownGrace)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		p.add("log_level", "%q is not a level: use debug, info, warn or error", c.LogLevel)
+		p.addValue("log_level", c.LogLevel, "%q is not a level: use debug, info, warn or error", c.LogLevel)
 	}
-	return errors.Join(p...)
+
+	envs := c.envFields()
+	var errs []error
+	for _, e := range p.list {
+		locate(e, envs, opts.Source)
+		if unused(opts.Unused, e.Setting()) {
+			ignored = append(ignored, e)
+			continue
+		}
+		errs = append(errs, e)
+	}
+	return ignored, errors.Join(errs...)
+}
+
+// unused reports whether setting is one of names, or in a section of them.
+func unused(names []string, setting string) bool {
+	for _, n := range names {
+		if setting == n || strings.HasPrefix(setting, n+".") || strings.HasPrefix(setting, n+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// problems collects what Validate finds.
+type problems struct {
+	list      []*FieldError
+	skipFiles bool // Options.SkipFiles
+}
+
+// add reports a problem with field.
+func (p *problems) add(field, format string, args ...any) {
+	p.list = append(p.list, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+// addValue reports a problem with field whose value v is safe to show.
+func (p *problems) addValue(field, v, format string, args ...any) {
+	p.list = append(p.list, &FieldError{Field: field, Value: v, Problem: fmt.Sprintf(format, args...)})
 }
 
 func (c *Config) validateListeners(p *problems) {
 	apiHost, apiPort, apiOK := checkListen(p, "listen", "OBO_GATEWAY_LISTEN", c.Listen)
 	admHost, admPort, admOK := checkListen(p, "admin_listen", "OBO_GATEWAY_ADMIN_LISTEN", c.AdminListen)
 	if apiOK && admOK && apiPort == admPort && apiPort != "0" && sameHost(apiHost, admHost) {
-		p.add("admin_listen", "%q is the address of listen (%q): the admin endpoints need their own port, e.g. :9090", c.AdminListen, c.Listen)
+		p.addValue("admin_listen", c.AdminListen, "%q is the address of listen (%q): the admin endpoints need their own port, e.g. :9090", c.AdminListen, c.Listen)
 	}
 	if t := c.TLS; t != nil && (t.CertFile != "" || t.KeyFile != "") {
 		switch {
@@ -98,11 +146,11 @@ func checkListen(p *problems, field, env, addr string) (host, port string, ok bo
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		p.add(field, "%q is not host:port: write e.g. :8080, 0.0.0.0:8080 or [::1]:8080", addr)
+		p.addValue(field, addr, "%q is not host:port: write e.g. :8080, 0.0.0.0:8080 or [::1]:8080", addr)
 		return "", "", false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		p.add(field, "%q: the port must be a number from 0 to 65535", addr)
+		p.addValue(field, addr, "%q: the port must be a number from 0 to 65535", addr)
 		return "", "", false
 	}
 	return host, port, true
@@ -121,23 +169,23 @@ func (c *Config) validateEntra(p *problems) {
 	case t == "":
 		p.add("entra.tenant_id", "required: set entra.tenant_id or AZURE_TENANT_ID to the Directory (tenant) ID GUID from the app registration's Overview page")
 	case isMultiTenantAlias(t):
-		p.add("entra.tenant_id", "%q is not a tenant: OBO exchanges go to the gateway's own tenant, so set its Directory (tenant) ID GUID (the app registration's Overview page); to accept users of other tenants, list their IDs in entra.allowed_tenants", t)
+		p.addValue("entra.tenant_id", t, "%q is not a tenant: OBO exchanges go to the gateway's own tenant, so set its Directory (tenant) ID GUID (the app registration's Overview page); to accept users of other tenants, list their IDs in entra.allowed_tenants", t)
 	case !guidRE.MatchString(t):
-		p.add("entra.tenant_id", "%q is not a GUID: set the Directory (tenant) ID GUID from the app registration's Overview page (not the domain name)", t)
+		p.addValue("entra.tenant_id", t, "%q is not a GUID: set the Directory (tenant) ID GUID from the app registration's Overview page (not the domain name)", t)
 	}
 	switch id := e.ClientID; {
 	case id == "":
 		p.add("entra.client_id", "required: set entra.client_id or AZURE_CLIENT_ID to the Application (client) ID GUID from the app registration's Overview page")
 	case !guidRE.MatchString(id):
-		p.add("entra.client_id", "%q is not a GUID: set the Application (client) ID GUID from the app registration's Overview page (an App ID URI such as api://… belongs in entra.audiences)", id)
+		p.addValue("entra.client_id", id, "%q is not a GUID: set the Application (client) ID GUID from the app registration's Overview page (an App ID URI such as api://… belongs in entra.audiences)", id)
 	}
 	for i, t := range e.AllowedTenants {
 		field := fmt.Sprintf("entra.allowed_tenants[%d]", i)
 		switch {
 		case isMultiTenantAlias(t):
-			p.add(field, "%q is not a tenant: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
+			p.addValue(field, t, "%q is not a tenant: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
 		case !guidRE.MatchString(t):
-			p.add(field, "%q is not a GUID: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
+			p.addValue(field, t, "%q is not a GUID: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
 		}
 	}
 	checkAuthorityHost(p, e.AuthorityHost)
@@ -145,29 +193,29 @@ func (c *Config) validateEntra(p *problems) {
 		field := fmt.Sprintf("entra.audiences[%d]", i)
 		switch {
 		case guidRE.MatchString(a):
-			p.add(field, "%q is a GUID: the client ID is accepted as audience already (entra.client_id); entra.audiences lists App ID URIs such as api://obo-gateway", a)
+			p.addValue(field, a, "%q is a GUID: the client ID is accepted as audience already (entra.client_id); entra.audiences lists App ID URIs such as api://obo-gateway", a)
 		case !isAbsoluteURI(a):
-			p.add(field, "%q is not an absolute URI: write the App ID URI from the app registration's Expose an API page, e.g. api://obo-gateway or https://gateway.contoso.com", a)
+			p.addValue(field, a, "%q is not an absolute URI: write the App ID URI from the app registration's Expose an API page, e.g. api://obo-gateway or https://gateway.contoso.com", a)
 		}
 	}
 	for i, c := range e.ClientCapabilities {
 		if c != "cp1" {
-			p.add(fmt.Sprintf("entra.client_capabilities[%d]", i), "%q is not a capability Entra knows: the only one is cp1 (continuous access evaluation)", c)
+			p.addValue(fmt.Sprintf("entra.client_capabilities[%d]", i), c, "%q is not a capability Entra knows: the only one is cp1 (continuous access evaluation)", c)
 		}
 	}
 	if e.ClockSkew < 0 || e.ClockSkew.D() > maxClockSkew {
-		p.add("entra.clock_skew", "%s is out of range: use 0 to 5m (default 1m)", e.ClockSkew)
+		p.addValue("entra.clock_skew", e.ClockSkew.String(), "%s is out of range: use 0 to 5m (default 1m)", e.ClockSkew)
 	}
 	if e.TokenTimeout <= 0 {
-		p.add("entra.token_timeout", "must be positive (%s); e.g. 10s", e.TokenTimeout)
+		p.addValue("entra.token_timeout", e.TokenTimeout.String(), "must be positive (%s); e.g. 10s", e.TokenTimeout)
 	}
 	if e.KeysRefreshInterval <= 0 {
-		p.add("entra.keys_refresh_interval", "must be positive (%s); e.g. 1h", e.KeysRefreshInterval)
+		p.addValue("entra.keys_refresh_interval", e.KeysRefreshInterval.String(), "must be positive (%s); e.g. 1h", e.KeysRefreshInterval)
 	}
 	if e.KeysMinRefreshInterval <= 0 {
-		p.add("entra.keys_min_refresh_interval", "must be positive (%s); e.g. 30s", e.KeysMinRefreshInterval)
+		p.addValue("entra.keys_min_refresh_interval", e.KeysMinRefreshInterval.String(), "must be positive (%s); e.g. 30s", e.KeysMinRefreshInterval)
 	} else if e.KeysRefreshInterval > 0 && e.KeysMinRefreshInterval > e.KeysRefreshInterval {
-		p.add("entra.keys_min_refresh_interval", "%s is longer than entra.keys_refresh_interval (%s): it bounds refreshes between the regular ones", e.KeysMinRefreshInterval, e.KeysRefreshInterval)
+		p.addValue("entra.keys_min_refresh_interval", e.KeysMinRefreshInterval.String(), "%s is longer than entra.keys_refresh_interval (%s): it bounds refreshes between the regular ones", e.KeysMinRefreshInterval, e.KeysRefreshInterval)
 	}
 
 	// The password is never checked nor printed: the obo package opens the file.
@@ -199,13 +247,13 @@ func checkAuthorityHost(p *problems, host string) {
 	case host == "":
 		p.add(field, "required: e.g. https://login.microsoftonline.com (the default)")
 	case err != nil || u.Host == "":
-		p.add(field, "%q is not a URL: write https://host, e.g. https://login.microsoftonline.com or https://login.microsoftonline.us", host)
+		p.addValue(field, host, "%q is not a URL: write https://host, e.g. https://login.microsoftonline.com or https://login.microsoftonline.us", host)
 	case u.Scheme != "https":
-		p.add(field, "%q: Entra is reached over https only: write https://%s", host, u.Host)
+		p.addValue(field, host, "%q: Entra is reached over https only: write https://%s", host, u.Host)
 	case u.Path != "" && u.Path != "/":
-		p.add(field, "%q has a path: the authority host is https://host[:port] only; put the tenant in entra.tenant_id (write https://%s)", host, u.Host)
+		p.addValue(field, host, "%q has a path: the authority host is https://host[:port] only; put the tenant in entra.tenant_id (write https://%s)", host, u.Host)
 	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		p.add(field, "%q: write https://host[:port] only, e.g. https://%s", host, u.Host)
+		p.addValue(field, host, "%q: write https://host[:port] only, e.g. https://%s", host, u.Host)
 	}
 }
 
@@ -224,52 +272,52 @@ func (c *Config) validateRoutes(p *problems) {
 		case r.Name == "":
 			p.add(at("name"), "required: a short label for metrics and logs, e.g. orders")
 		case !routeNameRE.MatchString(r.Name):
-			p.add(at("name"), "%q: use lowercase letters, digits, '-' and '_', starting with a letter or digit", r.Name)
+			p.addValue(at("name"), r.Name, "%q: use lowercase letters, digits, '-' and '_', starting with a letter or digit", r.Name)
 		case r.Name == unmatchedRoute:
-			p.add(at("name"), "%q is the label of requests no route matched: choose another name", r.Name)
+			p.addValue(at("name"), r.Name, "%q is the label of requests no route matched: choose another name", r.Name)
 		default:
 			if j, dup := names[r.Name]; dup {
-				p.add(at("name"), "%q is also the name of routes[%d]: names must be unique", r.Name, j)
+				p.addValue(at("name"), r.Name, "%q is also the name of routes[%d]: names must be unique", r.Name, j)
 			} else if j, dup := envNames[routeEnvName(r.Name)]; dup {
-				p.add(at("name"), "%q and %q (routes[%d]) share the variables %s%s_*: rename one", r.Name, c.Routes[j].Name, j, routeEnvPrefix, routeEnvName(r.Name))
+				p.addValue(at("name"), r.Name, "%q and %q (routes[%d]) share the variables %s%s_*: rename one", r.Name, c.Routes[j].Name, j, routeEnvPrefix, routeEnvName(r.Name))
 			}
 			names[r.Name] = i
 			envNames[routeEnvName(r.Name)] = i
 		}
 
 		if msg := pathPrefixProblem(r.PathPrefix); msg != "" {
-			p.add(at("path_prefix"), "%s", msg)
+			p.addValue(at("path_prefix"), r.PathPrefix, "%s", msg)
 		} else if j, dup := prefixes[r.PathPrefix]; dup {
-			p.add(at("path_prefix"), "%q is also the path_prefix of routes[%d]: each prefix belongs to one route", r.PathPrefix, j)
+			p.addValue(at("path_prefix"), r.PathPrefix, "%q is also the path_prefix of routes[%d]: each prefix belongs to one route", r.PathPrefix, j)
 		} else {
 			prefixes[r.PathPrefix] = i
 		}
 
 		if msg := upstreamProblem(r.Upstream); msg != "" {
-			p.add(at("upstream"), "%s", msg)
+			p.addValue(at("upstream"), shownURL(r.Upstream), "%s", msg)
 		}
 		checkDownstreamScopes(p, at("downstream_scopes"), r.DownstreamScopes)
 		for j, s := range r.RequiredScopes {
 			f := fmt.Sprintf("%s[%d]", at("required_scopes"), j)
 			switch {
 			case s == "" || strings.ContainsAny(s, " \t,"):
-				p.add(f, "%q: write one scope name per list item", s)
+				p.addValue(f, s, "%q: write one scope name per list item", s)
 			case strings.Contains(s, "/"):
-				p.add(f, "%q: a token's scp claim holds bare scope names: write %q", s, s[strings.LastIndex(s, "/")+1:])
+				p.addValue(f, s, "%q: a token's scp claim holds bare scope names: write %q", s, s[strings.LastIndex(s, "/")+1:])
 			}
 		}
 		for j, role := range r.RequiredRoles {
 			if role == "" || strings.ContainsAny(role, " \t,") {
-				p.add(fmt.Sprintf("%s[%d]", at("required_roles"), j), "%q: write one app role value per list item", role)
+				p.addValue(fmt.Sprintf("%s[%d]", at("required_roles"), j), role, "%q: write one app role value per list item", role)
 			}
 		}
 		if r.Timeout <= 0 {
-			p.add(at("timeout"), "must be positive (%s); e.g. 30s (the default)", r.Timeout)
+			p.addValue(at("timeout"), r.Timeout.String(), "must be positive (%s); e.g. 30s (the default)", r.Timeout)
 		}
 		checkRange(p, at("max_body_bytes"), r.MaxBodyBytes, minBodyBytes, maxBodyBytes, "the limits.max_body_bytes default")
 		checkRange(p, at("body_timeout"), r.BodyTimeout.D(), minBodyTimeout, maxBodyTimeout, "the limits.body_timeout default")
 		if r.MaxInFlight < 0 || (c.Limits.MaxInFlight > 0 && r.MaxInFlight > c.Limits.MaxInFlight) {
-			p.add(at("max_in_flight"), "%d is out of range: use 0 (only limits.max_in_flight applies) to limits.max_in_flight (%d)", r.MaxInFlight, c.Limits.MaxInFlight)
+			p.addValue(at("max_in_flight"), strconv.Itoa(r.MaxInFlight), "%d is out of range: use 0 (only limits.max_in_flight applies) to limits.max_in_flight (%d)", r.MaxInFlight, c.Limits.MaxInFlight)
 		}
 	}
 	// Prefixes that only case, or trailing dots, tell apart: a
@@ -281,7 +329,7 @@ func (c *Config) validateRoutes(p *problems) {
 				continue
 			}
 			if (urlpath.HasPrefixFold(a, b) && !urlpath.HasPrefix(a, b)) || (urlpath.HasPrefixFold(b, a) && !urlpath.HasPrefix(b, a)) {
-				p.add(fmt.Sprintf("routes[%d].path_prefix", j), "%q and %q (routes[%d]) differ only in case, trailing dots or a format suffix (.json): a lenient upstream would read one as the other; spell them alike or apart", b, a, i)
+				p.addValue(fmt.Sprintf("routes[%d].path_prefix", j), b, "%q and %q (routes[%d]) differ only in case, trailing dots or a format suffix (.json): a lenient upstream would read one as the other; spell them alike or apart", b, a, i)
 			}
 		}
 	}
@@ -330,7 +378,7 @@ func (c *Config) checkUpstreamOverlap(p *problems) {
 				continue // the gateway path is the upstream path: the router decides
 			}
 			if urlpath.HasPrefixFold(sa.reach, sb.reach) || urlpath.HasPrefixFold(sb.reach, sa.reach) {
-				p.add(fmt.Sprintf("routes[%d].upstream", j), "routes %q and %q reach the same paths of %s (%s and %s) with different scopes, roles or downstream scopes: one route's requests could be served as the other's paths; give them separate upstream paths, or forward both without strip_prefix onto one base path so that the router keeps them apart", b.Name, a.Name, sa.origin, sb.reach, sa.reach)
+				p.addValue(fmt.Sprintf("routes[%d].upstream", j), shownURL(b.Upstream), "routes %q and %q reach the same paths of %s (%s and %s) with different scopes, roles or downstream scopes: one route's requests could be served as the other's paths; give them separate upstream paths, or forward both without strip_prefix onto one base path so that the router keeps them apart", b.Name, a.Name, sa.origin, sb.reach, sa.reach)
 			}
 		}
 	}
@@ -402,7 +450,7 @@ func checkRange[T interface {
 			return fmt.Sprint(x)
 		}
 	}
-	p.add(field, "%s is out of range: use %s to %s (%s)", show(v), show(lo), show(hi), def)
+	p.addValue(field, show(v), "%s is out of range: use %s to %s (%s)", show(v), show(lo), show(hi), def)
 }
 
 // pathPrefixProblem says what is wrong with a route's path prefix, or "".
@@ -451,11 +499,11 @@ func upstreamProblem(up string) string {
 // checkDownstreamScopes checks a route's OBO scopes (see AnalyzeScopes).
 func checkDownstreamScopes(p *problems, field string, scopes []string) {
 	for _, sp := range AnalyzeScopes(scopes).Problems {
-		f := field
-		if sp.Index >= 0 {
-			f = fmt.Sprintf("%s[%d]", field, sp.Index)
+		if sp.Index < 0 {
+			p.add(field, "%s: %s", sp.Detail, sp.Fix)
+			continue
 		}
-		p.add(f, "%s: %s", sp.Detail, sp.Fix)
+		p.addValue(fmt.Sprintf("%s[%d]", field, sp.Index), scopes[sp.Index], "%s: %s", sp.Detail, sp.Fix)
 	}
 }
 
@@ -497,18 +545,18 @@ func (c *Config) validateCORS(p *problems) {
 		// The configuration's own, stricter words first (lower case, no
 		// "null"), then the rule the CORS middleware itself applies.
 		if msg := originProblem(o); msg != "" {
-			p.add(field, "%s", msg)
+			p.addValue(field, o, "%s", msg)
 		} else if err := cors.CheckOrigin(o); err != nil {
-			p.add(field, "%v", err)
+			p.addValue(field, o, "%v", err)
 		}
 	}
 	for i, h := range c.CORS.AllowedHeaders {
 		if err := cors.CheckHeaderName(h); err != nil {
-			p.add(fmt.Sprintf("cors.allowed_headers[%d]", i), "%v", err)
+			p.addValue(fmt.Sprintf("cors.allowed_headers[%d]", i), h, "%v", err)
 		}
 	}
 	if c.CORS.MaxAge < 0 {
-		p.add("cors.max_age", "must not be negative (%s); e.g. 10m", c.CORS.MaxAge)
+		p.addValue("cors.max_age", c.CORS.MaxAge.String(), "must not be negative (%s); e.g. 10m", c.CORS.MaxAge)
 	}
 }
 
@@ -558,7 +606,7 @@ func (c *Config) validateCache(p *problems) {
 	checkBudget(p, "cache.memory_budget", k.MemoryBudget, defaultCacheMemoryBudget)
 	checkBudget(p, "cache.verified_tokens_budget", k.VerifiedTokensBudget, defaultVerifiedTokensBudget)
 	if m := k.RefreshMargin.D(); m < minCacheRefreshMargin || m > maxCacheRefreshMargin {
-		p.add("cache.refresh_margin", "%s is out of range: use 1m to 30m (default 5m)", k.RefreshMargin)
+		p.addValue("cache.refresh_margin", k.RefreshMargin.String(), "%s is out of range: use 1m to 30m (default 5m)", k.RefreshMargin)
 	}
 	if k.Redis != nil {
 		k.Redis.validate(p)
@@ -573,7 +621,7 @@ func checkBudget(p *problems, field string, b, def ByteSize) {
 	if b > 0 && b < minCacheBudget {
 		hint = "; a plain number counts bytes"
 	}
-	p.add(field, "%s is out of range: use %s to %s (default %s)%s", b, minCacheBudget, maxCacheBudget, def, hint)
+	p.addValue(field, b.String(), "%s is out of range: use %s to %s (default %s)%s", b, minCacheBudget, maxCacheBudget, def, hint)
 }
 
 // validate checks the shared cache's settings. No message contains the
@@ -583,16 +631,16 @@ func (r *Redis) validate(p *problems) {
 		p.add("cache.redis.address", "%s", msg)
 	}
 	if r.DB < 0 {
-		p.add("cache.redis.db", "must not be negative (%d): Redis numbers its databases from 0", r.DB)
+		p.addValue("cache.redis.db", strconv.Itoa(r.DB), "must not be negative (%d): Redis numbers its databases from 0", r.DB)
 	}
 	if r.CAFile != "" {
 		if !r.TLS {
-			p.add("cache.redis.ca_file", "set, but cache.redis.tls is false: the CA file is trusted for TLS to Redis; set cache.redis.tls: true (OBO_GATEWAY_CACHE_REDIS_TLS), or remove ca_file")
+			p.addValue("cache.redis.ca_file", r.CAFile, "set, but cache.redis.tls is false: the CA file is trusted for TLS to Redis; set cache.redis.tls: true (OBO_GATEWAY_CACHE_REDIS_TLS), or remove ca_file")
 		}
 		checkReadable(p, "cache.redis.ca_file", r.CAFile)
 	}
 	if t := r.Timeout.D(); t < minRedisTimeout || t > maxRedisTimeout {
-		p.add("cache.redis.timeout", "%s is out of range: use 1ms to 5s (default 50ms): a slow cache must not hold up requests", r.Timeout)
+		p.addValue("cache.redis.timeout", r.Timeout.String(), "%s is out of range: use 1ms to 5s (default 50ms): a slow cache must not hold up requests", r.Timeout)
 	}
 
 	const keysField = "cache.redis.encryption_keys"
@@ -723,22 +771,33 @@ func parseEncryptionKeys(s string) (keys map[string][]byte, ids []string, msgs [
 	return keys, ids, msgs
 }
 
-// checkReadable checks that a configured file can be opened for reading.
+// checkReadable checks that a configured file can be opened for reading,
+// unless the options skip files.
 func checkReadable(p *problems, field, path string) {
-	if path == "" {
+	if path == "" || p.skipFiles {
 		return
+	}
+	unreadable := func(err error, format string, args ...any) {
+		p.list = append(p.list, &FieldError{Kind: KindUnreadableFile, Field: field, Value: path, Err: err, Problem: fmt.Sprintf(format, args...)})
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(field, "cannot read %q: %v", path, err)
+		unreadable(err, "cannot read %q: %v", path, pathErrReason(err))
 		return
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.IsDir() {
-		p.add(field, "%q is a directory: name the file", path)
+		unreadable(nil, "%q is a directory: name the file", path)
 	}
+}
+
+// shownURL is an upstream URL as a problem may show it: with any password
+// redacted, or "" when it is not a URL with a host (the password would not
+// be where Redacted looks for it).
+func shownURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return ""
+	}
+	return u.Redacted()
 }

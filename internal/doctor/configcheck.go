@@ -1,12 +1,7 @@
 package doctor
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"regexp"
-	"strconv"
-	"strings"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 )
@@ -29,79 +24,62 @@ func (r *runner) checkConfig() bool {
 				path, cfg.Entra.TenantID, cfg.Entra.ClientID, cfg.Entra.AuthorityHost, len(cfg.Routes), n))
 		return true
 	}
-	for _, e := range config.Problems(err) {
-		r.configProblem(path, e)
+	for _, p := range config.Problems(err) {
+		r.configProblem(path, p)
 	}
 	return false
 }
 
-var (
-	scopeFieldRE = regexp.MustCompile(`^routes\[(\d+)\]\.downstream_scopes(\[\d+\])?$`)
-	indexRE      = regexp.MustCompile(`\[\d+\]`)
-	fileLineRE   = regexp.MustCompile(`^(.*?): (line \d+: .*)$`)
-)
-
-func (r *runner) configProblem(path string, err error) {
-	var fe *config.FieldError
-	var pe *fs.PathError
+// configProblem files a problem under the check of what to correct: the
+// file itself (config/file), a variable (config/env/VAR) or a setting
+// (config/<field>).
+func (r *runner) configProblem(path string, p *config.FieldError) {
 	switch {
-	case errors.As(err, &fe):
-		fix := fmt.Sprintf("correct %s in %s%s, as the message says; every setting is described in docs/configuration.md",
-			fe.Field, path, envHint(fe.Field))
-		if m := scopeFieldRE.FindStringSubmatch(fe.Field); m != nil && m[2] != "" {
-			// The problem starts with the scope, quoted: explain it the
-			// way Entra would answer it.
-			if q, qerr := strconv.QuotedPrefix(fe.Problem); qerr == nil {
-				if s, uerr := strconv.Unquote(q); uerr == nil {
-					if a := config.AnalyzeScopes([]string{s}); len(a.Problems) > 0 {
-						fix = fmt.Sprintf("%s; correct %s in %s%s", a.Problems[0].Fix, fe.Field, path, envHint(fe.Field))
-					}
-				}
+	case p.Kind == config.KindUnreadableFile && p.Field == "":
+		r.fail("config/file", "configuration file", p.File+": "+p.Problem,
+			"check the -config path (or OBO_GATEWAY_CONFIG) and that the file is readable by this user")
+
+	case p.Kind == config.KindUnknownVariable || (p.Kind == config.KindWrongType && p.FromEnv):
+		r.fail("config/env/"+p.EnvVar, "environment variable "+p.EnvVar, p.Problem,
+			fmt.Sprintf("correct or unset %s: it overrides %s (docs/configuration.md lists each variable and its format)", p.EnvVar, path))
+
+	case p.Field == "" || p.Kind == config.KindSyntax || p.Kind == config.KindUnknownKey ||
+		p.Kind == config.KindDuplicateKey || p.Kind == config.KindWrongType:
+		detail, fix := p.File, fmt.Sprintf("correct %s; docs/configuration.md describes the file", path)
+		if p.Line > 0 {
+			detail += fmt.Sprintf(": line %d", p.Line)
+			fix = fmt.Sprintf("correct %s at that line; the keys and their types are listed in docs/configuration.md", path)
+		}
+		if s := p.Subject(); s != "" {
+			detail += ": " + s
+		}
+		r.fail("config/file", "configuration file", detail+": "+p.Problem, fix)
+
+	default:
+		fix := fmt.Sprintf("correct %s, as the message says; every setting is described in docs/configuration.md", placeOf(path, p))
+		if p.Setting() == "routes[].downstream_scopes" && p.Value != "" {
+			// Explain a scope the way Entra would answer it.
+			if a := config.AnalyzeScopes([]string{p.Value}); len(a.Problems) > 0 {
+				fix = fmt.Sprintf("%s; correct %s", a.Problems[0].Fix, placeOf(path, p))
 			}
 		}
-		r.fail("config/"+fe.Field, "configuration: "+fe.Field, fe.Problem, fix)
-	case errors.As(err, &pe) && !strings.Contains(err.Error(), "line "):
-		r.fail("config/file", "configuration file",
-			fmt.Sprintf("cannot read %s: %v", path, pe.Err),
-			"check the -config path (or OBO_GATEWAY_CONFIG) and that the file is readable by this user")
-	default:
-		msg := strings.TrimPrefix(err.Error(), "config: ")
-		if m := fileLineRE.FindStringSubmatch(msg); m != nil {
-			r.fail("config/file", "configuration file", m[1]+": "+m[2],
-				fmt.Sprintf("correct %s at that line; the keys and their types are listed in docs/configuration.md", path))
-			return
-		}
-		subject, rest, ok := strings.Cut(msg, ": ")
-		if ok && isEnvVarName(subject) {
-			r.fail("config/env/"+subject, "environment variable "+subject, rest,
-				fmt.Sprintf("correct or unset %s: it overrides %s (docs/configuration.md lists each variable and its format)", subject, path))
-			return
-		}
-		r.fail("config/file", "configuration file", msg,
-			fmt.Sprintf("correct %s; docs/configuration.md describes the file", path))
+		r.fail("config/"+p.Field, "configuration: "+p.Field, p.Problem, fix)
 	}
 }
 
-// envHint names the environment variable of a setting, when it has one:
-// ", or AZURE_TENANT_ID, which overrides the file".
-func envHint(field string) string {
-	pattern := indexRE.ReplaceAllString(field, "[]")
-	for _, v := range config.EnvVars() {
-		if v.Field == pattern || strings.HasPrefix(pattern, v.Field+"[]") {
-			return fmt.Sprintf(" (or the variable %s, which overrides the file)", v.Name)
-		}
+// placeOf says where to correct a setting: the variable its value came
+// from, or the file (at the value's line), naming the variable that would
+// override it.
+func placeOf(path string, p *config.FieldError) string {
+	switch {
+	case p.FromEnv:
+		return fmt.Sprintf("the variable %s, which sets %s over %s", p.EnvVar, p.Field, path)
+	case p.Line > 0 && p.EnvVar != "":
+		return fmt.Sprintf("%s at line %d of %s (or the variable %s, which overrides the file)", p.Field, p.Line, path, p.EnvVar)
+	case p.Line > 0:
+		return fmt.Sprintf("%s at line %d of %s", p.Field, p.Line, path)
+	case p.EnvVar != "":
+		return fmt.Sprintf("%s in %s (or the variable %s, which overrides the file)", p.Field, path, p.EnvVar)
 	}
-	return ""
-}
-
-func isEnvVarName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return true
+	return fmt.Sprintf("%s in %s", p.Field, path)
 }

@@ -148,6 +148,14 @@ func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
 	if err := os.WriteFile(unknownKey, []byte("entra:\n  tenantid: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	placed := filepath.Join(dir, "placed.yaml")
+	if err := os.WriteFile(placed, []byte("entra:\n  tenant_id: contoso.onmicrosoft.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongType := filepath.Join(dir, "wrongtype.yaml")
+	if err := os.WriteFile(wrongType, []byte("entra:\n  tenant_id: x\nshutdown_grace: 30\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	good := offlineConfig(t, testConfig{})
 	tests := []struct {
 		name   string
@@ -159,6 +167,20 @@ func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
 			"config/entra.tenant_id":                {"not a GUID", "AZURE_TENANT_ID"},
 			"config/routes[0].upstream":             {"http or https"},
 			"config/routes[0].downstream_scopes[0]": {"User.Read", "https://graph.microsoft.com/User.Read"},
+		}},
+		{"problems placed at their line or variable", placed, func(k string) string {
+			if k == "AZURE_CLIENT_ID" {
+				return "api://obo-gateway"
+			}
+			return ""
+		}, map[string][]string{
+			"config/entra.tenant_id":        {"not a GUID", "entra.tenant_id at line 2 of " + placed, "or the variable AZURE_TENANT_ID"},
+			"config/entra.client_id":        {"belongs in entra.audiences", "the variable AZURE_CLIENT_ID, which sets entra.client_id over " + placed},
+			"config/entra.certificate.path": {"required", "entra.certificate.path in " + placed + " (or the variable AZURE_CLIENT_CERTIFICATE_PATH"},
+			"config/routes":                 {"at least one route"},
+		}},
+		{"wrong type in the file", wrongType, nil, map[string][]string{
+			"config/file": {wrongType + ": line 3: shutdown_grace: \"30\" is not a duration", "at that line"},
 		}},
 		{"unknown key", unknownKey, nil, map[string][]string{
 			"config/file": {"line 2", "unknown key \"tenantid\""},
