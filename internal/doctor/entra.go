@@ -66,7 +66,11 @@ func (r *runner) newOnline() *online {
 }
 
 // get fetches url from Entra, returning the status and up to 1 MiB of body.
+// The call is bounded by entra.token_timeout: the doctor reports a slow
+// Entra rather than waiting out the client's own, longer bound.
 func (o *online) get(ctx context.Context, u string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -74,7 +73,8 @@ func (x *exchanges) middleware(rt config.Route) func(http.Handler) http.Handler 
 // claimsRetry is rt's answer to a downstream claims challenge (CAE,
 // conditional access): one new exchange with those claims, for the proxy to
 // replay the request with. The replayed request's context carries its
-// principal.
+// principal. An exchange the gateway sheds, or that Entra cannot answer
+// now, is a proxy.RetryLaterError: the client gets 503 and Retry-After.
 func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
 	return func(ctx context.Context, claims string) (string, error) {
 		p := auth.FromContext(ctx)
@@ -82,9 +82,18 @@ func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
 			return "", errors.New("gateway: no validated principal for the claims retry")
 		}
 		tok, err := x.tokens.Exchange(ctx, exchangeRequest(rt, p, claims))
-		if errors.Is(err, tokencache.ErrBusy) {
+		var oe *obo.Error
+		switch {
+		case errors.Is(err, tokencache.ErrBusy):
 			x.refusals.Shed(metrics.LimitExchanges)
-			return "", fmt.Errorf("%w: %w", proxy.ErrRetryLater, err)
+			return "", &proxy.RetryLaterError{Shed: metrics.LimitExchanges, Err: err}
+		case errors.As(err, &oe) && oe.Class() == obo.ClassUnavailable:
+			// Entra throttles or fails: as for the first exchange, 503
+			// with its Retry-After, not a challenge the user would step
+			// up for in vain.
+			x.log.Warn("on-behalf-of exchange for a claims challenge failed: Entra unavailable",
+				"route", rt.Name, "error_code", oe.CodeLabel(), "entra_status", oe.Status, "trace_id", oe.TraceID, "principal", p)
+			return "", &proxy.RetryLaterError{After: oe.RetryAfter, Err: err}
 		}
 		return tok.AccessToken, err
 	}

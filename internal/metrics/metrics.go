@@ -72,11 +72,14 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			inflight.Inc()
-			// The access log's writer when there is one: the request is
-			// wrapped once, and both count its status by one rule.
-			ww, ok := w.(*reqlog.Writer)
-			if !ok {
+			// The access log's writer when there is one (found through
+			// any writer around it): the request is wrapped once, and both
+			// count its status by one rule. Every write reaches it, so w
+			// goes on unchanged.
+			ww := reqlog.From(w)
+			if ww == nil {
 				ww = reqlog.NewWriter(w)
+				w = ww
 			}
 			returned := false
 			defer func() {
@@ -84,7 +87,7 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 				duration.Observe(time.Since(start).Seconds())
 				m.requests.WithLabelValues(route, method(r.Method), statusLabel(ww.Status(returned))).Inc()
 			}()
-			next.ServeHTTP(ww, r)
+			next.ServeHTTP(w, r)
 			returned = true
 		})
 	}

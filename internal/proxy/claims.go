@@ -6,23 +6,45 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 )
 
 // ClaimsRetry gets a new upstream token satisfying a claims challenge (the
 // decoded claims JSON), e.g. an On-Behalf-Of exchange with those claims; ctx
-// is the request's (its principal is there). An
-// error wrapping ErrRetryLater means the token cannot be had now for want of
-// capacity: the client is answered 503 with Retry-After rather than the
-// challenge, which would make the user step up for nothing.
+// is the request's (its principal is there). A *RetryLaterError means the
+// token cannot be had now but can later: the client is answered 503 with
+// Retry-After rather than the challenge, which would make the user step up
+// for nothing.
 type ClaimsRetry func(ctx context.Context, claims string) (token string, err error)
 
-// ErrRetryLater is what a ClaimsRetry wraps when the gateway sheds the new
-// exchange (too many in progress).
-var ErrRetryLater = errors.New("proxy: the new token cannot be had now; retry later")
+// RetryLaterError is what a ClaimsRetry returns when the new token cannot
+// be had now for want of capacity: the gateway's own (Shed names the limit)
+// or the identity provider's (throttling, unavailable).
+type RetryLaterError struct {
+	// After is how long the client should wait; zero means a second.
+	After time.Duration
+	// Shed is the gateway's limit that turned the exchange away
+	// (metrics.Limit*), or "" when the identity provider could not answer.
+	Shed string
+	Err  error
+}
+
+func (e *RetryLaterError) Error() string {
+	return "proxy: the new token cannot be had now; retry later: " + e.Err.Error()
+}
+
+func (e *RetryLaterError) Unwrap() error { return e.Err }
+
+// retryAfter is the Retry-After value, in whole seconds, at least one.
+func (e *RetryLaterError) retryAfter() string {
+	return strconv.Itoa(max(1, int(math.Ceil(e.After.Seconds()))))
+}
 
 // claimsTransport answers upstream claims challenges, around a route's
 // transport, with the route's hook.
@@ -55,10 +77,14 @@ func (t *claimsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			slog.String("route", t.route), slog.String("request_id", reqid.FromContext(req.Context())))
 		rerr = errors.New("the new upstream token contains the user's token")
 	}
-	if errors.Is(rerr, ErrRetryLater) {
+	if rl := (*RetryLaterError)(nil); errors.As(rerr, &rl) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
-		t.metrics.claimsChallenge(t.route, "shed")
+		result := "shed"
+		if rl.Shed == "" {
+			result = "unavailable"
+		}
+		t.metrics.claimsChallenge(t.route, result)
 		return nil, rerr // the error handler answers 503
 	}
 	if rerr != nil {

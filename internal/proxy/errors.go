@@ -83,11 +83,18 @@ func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, 
 			p.clientBodyFailed(w, r, rt, g, berr)
 			return
 		}
-		if errors.Is(err, ErrRetryLater) {
-			g.failed(0, "shed")
-			w.Header().Set("Retry-After", "1")
+		if rl := (*RetryLaterError)(nil); errors.As(err, &rl) {
+			w.Header().Set("Retry-After", rl.retryAfter())
+			if rl.Shed != "" {
+				g.failed(0, "shed")
+				reqlog.From(w).SetShed(rl.Shed)
+				apierror.Write(w, r, http.StatusServiceUnavailable, "temporarily_unavailable",
+					"the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
+				return
+			}
+			g.failed(0, "token_unavailable")
 			apierror.Write(w, r, http.StatusServiceUnavailable, "temporarily_unavailable",
-				"the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
+				"the identity provider is unavailable or throttling; retry later")
 			return
 		}
 		kind, status := classify(ctx, err)
@@ -108,6 +115,10 @@ func (p *Proxy) errorHandler(rt Route) func(http.ResponseWriter, *http.Request, 
 		)
 		switch status {
 		case StatusClientClosedRequest:
+			// Nobody reads it; written so that the access log and the
+			// metrics count the request as the client's giving up, not as
+			// net/http's implicit 200.
+			w.WriteHeader(StatusClientClosedRequest)
 			return
 		case http.StatusGatewayTimeout:
 			apierror.Write(w, r, status, "gateway_timeout", "the upstream service did not answer in time")

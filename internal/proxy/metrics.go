@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "kind"}),
 		claims: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "obo_gateway_upstream_claims_challenges_total",
-			Help: "Upstream 401 claims challenges, by route and result: retried (new token, request replayed), retried_still_refused, passed_body (not replayable), passed_exchange_failed, passed_retry_failed, shed (no exchange place: answered 503).",
+			Help: "Upstream 401 claims challenges, by route and result: retried (new token, request replayed), retried_still_refused, passed_body (not replayable), passed_exchange_failed, passed_retry_failed, shed (no exchange place: answered 503), unavailable (the identity provider throttles or fails: answered 503).",
 		}, []string{"route", "result"}),
 	}
 }
@@ -51,7 +51,7 @@ func (m *Metrics) addRoute(route string) {
 	for _, k := range []string{kindTimeout, kindConnect, kindCanceled, kindOther} {
 		m.errors.WithLabelValues(route, k)
 	}
-	for _, r := range []string{"retried", "retried_still_refused", "passed_body", "passed_exchange_failed", "passed_retry_failed", "shed"} {
+	for _, r := range []string{"retried", "retried_still_refused", "passed_body", "passed_exchange_failed", "passed_retry_failed", "shed", "unavailable"} {
 		m.claims.WithLabelValues(route, r)
 	}
 }

@@ -5,9 +5,10 @@
 //
 // The record travels with the response, not in the request context: the
 // access log wraps the ResponseWriter in a [*Writer], and a handler inside
-// finds it with [From] (through any writer that wraps it, by Unwrap). Every
-// method accepts a nil *Writer, so a handler used without the access log,
-// or a middleware chain in another order, records nothing and fails nothing.
+// finds it with [From] (through any writer that wraps it, by Unwrap). The
+// record's setters accept a nil *Writer, so a handler used without the
+// access log, or a middleware chain in another order, records nothing and
+// fails nothing.
 package reqlog
 
 import (
@@ -35,8 +36,9 @@ type Upstream struct {
 	// attempts.
 	Duration time.Duration
 	// Err is empty on success, else the kind of failure: "timeout",
-	// "connect", "canceled", "other", "shed", or the client's body failure
-	// (metrics.Reason*).
+	// "connect", "canceled", "other"; "shed" or "token_unavailable" when
+	// the new token a claims challenge asked for could not be had; or the
+	// client's body failure (metrics.Reason*).
 	Err string
 }
 
