@@ -242,14 +242,14 @@ func TestTokenValidationFailures(t *testing.T) {
 			r := e.do(t, request{path: "/orders/items", token: tok})
 			wantStatus(t, r, tt.status)
 			b := r.errorBody(t)
-			if b.Error != tt.code {
-				t.Errorf("error = %q, want %q", b.Error, tt.code)
+			if b["error"] != tt.code {
+				t.Errorf("error = %q, want %q", b["error"], tt.code)
 			}
-			if b.RequestID == "" || b.RequestID != r.header.Get("X-Request-Id") {
-				t.Errorf("request_id %q, X-Request-Id %q: want the same, set", b.RequestID, r.header.Get("X-Request-Id"))
+			if b["request_id"] == "" || b["request_id"] != r.header.Get("X-Request-Id") {
+				t.Errorf("request_id %q, X-Request-Id %q: want the same, set", b["request_id"], r.header.Get("X-Request-Id"))
 			}
-			if !strings.Contains(b.Description, tt.descHas) {
-				t.Errorf("error_description %q does not mention %q", b.Description, tt.descHas)
+			if !strings.Contains(b["error_description"], tt.descHas) {
+				t.Errorf("error_description %q does not mention %q", b["error_description"], tt.descHas)
 			}
 			www := r.header.Get("WWW-Authenticate")
 			if tt.authHeader != "" && www != tt.authHeader {
@@ -301,7 +301,7 @@ func TestOnBehalfOfFailures(t *testing.T) {
 			t.Errorf("claims challenge = %s, want JSON with capolids", challenge)
 		}
 		b := r.errorBody(t)
-		if b.Error != "insufficient_claims" || b.Claims != m[1] {
+		if b["error"] != "insufficient_claims" || b["claims"] != m[1] {
 			t.Errorf("body = %+v, want insufficient_claims with the header's claims", b)
 		}
 		if n := e.up.count(); n != before {
@@ -328,7 +328,7 @@ func TestOnBehalfOfFailures(t *testing.T) {
 		before := e.up.count()
 		r := e.do(t, request{path: "/inventory/stock", token: e.passwordToken(t, bob.name, "")})
 		wantStatus(t, r, http.StatusForbidden)
-		if b := r.errorBody(t); b.Error != "consent_required" || !strings.Contains(b.Description, "api://inventory-api") {
+		if b := r.errorBody(t); b["error"] != "consent_required" || !strings.Contains(b["error_description"], "api://inventory-api") {
 			t.Errorf("body = %+v, want consent_required naming api://inventory-api", b)
 		}
 		if n := e.up.count(); n != before {
@@ -354,8 +354,8 @@ func TestOnBehalfOfFailures(t *testing.T) {
 			before := e.up.count()
 			r := e.do(t, request{path: "/orders/items", token: e.userToken(t, bob.name, gatewayScope, fakeentra.UserTokenOptions{})})
 			wantStatus(t, r, http.StatusServiceUnavailable)
-			if b := r.errorBody(t); b.Error != "temporarily_unavailable" {
-				t.Errorf("error = %q, want temporarily_unavailable", b.Error)
+			if b := r.errorBody(t); b["error"] != "temporarily_unavailable" {
+				t.Errorf("error = %q, want temporarily_unavailable", b["error"])
 			}
 			ra := r.header.Get("Retry-After")
 			if ra == "" || (tt.retryAfter != "" && ra != tt.retryAfter) {
@@ -380,14 +380,14 @@ func TestOnBehalfOfTimeout(t *testing.T) {
 	e.srv.SetLatency(time.Minute, "token") // the exchange gives up long before
 	r := e.do(t, request{path: "/orders/items", token: tok})
 	wantStatus(t, r, http.StatusServiceUnavailable)
-	if b := r.errorBody(t); b.Error != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
-		t.Errorf("error %q, Retry-After %q: want temporarily_unavailable with Retry-After", b.Error, r.header.Get("Retry-After"))
+	if b := r.errorBody(t); b["error"] != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
+		t.Errorf("error %q, Retry-After %q: want temporarily_unavailable with Retry-After", b["error"], r.header.Get("Retry-After"))
 	}
-	rec, err := e.gw.stderr.waitFor(eventTimeout, nil, msgIs("on-behalf-of exchange failed"))
+	rec, err := e.gw.stderr.Wait(eventTimeout, nil, testkit.Msg("on-behalf-of exchange failed"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.str("error_code") != "timeout" || rec.str("class") != "unavailable" {
+	if rec.Str("error_code") != "timeout" || rec.Str("class") != "unavailable" {
 		t.Errorf("log line = %v, want error_code timeout, class unavailable", rec)
 	}
 	if e.up.count() != 0 {
@@ -419,8 +419,8 @@ func TestSigningKeyRotation(t *testing.T) {
 
 	r := e.do(t, request{path: "/orders/items", token: old})
 	wantStatus(t, r, http.StatusUnauthorized)
-	if b := r.errorBody(t); b.Error != "invalid_token" {
-		t.Errorf("old key's token: error %q, want invalid_token", b.Error)
+	if b := r.errorBody(t); b["error"] != "invalid_token" {
+		t.Errorf("old key's token: error %q, want invalid_token", b["error"])
 	}
 	if n := e.up.count(); n != 2 {
 		t.Errorf("the upstream received %d requests, want 2", n)
@@ -438,21 +438,21 @@ func TestUnregisteredCertificate(t *testing.T) {
 
 	r := e.do(t, request{path: "/orders/items", token: e.passwordToken(t, "alice@contoso.test", "")})
 	wantStatus(t, r, http.StatusBadGateway)
-	if b := r.errorBody(t); b.Error != "bad_gateway" {
-		t.Errorf("error = %q, want bad_gateway", b.Error)
+	if b := r.errorBody(t); b["error"] != "bad_gateway" {
+		t.Errorf("error = %q, want bad_gateway", b["error"])
 	}
 	if e.up.count() != 0 {
 		t.Error("the upstream received a request")
 	}
-	rec, err := e.gw.stderr.waitFor(eventTimeout, nil, msgIs("on-behalf-of exchange failed"))
+	rec, err := e.gw.stderr.Wait(eventTimeout, nil, testkit.Msg("on-behalf-of exchange failed"))
 	if err != nil {
 		t.Fatalf("%v; stderr:\n%s", err, e.gw.stderr)
 	}
-	if rec.str("level") != "ERROR" || rec.str("error_code") != "AADSTS700027" || rec.str("route") != "orders" {
+	if rec.Str("level") != "ERROR" || rec.Str("error_code") != "AADSTS700027" || rec.Str("route") != "orders" {
 		t.Errorf("log line = %v, want level ERROR, error_code AADSTS700027, route orders", rec)
 	}
-	if !strings.Contains(rec.str("hint"), "certificate") {
-		t.Errorf("hint = %q, want advice about the certificate", rec.str("hint"))
+	if !strings.Contains(rec.Str("hint"), "certificate") {
+		t.Errorf("hint = %q, want advice about the certificate", rec.Str("hint"))
 	}
 	var fromTenant []string
 	for _, req := range e.srv.Requests() {
@@ -460,7 +460,7 @@ func TestUnregisteredCertificate(t *testing.T) {
 			fromTenant = append(fromTenant, req.ClientRequestID)
 		}
 	}
-	if cid := rec.str("correlation_id"); cid == "" || !slices.Contains(fromTenant, cid) {
+	if cid := rec.Str("correlation_id"); cid == "" || !slices.Contains(fromTenant, cid) {
 		t.Errorf("correlation_id = %q, want the tenant's %q", cid, fromTenant)
 	}
 }
@@ -475,8 +475,8 @@ func TestProxyFailures(t *testing.T) {
 	t.Run("upstream down", func(t *testing.T) {
 		r := e.do(t, request{path: "/down/items", token: tok})
 		wantStatus(t, r, http.StatusBadGateway)
-		if b := r.errorBody(t); b.Error != "bad_gateway" {
-			t.Errorf("error = %q, want bad_gateway", b.Error)
+		if b := r.errorBody(t); b["error"] != "bad_gateway" {
+			t.Errorf("error = %q, want bad_gateway", b["error"])
 		}
 	})
 
@@ -486,8 +486,8 @@ func TestProxyFailures(t *testing.T) {
 		start := time.Now()
 		r := e.do(t, request{path: "/slow/hold/timeout", token: tok})
 		wantStatus(t, r, http.StatusGatewayTimeout)
-		if b := r.errorBody(t); b.Error != "gateway_timeout" {
-			t.Errorf("error = %q, want gateway_timeout", b.Error)
+		if b := r.errorBody(t); b["error"] != "gateway_timeout" {
+			t.Errorf("error = %q, want gateway_timeout", b["error"])
 		}
 		// The answer came from the route timeout (200ms), not another bound.
 		if d := time.Since(start); d > 10*time.Second {
@@ -499,8 +499,8 @@ func TestProxyFailures(t *testing.T) {
 		for _, path := range []string{"/nowhere", "/ordersx/1"} {
 			r := e.do(t, request{path: path, token: tok})
 			wantStatus(t, r, http.StatusNotFound)
-			if b := r.errorBody(t); b.Error != "not_found" {
-				t.Errorf("%s: error = %q, want not_found", path, b.Error)
+			if b := r.errorBody(t); b["error"] != "not_found" {
+				t.Errorf("%s: error = %q, want not_found", path, b["error"])
 			}
 		}
 	})
@@ -525,16 +525,16 @@ func TestProxyFailures(t *testing.T) {
 			id := fmt.Sprintf("refused-path-%d", i)
 			r := e.do(t, request{path: tt.path, token: tt.token, header: map[string]string{"X-Request-Id": id}})
 			wantStatus(t, r, tt.status)
-			if b := r.errorBody(t); b.Error != tt.code {
-				t.Errorf("#%d: error = %q, want %q", i, b.Error, tt.code)
+			if b := r.errorBody(t); b["error"] != tt.code {
+				t.Errorf("#%d: error = %q, want %q", i, b["error"], tt.code)
 			}
-			rec, err := e.gw.stderr.waitFor(eventTimeout, nil, func(r logRecord) bool {
-				return r.str("msg") == "request" && r.str("request_id") == id
+			rec, err := e.gw.stderr.Wait(eventTimeout, nil, func(r testkit.Record) bool {
+				return r.Str("msg") == "request" && r.Str("request_id") == id
 			})
 			if err != nil {
 				t.Fatalf("#%d: access line: %v", i, err)
 			}
-			if p := rec.str("path"); strings.Contains(tt.path, tok) && !strings.Contains(p, "REDACTED") {
+			if p := rec.Str("path"); strings.Contains(tt.path, tok) && !strings.Contains(p, "REDACTED") {
 				t.Errorf("#%d: logged path of %d bytes, want the token REDACTED", i, len(p))
 			}
 		}
@@ -823,29 +823,29 @@ func TestLogs(t *testing.T) {
 	for _, tt := range tests {
 		// The access line is written as the handler returns, which may be
 		// just after the client has read the answer.
-		rec, err := e.gw.stderr.waitFor(eventTimeout, nil, func(r logRecord) bool {
-			return r.str("msg") == "request" && r.str("request_id") == tt.id
+		rec, err := e.gw.stderr.Wait(eventTimeout, nil, func(r testkit.Record) bool {
+			return r.Str("msg") == "request" && r.Str("request_id") == tt.id
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.id, err)
 		}
-		if rec.str("route") != tt.route || rec.num("status") != tt.status || rec.str("method") != "GET" {
-			t.Errorf("%s: route %q status %d method %q, want %q %d GET", tt.id, rec.str("route"), rec.num("status"), rec.str("method"), tt.route, tt.status)
+		if rec.Str("route") != tt.route || rec.Num("status") != tt.status || rec.Str("method") != "GET" {
+			t.Errorf("%s: route %q status %d method %q, want %q %d GET", tt.id, rec.Str("route"), rec.Num("status"), rec.Str("method"), tt.route, tt.status)
 		}
-		if p := rec.str("path"); strings.Contains(p, "?") || strings.Contains(p, "access_token") {
+		if p := rec.Str("path"); strings.Contains(p, "?") || strings.Contains(p, "access_token") {
 			t.Errorf("%s: the logged path (%d bytes) carries the query", tt.id, len(p))
 		}
-		if tt.user && (rec.str("oid") != alice.oid || rec.str("tid") != e.info.TenantID) {
-			t.Errorf("%s: oid %q tid %q, want alice's", tt.id, rec.str("oid"), rec.str("tid"))
+		if tt.user && (rec.Str("oid") != alice.oid || rec.Str("tid") != e.info.TenantID) {
+			t.Errorf("%s: oid %q tid %q, want alice's", tt.id, rec.Str("oid"), rec.Str("tid"))
 		}
 		if !tt.user && (rec["oid"] != nil || rec["tid"] != nil) {
 			t.Errorf("%s: oid %v tid %v logged for no user", tt.id, rec["oid"], rec["tid"])
 		}
-		if rec.num("upstream_status") != tt.upstream {
+		if rec.Num("upstream_status") != tt.upstream {
 			t.Errorf("%s: upstream_status %v, want %d", tt.id, rec["upstream_status"], tt.upstream)
 		}
 	}
-	access := e.gw.stderr.find(msgIs("request"))
+	access := e.gw.stderr.Find(testkit.Msg("request"))
 	if len(access) != len(tests) {
 		t.Errorf("%d access lines for %d requests", len(access), len(tests))
 	}
@@ -891,7 +891,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	stopped := time.Now()
 	e.gw.cancel()
-	if _, err := e.gw.stderr.waitFor(eventTimeout, e.gw.done, msgIs("shutting down: draining in-flight requests")); err != nil {
+	if _, err := e.gw.stderr.Wait(eventTimeout, e.gw.done, testkit.Msg("shutting down: draining in-flight requests")); err != nil {
 		t.Fatal(err)
 	}
 	r := doHTTP(t, &http.Client{Timeout: 5 * time.Second}, e.gw.admin, request{path: "/readyz"})
@@ -928,7 +928,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if d := time.Since(stopped); d > 5*time.Second {
 		t.Errorf("run returned %v after its context ended, beyond the 5s grace", d)
 	}
-	if len(e.gw.stderr.find(msgIs("gateway stopped"))) != 1 {
+	if len(e.gw.stderr.Find(testkit.Msg("gateway stopped"))) != 1 {
 		t.Error(`no "gateway stopped" line`)
 	}
 }
@@ -996,7 +996,7 @@ func TestShutdownCutsRequestsAfterGrace(t *testing.T) {
 	case <-time.After(eventTimeout):
 		t.Fatal("the stuck request was not cut")
 	}
-	if len(e.gw.stderr.find(msgIs("grace period over: closing the remaining connections"))) != 1 {
+	if len(e.gw.stderr.Find(testkit.Msg("grace period over: closing the remaining connections"))) != 1 {
 		t.Error("no log line about cutting the remaining connections")
 	}
 }
@@ -1226,8 +1226,8 @@ func TestDemo(t *testing.T) {
 	wantStatus(t, r, http.StatusUnauthorized)
 	r = doHTTP(t, client, info.GatewayURL, request{path: info.Routes["hr"] + "/payslips", token: info.AccessToken})
 	wantStatus(t, r, http.StatusUnauthorized)
-	if b := r.errorBody(t); b.Error != "insufficient_claims" {
-		t.Errorf("hr as alice: %q, want insufficient_claims", b.Error)
+	if b := r.errorBody(t); b["error"] != "insufficient_claims" {
+		t.Errorf("hr as alice: %q, want insufficient_claims", b["error"])
 	}
 
 	p.cancel()

@@ -40,8 +40,8 @@ func wantShed(t *testing.T, r response) {
 	if r.header.Get("Retry-After") == "" {
 		t.Error("a shed request must say when to retry (Retry-After)")
 	}
-	if b := r.errorBody(t); b.Error != "temporarily_unavailable" {
-		t.Errorf("error = %q, want temporarily_unavailable", b.Error)
+	if b := r.errorBody(t); b["error"] != "temporarily_unavailable" {
+		t.Errorf("error = %q, want temporarily_unavailable", b["error"])
 	}
 	if r.header.Get("WWW-Authenticate") != "" {
 		t.Error("a shed request is not a token problem: no WWW-Authenticate")
@@ -317,8 +317,8 @@ func TestBodyLimit(t *testing.T) {
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 	r := e.do(t, request{method: http.MethodPost, path: "/orders/items", token: tok, body: strings.Repeat("x", 2048)})
 	wantStatus(t, r, http.StatusRequestEntityTooLarge)
-	if b := r.errorBody(t); b.Error != "payload_too_large" {
-		t.Errorf("error = %q", b.Error)
+	if b := r.errorBody(t); b["error"] != "payload_too_large" {
+		t.Errorf("error = %q", b["error"])
 	}
 	wantStatus(t, e.do(t, request{method: http.MethodPost, path: "/orders/items", token: tok, body: strings.Repeat("x", 1000)}), http.StatusOK)
 	if n := len(e.up.requests()); n != 1 {

@@ -5,7 +5,6 @@ package main
 // upstream, everything on random loopback ports. e2e_test.go holds the tests.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -44,115 +43,6 @@ const gatewayScope = "api://obo-gateway/access_as_user"
 
 // demoGatewaySecret is the demo tenant's client secret of the gateway app.
 const demoGatewaySecret = fakeentra.DemoGatewaySecret
-
-// ---------------------------------------------------------------------------
-// stderr: a thread-safe log sink that wakes waiters on every write
-
-// logSink collects what run writes to stderr. It is safe for concurrent use
-// and lets a test wait for a JSON log line without sleeping.
-type logSink struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
-
-func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// snapshot returns the text so far and a channel closed at the next write.
-func (s *logSink) snapshot() (string, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String(), s.changed
-}
-
-// logRecord is one JSON log line.
-type logRecord map[string]any
-
-func (r logRecord) str(k string) string {
-	v, _ := r[k].(string)
-	return v
-}
-
-func (r logRecord) num(k string) int {
-	v, _ := r[k].(float64)
-	return int(v)
-}
-
-// parseRecords returns the complete JSON lines of text (other lines, such as
-// the usage text, are skipped).
-func parseRecords(text string) []logRecord {
-	var out []logRecord
-	for line := range strings.Lines(text) {
-		if !strings.HasSuffix(line, "\n") {
-			break // a line still being written
-		}
-		var r logRecord
-		if json.Unmarshal([]byte(line), &r) == nil {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// records returns every JSON line written so far.
-func (s *logSink) records() []logRecord { return parseRecords(s.String()) }
-
-// find returns the records matching pred.
-func (s *logSink) find(pred func(logRecord) bool) []logRecord {
-	var out []logRecord
-	for _, r := range s.records() {
-		if pred(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// waitFor waits until a line matches pred, stop is closed, or timeout passes.
-func (s *logSink) waitFor(timeout time.Duration, stop <-chan struct{}, pred func(logRecord) bool) (logRecord, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		text, changed := s.snapshot()
-		for _, r := range parseRecords(text) {
-			if pred(r) {
-				return r, nil
-			}
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			// One last look: the line may have come with the stop.
-			for _, r := range s.records() {
-				if pred(r) {
-					return r, nil
-				}
-			}
-			return nil, errors.New("stopped before the log line was written")
-		case <-timer.C:
-			return nil, fmt.Errorf("no such log line within %v", timeout)
-		}
-	}
-}
-
-func msgIs(msg string) func(logRecord) bool {
-	return func(r logRecord) bool { return r.str("msg") == msg }
-}
 
 // ---------------------------------------------------------------------------
 // The recording upstream
@@ -616,7 +506,7 @@ func leaks(text string, vals []string) []string {
 
 // gatewayProc is one run of the program.
 type gatewayProc struct {
-	stderr *logSink
+	stderr *testkit.SyncBuffer
 	api    string // http://127.0.0.1:port
 	admin  string
 	cancel context.CancelFunc
@@ -632,7 +522,7 @@ type gatewayProc struct {
 func startRun(t *testing.T, args, environ []string, stdout io.Writer) *gatewayProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &gatewayProc{stderr: newLogSink(), cancel: cancel, done: make(chan struct{})}
+	p := &gatewayProc{stderr: &testkit.SyncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		p.err = run(ctx, args, environ, nil, stdout, p.stderr)
@@ -663,11 +553,11 @@ func (p *gatewayProc) wait(timeout time.Duration) (err error, ok bool) {
 func serveGateway(t *testing.T, cfgPath string, environ []string) *gatewayProc {
 	t.Helper()
 	p := startRun(t, []string{"serve", "-config", cfgPath}, environ, io.Discard)
-	rec, err := p.stderr.waitFor(startTimeout, p.done, msgIs("gateway listening"))
+	rec, err := p.stderr.Wait(startTimeout, p.done, testkit.Msg("gateway listening"))
 	if err != nil {
 		t.Fatalf("gateway did not start: %v (run: %v)\nstderr:\n%s", err, p.err, p.stderr)
 	}
-	p.api, p.admin = "http://"+rec.str("api"), "http://"+rec.str("admin")
+	p.api, p.admin = "http://"+rec.Str("api"), "http://"+rec.Str("admin")
 	p.cleanStop = true
 	waitReady(t, p.admin+"/readyz", p.done)
 	return p
@@ -894,24 +784,10 @@ type response struct {
 	body   []byte
 }
 
-// errorBody is the gateway's JSON error body.
-type errorBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
-	RequestID   string `json:"request_id"`
-	Claims      string `json:"claims"`
-}
-
-func (r response) errorBody(t *testing.T) errorBody {
+// errorBody decodes r's body, the gateway's JSON error body.
+func (r response) errorBody(t *testing.T) map[string]string {
 	t.Helper()
-	var b errorBody
-	if err := json.Unmarshal(r.body, &b); err != nil {
-		t.Fatalf("HTTP %d: body is not JSON: %v: %q", r.status, err, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q, want application/json", ct)
-	}
-	return b
+	return testkit.ErrorBody(t, r.header, r.body)
 }
 
 // request describes a call to the gateway.

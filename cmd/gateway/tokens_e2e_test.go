@@ -64,8 +64,8 @@ func TestTokenForgeriesEndToEnd(t *testing.T) {
 		for _, path := range routes {
 			r := e.do(t, request{path: path, token: f.token})
 			wantStatus(t, r, http.StatusUnauthorized)
-			if b := r.errorBody(t); b.Error != "invalid_token" {
-				t.Errorf("%s on %s: error %q, want invalid_token", f.name, path, b.Error)
+			if b := r.errorBody(t); b["error"] != "invalid_token" {
+				t.Errorf("%s on %s: error %q, want invalid_token", f.name, path, b["error"])
 			}
 		}
 	}
@@ -147,8 +147,8 @@ func TestTokenKindsRolesAndTenantsEndToEnd(t *testing.T) {
 			if tt.status == 200 {
 				return
 			}
-			if b := r.errorBody(t); b.Error != tt.error {
-				t.Errorf("error = %q, want %q", b.Error, tt.error)
+			if b := r.errorBody(t); b["error"] != tt.error {
+				t.Errorf("error = %q, want %q", b["error"], tt.error)
 			}
 			if www := r.header.Get("WWW-Authenticate"); !strings.Contains(www, `error="`+tt.error+`"`) {
 				t.Errorf("WWW-Authenticate = %q", www)
@@ -175,8 +175,8 @@ func TestKeysUnavailableEndToEnd(t *testing.T) {
 	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Errorf("Retry-After = %q, want whole seconds", r.header.Get("Retry-After"))
 	}
-	if b := r.errorBody(t); b.Error != "temporarily_unavailable" {
-		t.Errorf("error = %q, want temporarily_unavailable", b.Error)
+	if b := r.errorBody(t); b["error"] != "temporarily_unavailable" {
+		t.Errorf("error = %q, want temporarily_unavailable", b["error"])
 	}
 	if www := r.header.Get("WWW-Authenticate"); www != "" {
 		t.Errorf("WWW-Authenticate = %q on a 503: the token was not found bad", www)

@@ -1,13 +1,13 @@
 package apierror
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // write answers with fn on a request whose context carries requestID (none when "").
@@ -74,10 +74,7 @@ func TestWriteBody(t *testing.T) {
 		rec := write(t, "req-ctx", func(w http.ResponseWriter, r *http.Request) {
 			WriteBody(w, r, http.StatusUnauthorized, Body{Error: "insufficient_claims", Claims: "eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="})
 		})
-		var got map[string]string
-		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
-			t.Fatalf("body %q: %v", rec.Body, err)
-		}
+		got := testkit.ErrorBody(t, rec.Header(), rec.Body.Bytes())
 		want := map[string]string{"error": "insufficient_claims", "claims": "eyJhY2Nlc3NfdG9rZW4iOnt9fQ==", "request_id": "req-ctx"}
 		if len(got) != len(want) {
 			t.Errorf("body = %v, want %v", got, want)

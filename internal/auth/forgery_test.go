@@ -97,10 +97,9 @@ func TestForgeries(t *testing.T) {
 	// A payload with a second object after the first: signed here with the
 	// tenant's key, to show that the claims are the whole payload or none.
 	trailing := func() string {
-		h, _ := json.Marshal(hdr)
 		c, _ := json.Marshal(user)
 		c = append(c, []byte(`{"oid":"`+victimOID+`"}`)...)
-		return signInput(t, tenantKey, base64.RawURLEncoding.EncodeToString(h)+"."+base64.RawURLEncoding.EncodeToString(c))
+		return signInput(t, tenantKey, testkit.B64JSON(t, hdr)+"."+base64.RawURLEncoding.EncodeToString(c))
 	}()
 
 	tests := []struct {
@@ -126,7 +125,7 @@ func TestForgeries(t *testing.T) {
 		{"header", "header not a JSON object", base64.RawURLEncoding.EncodeToString([]byte(`["RS256"]`)) + "." + segs[1] + "." + segs[2], ReasonMalformed},
 		{"header", "embedded jwk of the attacker, kid of the tenant's key", testkit.SignJWT(t, attacker, withHeader(map[string]any{"jwk": attackerJWK}), user), ReasonSignature},
 		{"header", "jku to the attacker's keys", testkit.SignJWT(t, attacker, withHeader(map[string]any{"jku": "https://evil.example/keys"}), user), ReasonSignature},
-		{"header", "alg in lower case", signInput(t, tenantKey, b64JSON(t, withHeader(map[string]any{"alg": "rs256"}))+"."+segs[1]), ReasonAlgorithm},
+		{"header", "alg in lower case", signInput(t, tenantKey, testkit.B64JSON(t, withHeader(map[string]any{"alg": "rs256"}))+"."+segs[1]), ReasonAlgorithm},
 		{"header", "PS256", testkit.SignJWT(t, tenantKey, withHeader(map[string]any{"alg": "PS256"}), user), ReasonAlgorithm},
 		{"header", "kid that is a path", testkit.SignJWT(t, tenantKey, withHeader(map[string]any{"kid": "../../keys/" + k[0].kid}), user), ReasonUnknownKey},
 		{"payload", "a second object after the claims", trailing, ReasonMalformed},
@@ -262,15 +261,6 @@ func TestTokenKinds(t *testing.T) {
 			t.Errorf("%s: AppOnly = %v, want %v", tt.name, p.AppOnly, tt.appOnly)
 		}
 	}
-}
-
-func b64JSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // signInput signs a prepared signing input (header.payload) with RS256.

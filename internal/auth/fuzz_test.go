@@ -66,6 +66,7 @@ func fuzzValidators(t testing.TB) []fuzzValidator {
 	seeds := []string{
 		valid, sign(t, k[0], app, nil), idToken,
 		sign(t, k[0], userClaims(now), map[string]any{"kid": nil, "x5t": "x5t-" + k[0].kid}),
+		sign(t, k[0], userClaimsWith(now, map[string]any{"aud": []string{testClientID}}), nil), // aud as a list, as RFC 7519 allows
 		testkit.JWSJSONForgery(t, idToken, forgedClaims(), false),
 		testkit.JWSJSONForgery(t, idToken, forgedClaims(), true),
 		testkit.Respell(t, valid, base64.URLEncoding), testkit.Respell(t, valid, base64.StdEncoding),

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -84,29 +83,21 @@ func userClaims(now time.Time) map[string]any {
 	}
 }
 
-// sign makes a compact JWS with the given headers (kid defaults to the key's).
+// sign signs claims with k's key by RS256 under the header
+// {"alg":"RS256","typ":"JWT","kid":k.kid}, which hdr changes (a nil value
+// removes a field). It signs with testkit's hand-written signer, so that the
+// JOSE library the validator verifies with is not used to test itself.
 func sign(t testing.TB, k *testKey, claims map[string]any, hdr map[string]any) string {
 	t.Helper()
-	tok := jwt.New()
-	for name, v := range claims {
-		if err := tok.Set(name, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, k.kid)
+	h := map[string]any{"alg": "RS256", "typ": "JWT", "kid": k.kid}
 	for name, v := range hdr {
 		if v == nil {
-			_ = h.Remove(name)
+			delete(h, name)
 			continue
 		}
-		_ = h.Set(name, v)
+		h[name] = v
 	}
-	raw, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256, k.priv, jws.WithProtectedHeaders(h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw)
+	return testkit.SignJWT(t, k.priv, h, claims)
 }
 
 // jwksServer serves a key set that tests can swap, counting fetches.

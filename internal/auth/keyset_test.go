@@ -11,17 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
-func startKeySet(t *testing.T, js *jwksServer, clock *fakeClock, m *Metrics) *RemoteKeySet {
+func startKeySet(t *testing.T, js *jwksServer, clock *testkit.Clock, m *Metrics) *RemoteKeySet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -51,7 +45,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestRemoteKeySetUnknownKidRefreshesOnceAndIsRateLimited(t *testing.T) {
 	k := sharedKeys(t)
 	js := newJWKSServer(t, setOf(t, k[0]))
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	ks := startKeySet(t, js, clock, m)
@@ -123,7 +117,7 @@ func TestRemoteKeySetUnknownKidRefreshesOnceAndIsRateLimited(t *testing.T) {
 func TestRemoteKeySetFailedRefreshKeepsKeys(t *testing.T) {
 	k := sharedKeys(t)
 	js := newJWKSServer(t, setOf(t, k[0]))
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	m := NewMetrics(prometheus.NewRegistry())
 	ks := startKeySet(t, js, clock, m)
 

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 func TestMiddleware(t *testing.T) {
@@ -95,15 +96,8 @@ func TestMiddleware(t *testing.T) {
 			case !strings.Contains(got, tt.wantAuth):
 				t.Errorf("WWW-Authenticate = %q, want it to contain %q", got, tt.wantAuth)
 			}
-			var body struct {
-				Error            string `json:"error"`
-				ErrorDescription string `json:"error_description"`
-			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-				t.Fatalf("body is not JSON: %s", rec.Body)
-			}
-			if body.Error != tt.wantError {
-				t.Errorf("error = %q, want %q", body.Error, tt.wantError)
+			if b := testkit.ErrorBody(t, rec.Header(), rec.Body.Bytes()); b["error"] != tt.wantError {
+				t.Errorf("error = %q, want %q", b["error"], tt.wantError)
 			}
 			if strings.Contains(rec.Body.String(), user) || strings.Contains(got, user) {
 				t.Error("the answer echoes the token")
@@ -125,7 +119,7 @@ func TestMiddlewareKeysUnavailable(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	k := sharedKeys(t)
 	js := newJWKSServer(t, setOf(t, k[0]))
-	clock := &fakeClock{now: now}
+	clock := testkit.NewClock(now)
 	m := NewMetrics(prometheus.NewRegistry())
 	ks := startKeySet(t, js, clock, m)
 	v, err := NewValidator(ValidatorConfig{

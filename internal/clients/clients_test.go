@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // tlsServer is an HTTPS server on loopback whose certificate a private CA
@@ -201,7 +201,7 @@ func TestRedis(t *testing.T) {
 				if c.TLS.MinVersion != tls.VersionTLS12 || c.TLS.RootCAs == nil {
 					t.Errorf("TLS = %+v, want TLS 1.2+ with the CA file in the pool", c.TLS)
 				}
-				pem, _ := pki.ParseCertsPEM(mustRead(t, caFile))
+				pem, _ := pki.ParseCertsPEM(testkit.ReadFile(t, caFile))
 				if _, err := pem[0].Verify(x509.VerifyOptions{Roots: c.TLS.RootCAs}); err != nil {
 					t.Errorf("the pool does not hold the CA file's certificate: %v", err)
 				}
@@ -211,13 +211,4 @@ func TestRedis(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -1,7 +1,6 @@
 package cors
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 const (
@@ -273,9 +273,8 @@ func TestMiddleware(t *testing.T) {
 						t.Errorf("refused preflight has %s", name)
 					}
 				}
-				var b apierror.Body
-				if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || b.Error != "origin_not_allowed" || b.RequestID != "req-1" {
-					t.Errorf("body = %s (%v), want the origin_not_allowed JSON error", w.Body, err)
+				if b := testkit.ErrorBody(t, w.Header(), w.Body.Bytes()); b["error"] != "origin_not_allowed" || b["request_id"] != "req-1" {
+					t.Errorf("body = %s, want the origin_not_allowed JSON error", w.Body)
 				}
 			}
 			if tc.wantCode == http.StatusNoContent && w.Body.Len() != 0 {

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
@@ -35,37 +33,6 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	cfg.Logger = slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.edge = New(cfg)
 	return f
-}
-
-func (f *fixture) count(t *testing.T, family, label, value string) float64 {
-	t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != family {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no series %s{%s=%q}", family, label, value)
-	return 0
-}
-
-func decodeError(t *testing.T, body string) map[string]string {
-	t.Helper()
-	var b map[string]string
-	if err := json.Unmarshal([]byte(body), &b); err != nil {
-		t.Fatalf("body %q is not a JSON error: %v", body, err)
-	}
-	return b
 }
 
 func TestMiddleware(t *testing.T) {
@@ -102,10 +69,8 @@ func TestMiddleware(t *testing.T) {
 				if seen != nil {
 					t.Error("the next handler ran for a refused request")
 				}
-				if decodeError(t, body)["error"] == "" {
-					t.Errorf("body %q has no error", body)
-				}
-				if n := f.count(t, "obo_gateway_http_refused_total", "reason", tc.wantReason); n != 1 {
+				testkit.ErrorBody(t, resp.Header, body) // fails t unless it is a JSON error
+				if n := testkit.CounterValue(t, f.reg, "obo_gateway_http_refused_total", map[string]string{"reason": tc.wantReason}); n != 1 {
 					t.Errorf("refused{reason=%s} = %v, want 1", tc.wantReason, n)
 				}
 				if resp.StatusCode == 405 && resp.Header.Get("Allow") != AllowedMethods {
@@ -146,7 +111,7 @@ func TestRouteLookalike(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", path, rec.Code, want)
 		}
 	}
-	if n := f.count(t, "obo_gateway_http_refused_total", "reason", "path_lookalike"); n != 2 {
+	if n := testkit.CounterValue(t, f.reg, "obo_gateway_http_refused_total", map[string]string{"reason": "path_lookalike"}); n != 2 {
 		t.Errorf("refused{path_lookalike} = %v, want 2", n)
 	}
 }
@@ -183,13 +148,13 @@ func TestInFlightLimits(t *testing.T) {
 				if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
 					t.Errorf("status %d, Retry-After %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 				}
-				if decodeError(t, rec.Body.String())["error"] != "temporarily_unavailable" {
+				if testkit.ErrorBody(t, rec.Header(), rec.Body.Bytes())["error"] != "temporarily_unavailable" {
 					t.Errorf("body %s", rec.Body)
 				}
 			}
 			close(release)
 			wg.Wait()
-			if n := f.count(t, "obo_gateway_http_shed_total", "limit", tc.wantLimit); n != 3 {
+			if n := testkit.CounterValue(t, f.reg, "obo_gateway_http_shed_total", map[string]string{"limit": tc.wantLimit}); n != 3 {
 				t.Errorf("shed{limit=%s} = %v, want 3", tc.wantLimit, n)
 			}
 			// The places are free again (release stays closed: no wait).
@@ -227,7 +192,7 @@ func TestRouteBodyLimit(t *testing.T) {
 	if len(read) != 8 || readErr == nil || !errors.As(readErr, &mbe) {
 		t.Errorf("read %q, %v; want 8 bytes then *http.MaxBytesError", read, readErr)
 	}
-	if n := f.count(t, "obo_gateway_http_refused_total", "reason", "body_too_large"); n != 1 {
+	if n := testkit.CounterValue(t, f.reg, "obo_gateway_http_refused_total", map[string]string{"reason": "body_too_large"}); n != 1 {
 		t.Errorf("refused{body_too_large} = %v, want 1 (the declared one; the proxy counts the cut one)", n)
 	}
 }
@@ -273,7 +238,7 @@ func TestListen(t *testing.T) {
 	if r1.StatusCode != 200 || r2.StatusCode != 200 {
 		t.Fatalf("within the limit: %d, %d", r1.StatusCode, r2.StatusCode)
 	}
-	if g := testutil.ToFloat64(gauge(t, f.reg, "obo_gateway_connections_open")); g != 2 {
+	if g := testkit.GaugeValue(t, f.reg, "obo_gateway_connections_open", nil); g != 2 {
 		t.Errorf("connections_open = %v, want 2", g)
 	}
 	_, br3, r3 := open()
@@ -283,13 +248,13 @@ func TestListen(t *testing.T) {
 	if _, err := br3.ReadByte(); err == nil {
 		t.Error("the excess connection stayed open")
 	}
-	if n := f.count(t, "obo_gateway_http_shed_total", "limit", "connections"); n != 1 {
+	if n := testkit.CounterValue(t, f.reg, "obo_gateway_http_shed_total", map[string]string{"limit": "connections"}); n != 1 {
 		t.Errorf("shed{connections} = %v, want 1", n)
 	}
 
 	c1.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(gauge(t, f.reg, "obo_gateway_connections_open")) != 1 {
+	for testkit.GaugeValue(t, f.reg, "obo_gateway_connections_open", nil) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the closed connection's place was not freed")
 		}
@@ -305,20 +270,4 @@ func TestListen(t *testing.T) {
 	if _, err := excess.Accept(); err == nil {
 		t.Error("the excess listener accepted after the listener was closed")
 	}
-}
-
-func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			v := mf.GetMetric()[0].GetGauge().GetValue()
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "g"}, func() float64 { return v })
-		}
-	}
-	t.Fatalf("no gauge %s", name)
-	return nil
 }

@@ -25,7 +25,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,24 +39,6 @@ const (
 	ctlOrdersDefault = "api://orders-api/.default"
 	ctlUserScope     = "api://obo-gateway/access_as_user"
 )
-
-// ctlClock is a settable clock for Config.Now, safe for concurrent use.
-type ctlClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *ctlClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *ctlClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // ctlSummary describes a body for a failure message without ever including a
 // token: Entra errors show their error, codes and description; anything else
@@ -391,7 +372,7 @@ func TestInjectFaultBoundedInTime(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &ctlClock{now: time.Now()}
+			clk := testkit.NewClock(time.Now())
 			srv := fakeentratest.Start(t, fakeentra.Config{Now: clk.Now})
 			c := srv.HTTPClient()
 			if err := srv.InjectFault(tc.fault); err != nil {
@@ -887,7 +868,7 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("faults bounded in time", func(t *testing.T) {
-		clk := &ctlClock{now: time.Now()}
+		clk := testkit.NewClock(time.Now())
 		srv := fakeentratest.Start(t, fakeentra.Config{Now: clk.Now})
 		c := srv.HTTPClient()
 		if r := ctlSend(t, c, http.MethodPost, ctl(srv, "faults"), `{"status":502,"for":"1m"}`); r.status != http.StatusOK {

@@ -306,7 +306,7 @@ func TestFidelityErrorBodies(t *testing.T) {
 		// with its validity stayed.
 		shape := regexp.MustCompile(`^AADSTS50013: Assertion (?:failed signature validation|contains an invalid signature)\. \[Reason - .+?\., Thumbprint of key used by client: '[0-9A-F]{40}', ` + fidFoundKey)
 		var variants []map[string]any
-		if err := json.Unmarshal(fidRead(t, filepath.Join(fidErrorsDir, "AADSTS50013_error_description_variants.json")), &variants); err != nil {
+		if err := json.Unmarshal(testkit.ReadFile(t, filepath.Join(fidErrorsDir, "AADSTS50013_error_description_variants.json")), &variants); err != nil {
 			t.Fatal(err)
 		}
 		if len(variants) == 0 {
@@ -338,7 +338,7 @@ func TestFidelityErrorBodies(t *testing.T) {
 		// A resource's challenge for an authentication context (acrs); sent
 		// back on OBO without the sign-in to satisfy it, the tenant answers
 		// with a challenge of the same shape.
-		raw := string(fidRead(t, filepath.Join(fidErrorsDir, "claims_challenge_www-authenticate_insufficient_claims_entra-docs.txt")))
+		raw := string(testkit.ReadFile(t, filepath.Join(fidErrorsDir, "claims_challenge_www-authenticate_insufficient_claims_entra-docs.txt")))
 		m := regexp.MustCompile(`claims="([^"]+)"`).FindStringSubmatch(raw)
 		if m == nil {
 			t.Fatal("no claims in the fixture")
@@ -570,7 +570,7 @@ func TestFidelityPlainTextAnswers(t *testing.T) {
 	})
 
 	t.Run("AADSTS50196_client_request_loop_2020_MESSAGE_ONLY", func(t *testing.T) {
-		entra := strings.TrimSpace(string(fidRead(t, filepath.Join(fidErrorsDir, "AADSTS50196_client_request_loop_2020_MESSAGE_ONLY.txt"))))
+		entra := strings.TrimSpace(string(testkit.ReadFile(t, filepath.Join(fidErrorsDir, "AADSTS50196_client_request_loop_2020_MESSAGE_ONLY.txt"))))
 		shape := regexp.MustCompile(`^AADSTS50196: The server terminated an operation because it encountered a client request loop\. Please contact your app vendor\. Trace ID: ` + fidGUID + ` Correlation ID: ` + fidGUID + ` Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$`)
 		if !shape.MatchString(entra) {
 			t.Fatalf("the shape %s does not match the fixture %q", shape, entra)
@@ -1061,7 +1061,7 @@ func TestFidelityCoversEveryFixture(t *testing.T) {
 	for name := range covered {
 		t.Errorf("a case names %s, which testdata/entra-real does not hold", name)
 	}
-	sources := string(fidRead(t, filepath.Join("testdata", "entra-real", "SOURCES.md")))
+	sources := string(testkit.ReadFile(t, filepath.Join("testdata", "entra-real", "SOURCES.md")))
 	for _, dir := range []string{fidErrorsDir, fidDiscoveryDir} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
@@ -1247,7 +1247,7 @@ func fidGetJSON(t *testing.T, env *gwEnv, u string) map[string]any {
 func fidReadFields(t *testing.T, path string) http.Header {
 	t.Helper()
 	h := http.Header{}
-	sc := bufio.NewScanner(bytes.NewReader(fidRead(t, path)))
+	sc := bufio.NewScanner(bytes.NewReader(testkit.ReadFile(t, path)))
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), ": "); ok {
 			h.Add(k, v)
@@ -1256,21 +1256,11 @@ func fidReadFields(t *testing.T, path string) http.Header {
 	return h
 }
 
-// fidRead reads a fixture.
-func fidRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // fidLoadJSON reads a fixture that is a JSON object.
 func fidLoadJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(fidRead(t, path), &m); err != nil {
+	if err := json.Unmarshal(testkit.ReadFile(t, path), &m); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return m

@@ -10,6 +10,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
@@ -103,10 +104,7 @@ func TestRecoverer(t *testing.T) {
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", rec.Code)
 	}
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q, want JSON", ct)
-	}
-	if b := errorBody(t, rec); b["error"] != "internal_error" || b["request_id"] != "req-panic" {
+	if b := testkit.ErrorBody(t, rec.Header(), rec.Body.Bytes()); b["error"] != "internal_error" || b["request_id"] != "req-panic" {
 		t.Errorf("body = %v, want internal_error with request_id req-panic", b)
 	}
 	if strings.Contains(rec.Body.String(), "boom") {
@@ -151,7 +149,7 @@ func TestPanicInRoute(t *testing.T) {
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", rec.Code)
 	}
-	if b := errorBody(t, rec); b["error"] != "internal_error" {
+	if b := testkit.ErrorBody(t, rec.Header(), rec.Body.Bytes()); b["error"] != "internal_error" {
 		t.Errorf("body = %v, want internal_error", b)
 	}
 	noRequest(t, seen)
@@ -159,7 +157,7 @@ func TestPanicInRoute(t *testing.T) {
 	if line["status"] != 500.0 || line["route"] != "orders" {
 		t.Errorf("access log status, route = %v, %v; want 500, orders", line["status"], line["route"])
 	}
-	if n := requestsTotal(t, tg, "orders", "GET", "500"); n != 1 {
+	if n := testkit.CounterValue(t, tg.reg, "obo_gateway_http_requests_total", map[string]string{"route": "orders", "method": "GET", "code": "500"}); n != 1 {
 		t.Errorf("requests_total{route=orders,code=500} = %v, want 1", n)
 	}
 	tg.logs.Only(t, "panic serving request")
@@ -194,34 +192,9 @@ func TestUnmatchedMetrics(t *testing.T) {
 			t.Errorf("%s: status = %d, want 404", target, rec.Code)
 		}
 	}
-	if n := requestsTotal(t, tg, "unmatched", "GET", "404"); n != 3 {
+	if n := testkit.CounterValue(t, tg.reg, "obo_gateway_http_requests_total", map[string]string{"route": "unmatched", "method": "GET", "code": "404"}); n != 3 {
 		t.Errorf("requests_total{route=unmatched,code=404} = %v, want 3", n)
 	}
-}
-
-// requestsTotal reads obo_gateway_http_requests_total{route,method,code}.
-func requestsTotal(t *testing.T, tg *testGateway, route, method, code string) float64 {
-	t.Helper()
-	mfs, err := tg.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"route": route, "method": method, "code": code}
-	for _, mf := range mfs {
-		if mf.GetName() != "obo_gateway_http_requests_total" {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want[l.GetName()] != l.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }
 
 // What the edge and the exchange limit refuse, the access log says why.

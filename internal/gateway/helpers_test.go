@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
@@ -88,19 +84,7 @@ func userToken(t testing.TB, extra map[string]any) string {
 	for k, v := range extra {
 		claims[k] = v
 	}
-	tok := jwt.New()
-	for k, v := range claims {
-		if err := tok.Set(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, testKID)
-	raw, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256, priv, jws.WithProtectedHeaders(h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw)
+	return testkit.SignJWT(t, priv, map[string]any{"alg": "RS256", "typ": "JWT", "kid": testKID}, claims)
 }
 
 // fakeTokens is a TokenSource that records its requests and answers with
@@ -290,16 +274,6 @@ func request(target, token string) *http.Request {
 		r.Header.Set("Authorization", "Bearer "+token)
 	}
 	return r
-}
-
-// errorBody decodes an apierror body.
-func errorBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]string {
-	t.Helper()
-	var b map[string]string
-	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
-		t.Fatalf("body %q is not a JSON error: %v", rec.Body, err)
-	}
-	return b
 }
 
 // noRequest asserts that the upstream received nothing.

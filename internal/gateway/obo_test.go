@@ -13,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 )
 
@@ -151,7 +149,7 @@ func TestExchangeFailures(t *testing.T) {
 			if got := rec.Header().Get("Retry-After"); got != tc.wantRetry {
 				t.Errorf("Retry-After = %q, want %q", got, tc.wantRetry)
 			}
-			body := errorBody(t, rec)
+			body := testkit.ErrorBody(t, rec.Header(), rec.Body.Bytes())
 			for k, v := range tc.wantBody {
 				if body[k] != v {
 					t.Errorf("body[%q] = %q, want %q", k, body[k], v)
@@ -396,28 +394,78 @@ func TestClaimsRetryShedIsNot401(t *testing.T) {
 	if c := <-got; c != challenge {
 		t.Errorf("the retry asked for claims %q, want the challenge's", c)
 	}
-	if n := testutil.ToFloat64(shedCounter(t, tg.reg, "exchanges")); n != 1 {
+	if n := testkit.CounterValue(t, tg.reg, "obo_gateway_http_shed_total", map[string]string{"limit": "exchanges"}); n != 1 {
 		t.Errorf("shed{exchanges} = %v, want 1", n)
+	}
+	if line := tg.logs.Only(t, "request"); line["shed"] != "exchanges" || line["status"] != 503.0 {
+		t.Errorf("access log = %v, want shed=exchanges, status 503 (as the metric counted it)", line)
 	}
 }
 
-func shedCounter(t *testing.T, reg *prometheus.Registry, limit string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "obo_gateway_http_shed_total" {
-			continue
+// Entra throttles the exchange a claims challenge asks for: the frontend
+// gets 503 with Entra's Retry-After, as for a first exchange, not the
+// challenge, which would make the user step up in vain.
+func TestClaimsRetryWhileEntraThrottles(t *testing.T) {
+	const challenge = `{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}`
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+downstreamToken {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_claims", claims="`+base64.StdEncoding.EncodeToString([]byte(challenge))+`"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
 		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == limit {
-				v := m.GetCounter().GetValue()
-				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "c"}, func() float64 { return v })
-			}
-		}
+		t.Errorf("the upstream got a second request with %q", r.Header.Get("Authorization"))
+	}))
+	t.Cleanup(api.Close)
+	tg := newTestGateway(t, ordersRoute(api.URL))
+	tg.h.Tokens = throttledForClaims{fakeTokens: tg.tokens, err: &obo.Error{Status: 429, Code: "temporarily_unavailable", Codes: []int{50196}, RetryAfter: 7 * time.Second}}
+	rec := tg.serve(t, request("/orders/items", userToken(t, nil)))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "7" || rec.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("status %d, Retry-After %q, WWW-Authenticate %q; want 503, Retry-After 7, no challenge",
+			rec.Code, rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"))
 	}
-	t.Fatalf("no shed series %s", limit)
-	return nil
+	if b := testkit.ErrorBody(t, rec.Header(), rec.Body.String()); b["error"] != "temporarily_unavailable" {
+		t.Errorf("body = %v", b)
+	}
+	if n := testkit.CounterValue(t, tg.reg, "obo_gateway_upstream_claims_challenges_total", map[string]string{"route": "orders", "result": "unavailable"}); n != 1 {
+		t.Errorf("claims_challenges{result=unavailable} = %v, want 1", n)
+	}
+	if line := tg.logs.Only(t, "request"); line["upstream_error"] != "token_unavailable" || line["shed"] != nil {
+		t.Errorf("access log = %v, want upstream_error=token_unavailable and no shed (no limit of the gateway's)", line)
+	}
+}
+
+// throttledForClaims answers first exchanges as fakeTokens does and those
+// with claims with err.
+type throttledForClaims struct {
+	*fakeTokens
+	err error
+}
+
+func (f throttledForClaims) Exchange(ctx context.Context, req obo.Request) (obo.Token, error) {
+	if req.Claims != "" {
+		return obo.Token{}, f.err
+	}
+	return f.fakeTokens.Exchange(ctx, req)
+}
+
+// The client gives up while the upstream works: the access log and the
+// metrics count 499, the client's giving up, not net/http's implicit 200.
+func TestClientGoneIsCounted499(t *testing.T) {
+	arrived := make(chan struct{})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(api.Close)
+	tg := newTestGateway(t, ordersRoute(api.URL))
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { <-arrived; cancel() }()
+	tg.serve(t, request("/orders/slow", userToken(t, nil)).WithContext(ctx))
+	line := tg.logs.Only(t, "request")
+	if line["status"] != 499.0 || line["upstream_error"] != "canceled" {
+		t.Errorf("access log = %v, want status 499, upstream_error canceled", line)
+	}
+	if n := testkit.CounterValue(t, tg.reg, "obo_gateway_http_requests_total", map[string]string{"route": "orders", "method": "GET", "code": "499"}); n != 1 {
+		t.Errorf("requests_total{code=499} = %v, want 1", n)
+	}
 }

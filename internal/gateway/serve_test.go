@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // get fetches url and returns the status and body.
@@ -85,9 +86,10 @@ func TestServeDrains(t *testing.T) {
 	}()
 	<-entered
 
-	draining := tg.logs.WaitFor("shutting down: draining in-flight requests")
 	cancel()
-	<-draining
+	if _, err := tg.logs.Wait(30*time.Second, nil, testkit.Msg("shutting down: draining in-flight requests")); err != nil {
+		t.Fatal(err)
+	}
 
 	status, body := get(t, client, admin+"/readyz")
 	var rb map[string]string

@@ -6,26 +6,24 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 func key(i int) Key { return sha256.Sum256([]byte(fmt.Sprint(i))) }
 
-type clock struct{ now time.Time }
-
-func (c *clock) Now() time.Time { return c.now }
-
 func TestGetAddExpire(t *testing.T) {
-	c0 := &clock{now: time.Unix(1000, 0)}
+	c0 := testkit.NewClock(time.Unix(1000, 0))
 	var reasons []string
 	c := New[string](Config{Budget: 1 << 20, Shards: 4, Now: c0.Now, OnEvict: func(r string) { reasons = append(reasons, r) }})
-	c.Add(key(1), "one", 3, c0.now.Add(time.Minute))
+	c.Add(key(1), "one", 3, c0.Now().Add(time.Minute))
 	if v, ok := c.Get(key(1)); !ok || v != "one" {
 		t.Fatalf("Get = %q, %v", v, ok)
 	}
 	if _, ok := c.Get(key(2)); ok {
 		t.Error("a missing key was found")
 	}
-	c0.now = c0.now.Add(time.Minute)
+	c0.Advance(time.Minute)
 	if _, ok := c.Get(key(1)); ok {
 		t.Error("an expired entry was returned")
 	}
@@ -35,12 +33,12 @@ func TestGetAddExpire(t *testing.T) {
 	if len(reasons) != 1 || reasons[0] != "expired" {
 		t.Errorf("evictions = %v", reasons)
 	}
-	c.Add(key(3), "past", 1, c0.now.Add(-time.Second))
+	c.Add(key(3), "past", 1, c0.Now().Add(-time.Second))
 	if c.Len() != 0 {
 		t.Error("an already expired entry was stored")
 	}
-	c.Add(key(4), "a", 1, c0.now.Add(time.Hour))
-	c.Add(key(4), "b", 1, c0.now.Add(time.Hour))
+	c.Add(key(4), "a", 1, c0.Now().Add(time.Hour))
+	c.Add(key(4), "b", 1, c0.Now().Add(time.Hour))
 	if v, _ := c.Get(key(4)); v != "b" || c.Len() != 1 {
 		t.Errorf("replace: %q, Len %d", v, c.Len())
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 func TestNewRegistry(t *testing.T) {
@@ -80,7 +84,7 @@ obo_gateway_http_requests_total{code="404",method="GET",route="unmatched"} 1
 	if n := testutil.CollectAndCount(m.duration, "obo_gateway_http_request_duration_seconds"); n != 2 {
 		t.Errorf("duration series = %d, want 2 (orders, unmatched)", n)
 	}
-	if got := histogramCount(t, reg, "orders"); got != 5 {
+	if got := testkit.HistogramCount(t, reg, "obo_gateway_http_request_duration_seconds", map[string]string{"route": "orders"}); got != 5 {
 		t.Errorf("duration observations for orders = %d, want 5", got)
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
@@ -101,27 +105,6 @@ func TestMethodLabel(t *testing.T) {
 			}
 		})
 	}
-}
-
-func histogramCount(t *testing.T, reg *prometheus.Registry, route string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "obo_gateway_http_request_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "route" && l.GetValue() == route {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 func TestMiddlewareInFlight(t *testing.T) {
@@ -243,5 +226,36 @@ func TestHandlerServesRegistry(t *testing.T) {
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// unwrapper is a middleware's writer that passes Unwrap (compression, a
+// timeout), between the access log and the metrics.
+type unwrapper struct{ http.ResponseWriter }
+
+func (w unwrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// The metrics find the access log's writer through any writer around it:
+// what the handlers record reaches the access log, and the metrics count
+// the status the access log logs.
+func TestMiddlewareSharesTheAccessLogsWriter(t *testing.T) {
+	logs := &testkit.SyncBuffer{}
+	reg := prometheus.NewRegistry()
+	m := NewHTTP(reg)
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqlog.From(w).SetUser("oid-1", "tid-1")
+		reqlog.From(w).SetShed("in_flight")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	between := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(unwrapper{w}, r) })
+	}
+	h := reqlog.Middleware(slog.New(slog.NewJSONHandler(logs, nil)))(between(m.Middleware("r")(inner)))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
+	if line := logs.Only(t, "request"); line["oid"] != "oid-1" || line["shed"] != "in_flight" || line["status"] != 503.0 {
+		t.Errorf("access log = %v: the record went elsewhere", line)
+	}
+	if n := testkit.CounterValue(t, reg, "obo_gateway_http_requests_total", map[string]string{"route": "r", "method": "GET", "code": "503"}); n != 1 {
+		t.Errorf("requests_total{code=503} = %v, want 1", n)
 	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
@@ -129,34 +128,7 @@ func newHarness(t *testing.T, srv *fakeentra.Server, cert *Certificate, edit fun
 // exchanges is the value of obo_gateway_obo_exchanges_total for the labels.
 func (h *harness) exchanges(t *testing.T, route, result, code string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	want := map[string]string{"route": route, "result": result, "error_code": code}
-	for _, mf := range mfs {
-		if mf.GetName() != metricName {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelsEqual(m.GetLabel(), want) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func labelsEqual(got []*dto.LabelPair, want map[string]string) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for _, lp := range got {
-		if v, ok := want[lp.GetName()]; !ok || v != lp.GetValue() {
-			return false
-		}
-	}
-	return true
+	return testkit.CounterValue(t, h.reg, metricName, map[string]string{"route": route, "result": result, "error_code": code})
 }
 
 // assertSingleExchangeMetric checks that exactly one exchange was counted,

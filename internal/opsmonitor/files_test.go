@@ -5,7 +5,6 @@ package opsmonitor
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // Paths from this package's directory (go test runs tests there).
@@ -30,15 +31,6 @@ var (
 // logged as PENDING instead of failing; where it is present, it is checked
 // like any other (and its entry can go).
 var pendingMetrics = map[string]string{}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // ---------------------------------------------------------------------------
 // The dashboard
@@ -100,7 +92,7 @@ func (v variable) queryString() string {
 func loadDashboard(t *testing.T) dashboard {
 	t.Helper()
 	var d dashboard
-	if err := json.Unmarshal(readFile(t, dashboardFile), &d); err != nil {
+	if err := json.Unmarshal(testkit.ReadFile(t, dashboardFile), &d); err != nil {
 		t.Fatalf("%s: %v", dashboardFile, err)
 	}
 	return d
@@ -195,7 +187,7 @@ type rule struct {
 func loadRules(t *testing.T) ruleFile {
 	t.Helper()
 	var f ruleFile
-	if err := yaml.Unmarshal(readFile(t, rulesFile), &f); err != nil {
+	if err := yaml.Unmarshal(testkit.ReadFile(t, rulesFile), &f); err != nil {
 		t.Fatalf("%s: %v", rulesFile, err)
 	}
 	return f
@@ -239,7 +231,7 @@ type ruleTests struct {
 func loadRuleTests(t *testing.T) ruleTests {
 	t.Helper()
 	var f ruleTests
-	if err := yaml.Unmarshal(readFile(t, rulesTestFile), &f); err != nil {
+	if err := yaml.Unmarshal(testkit.ReadFile(t, rulesTestFile), &f); err != nil {
 		t.Fatalf("%s: %v", rulesTestFile, err)
 	}
 	return f
@@ -261,7 +253,7 @@ var backticked = regexp.MustCompile("`([^`]+)`")
 // "none" for no labels.
 func metricReference(t *testing.T) map[string]docMetric {
 	t.Helper()
-	text := string(readFile(t, operationsDoc))
+	text := string(testkit.ReadFile(t, operationsDoc))
 	_, section, ok := strings.Cut(text, "\n## Metric reference\n")
 	if !ok {
 		t.Fatalf("%s has no \"## Metric reference\" section", operationsDoc)
@@ -326,7 +318,7 @@ func splitRow(line string) []string {
 // alertSections returns the "### Name" headings under "## Alerts".
 func alertSections(t *testing.T) []string {
 	t.Helper()
-	text := string(readFile(t, operationsDoc))
+	text := string(testkit.ReadFile(t, operationsDoc))
 	_, section, ok := strings.Cut(text, "\n## Alerts\n")
 	if !ok {
 		t.Fatalf("%s has no \"## Alerts\" section", operationsDoc)

@@ -13,10 +13,12 @@ import (
 	"testing"
 )
 
-// topLevel marks the bytes of expr outside parentheses, braces, brackets,
-// strings and comments.
-func topLevel(expr string) []bool {
-	mask := make([]bool, len(expr))
+// scan walks expr, PromQL text, skipping its strings and comments: it
+// calls code for each other byte with the depth of the brackets ((), {},
+// []) around it, a bracket counting as outside the pair it opens or closes,
+// and returns the depth at the end. A closing bracket that was not opened
+// is given a negative depth.
+func scan(expr string, code func(i, depth int)) int {
 	depth := 0
 	var quote byte
 	for i := 0; i < len(expr); i++ {
@@ -33,18 +35,30 @@ func topLevel(expr string) []bool {
 		switch c {
 		case '"', '\'', '`':
 			quote = c
-		case '(', '{', '[':
-			depth++
-		case ')', '}', ']':
-			depth--
 		case '#':
 			for i < len(expr) && expr[i] != '\n' {
 				i++
 			}
+		case '(', '{', '[':
+			code(i, depth)
+			depth++
+		case ')', '}', ']':
+			depth--
+			code(i, depth)
 		default:
-			mask[i] = depth == 0
+			code(i, depth)
 		}
 	}
+	return depth
+}
+
+func isBracket(c byte) bool { return strings.IndexByte("(){}[]", c) >= 0 }
+
+// topLevel marks the bytes of expr outside parentheses, braces, brackets,
+// strings and comments.
+func topLevel(expr string) []bool {
+	mask := make([]bool, len(expr))
+	scan(expr, func(i, depth int) { mask[i] = depth == 0 && !isBracket(expr[i]) })
 	return mask
 }
 
@@ -106,35 +120,12 @@ func stripParens(expr string) string {
 	}
 }
 
-// unbalanced reports whether s closes a parenthesis it did not open, or
-// leaves one open (parentheses in strings do not count).
+// unbalanced reports whether s closes a bracket it did not open, or
+// leaves one open (brackets in strings and comments do not count).
 func unbalanced(s string) bool {
-	depth := 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if quote != 0 {
-			switch {
-			case c == '\\' && quote != '`':
-				i++
-			case c == quote:
-				quote = 0
-			}
-			continue
-		}
-		switch c {
-		case '"', '\'', '`':
-			quote = c
-		case '(':
-			depth++
-		case ')':
-			depth--
-			if depth < 0 {
-				return true
-			}
-		}
-	}
-	return depth != 0
+	closesUnopened := false
+	end := scan(s, func(_, depth int) { closesUnopened = closesUnopened || depth < 0 })
+	return closesUnopened || end != 0
 }
 
 // splitSetOps splits expr at its top-level and, or and unless.
@@ -223,9 +214,28 @@ func TestAlertProbes(t *testing.T) {
 		{`histogram_quantile(0.99, sum by (le) (rate(h_bucket{route!="unmatched"}[5m]))) > 2`,
 			[]string{`histogram_quantile(0.99, sum by (le) (rate(h_bucket{route!="unmatched"}[5m])))`}},
 		{`orders_total > 1 or ordinal > 2`, []string{`orders_total`, `ordinal`}},
+		{`(a{b=")"}) > 1`, []string{`a{b=")"}`}},
+		{`(a) / (b{c="("}) > 1`, []string{`(a) / (b{c="("})`}},
 	} {
 		if got := alertProbes(tc.expr); !slices.Equal(got, tc.want) {
 			t.Errorf("alertProbes(%q)\n got  %q\n want %q", tc.expr, got, tc.want)
+		}
+	}
+}
+
+func TestUnbalanced(t *testing.T) {
+	for s, want := range map[string]bool{
+		"rate(a[5m])":          false,
+		"a) + (b":              true,
+		"a(b":                  true,
+		`a{b=")"}`:             false,
+		`a{b="\")"}`:           false,
+		"a # (\n":              false,
+		"sum(a) by (b)":        false,
+		"sum(a{b=`(`}) by (b)": false,
+	} {
+		if got := unbalanced(s); got != want {
+			t.Errorf("unbalanced(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

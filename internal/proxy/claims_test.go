@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -53,6 +54,8 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 		wantStatus int
 		wantSeen   []string
 		wantResult string
+		// wantRetryAfter is the 503's Retry-After; "" means "1".
+		wantRetryAfter string
 	}{
 		{name: "replayable request is retried with a token for the claims", method: "GET",
 			wantStatus: 200, wantSeen: []string{"Bearer stale-token", "Bearer good-token"}, wantResult: "retried"},
@@ -65,7 +68,10 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 		{name: "no retry hook: challenge passed on", method: "GET", noRetry: true,
 			wantStatus: 401, wantSeen: []string{"Bearer stale-token"}},
 		{name: "no exchange place for the new token: 503, not the challenge", method: "GET",
-			retryErr: fmt.Errorf("%w: busy", ErrRetryLater), wantStatus: 503, wantSeen: []string{"Bearer stale-token"}, wantResult: "shed"},
+			retryErr: &RetryLaterError{Shed: "exchanges", Err: errors.New("busy")}, wantStatus: 503, wantSeen: []string{"Bearer stale-token"}, wantResult: "shed"},
+		{name: "identity provider throttling: 503 with its Retry-After, not the challenge", method: "GET",
+			retryErr:   fmt.Errorf("exchange: %w", &RetryLaterError{After: 7 * time.Second, Err: errors.New("AADSTS50196")}),
+			wantStatus: 503, wantRetryAfter: "7", wantSeen: []string{"Bearer stale-token"}, wantResult: "unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,8 +108,12 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			if got := seen(); strings.Join(got, "|") != strings.Join(tt.wantSeen, "|") {
 				t.Errorf("upstream saw %v, want %v", got, tt.wantSeen)
 			}
-			if tt.wantStatus == 503 && (rec.Header().Get("Retry-After") == "" || rec.Header().Get("WWW-Authenticate") != "") {
-				t.Errorf("503 with Retry-After %q and WWW-Authenticate %q: want Retry-After and no challenge", rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"))
+			wantRetryAfter := tt.wantRetryAfter
+			if wantRetryAfter == "" {
+				wantRetryAfter = "1"
+			}
+			if tt.wantStatus == 503 && (rec.Header().Get("Retry-After") != wantRetryAfter || rec.Header().Get("WWW-Authenticate") != "") {
+				t.Errorf("503 with Retry-After %q and WWW-Authenticate %q: want Retry-After %s and no challenge", rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"), wantRetryAfter)
 			}
 			if tt.wantStatus == 401 && !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_claims", claims="`) {
 				t.Errorf("the challenge did not reach the frontend: %q", rec.Header().Get("WWW-Authenticate"))

@@ -87,7 +87,7 @@ func TestUpstreamFailures(t *testing.T) {
 			if resp.StatusCode != tc.wantStatus {
 				t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
 			}
-			b := errorBody(t, resp, body)
+			b := testkit.ErrorBody(t, resp.Header, body)
 			if b["error"] != tc.wantError || b["error_description"] == "" || b["request_id"] != requestID {
 				t.Errorf("body = %s, want error %q with a description and the request ID", body, tc.wantError)
 			}
@@ -101,7 +101,7 @@ func TestUpstreamFailures(t *testing.T) {
 			if n := testutil.ToFloat64(g.metrics.errors.WithLabelValues("orders", tc.wantKind)); n != 1 {
 				t.Errorf("errors_total{kind=%q} = %v, want 1", tc.wantKind, n)
 			}
-			if n := histogramCount(t, g.reg, "orders"); n != 0 {
+			if n := testkit.HistogramCount(t, g.reg, "obo_gateway_upstream_request_duration_seconds", map[string]string{"route": "orders"}); n != 0 {
 				t.Errorf("duration observations = %d, want 0 for a failure", n)
 			}
 			assertFailureLogged(t, g.logs, "WARN", tc.wantKind, u.Host)
@@ -152,12 +152,7 @@ func TestClientCancel(t *testing.T) {
 // upstream host and kind, and that no token or header went to the log.
 func assertFailureLogged(t *testing.T, logs *testkit.SyncBuffer, level, kind, host string) {
 	t.Helper()
-	var lines []map[string]any
-	for _, e := range logs.Lines(t) {
-		if e["msg"] == "proxy: upstream request failed" {
-			lines = append(lines, e)
-		}
-	}
+	lines := logs.All(t, "proxy: upstream request failed")
 	if len(lines) != 1 {
 		t.Fatalf("failure log lines = %v, want 1", lines)
 	}
@@ -223,14 +218,16 @@ func TestErrorHandler(t *testing.T) {
 			o := lw.Upstream()
 
 			if tc.wantStatus == 0 {
-				if w.wrote {
-					t.Errorf("wrote %d %q to a client that is gone", w.Code, w.Body.String())
+				// Only the status, for the access log and the metrics: no
+				// body to a client that is gone.
+				if w.Code != StatusClientClosedRequest || w.Body.Len() != 0 {
+					t.Errorf("wrote %d %q to a client that is gone; want 499 and no body", w.Code, w.Body.String())
 				}
 			} else {
 				if w.Code != tc.wantStatus {
 					t.Errorf("status = %d, want %d", w.Code, tc.wantStatus)
 				}
-				if b := errorBody(t, w.Result(), w.Body.String()); b["error"] != tc.wantError {
+				if b := testkit.ErrorBody(t, w.Header(), w.Body.Bytes()); b["error"] != tc.wantError {
 					t.Errorf("error = %q, want %q", b["error"], tc.wantError)
 				}
 			}
@@ -286,7 +283,7 @@ func TestNotFound(t *testing.T) {
 	if w.Code != http.StatusNotFound {
 		t.Errorf("status = %d, want 404", w.Code)
 	}
-	if b := errorBody(t, w.Result(), w.Body.String()); b["error"] != "not_found" || b["request_id"] != requestID {
+	if b := testkit.ErrorBody(t, w.Header(), w.Body.Bytes()); b["error"] != "not_found" || b["request_id"] != requestID {
 		t.Errorf("body = %v", b)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // The headers some frameworks take as the real path or method never reach
@@ -110,11 +110,11 @@ func TestUpgradePolicy(t *testing.T) {
 		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{cfg: Config{Refusals: refusals}})
 		resp, body := g.raw(t, "GET /orders/ws HTTP/1.1\r\nHost: gw.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		if resp.StatusCode != http.StatusBadRequest || errorBody(t, resp, body)["error"] != "invalid_request" {
+		if resp.StatusCode != http.StatusBadRequest || testkit.ErrorBody(t, resp.Header, body)["error"] != "invalid_request" {
 			t.Errorf("status = %d (%s), want 400 invalid_request", resp.StatusCode, body)
 		}
 		assertNothingReceived(t, seen)
-		if n := testutil.ToFloat64(refusalsCounter(t, reg, "upgrade")); n != 1 {
+		if n := testkit.CounterValue(t, reg, "obo_gateway_http_refused_total", map[string]string{"reason": "upgrade"}); n != 1 {
 			t.Errorf("refused{reason=upgrade} = %v, want 1", n)
 		}
 	})
@@ -155,27 +155,6 @@ func TestUpgradePolicy(t *testing.T) {
 	})
 }
 
-func refusalsCounter(t *testing.T, reg *prometheus.Registry, reason string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "obo_gateway_http_refused_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
-				}
-			}
-		}
-	}
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return 0 })
-}
-
 // A body that passes its bound while it is forwarded is answered 413, one
 // that does not arrive within its deadline 408, and either connection is
 // closed.
@@ -191,7 +170,7 @@ func TestClientBodyFailures(t *testing.T) {
 		body := strings.Repeat("x", 64)
 		resp, got := g.raw(t, "POST /orders/1 HTTP/1.1\r\nHost: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n"+
 			"40\r\n"+body+"\r\n0\r\n\r\n")
-		if resp.StatusCode != http.StatusRequestEntityTooLarge || errorBody(t, resp, got)["error"] != "payload_too_large" {
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || testkit.ErrorBody(t, resp.Header, got)["error"] != "payload_too_large" {
 			t.Errorf("status = %d (%s), want 413 payload_too_large", resp.StatusCode, got)
 		}
 		if !resp.Close {

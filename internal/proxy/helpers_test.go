@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"log"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,20 +219,6 @@ func assertNothingReceived(t *testing.T, seen <-chan recorded) {
 	}
 }
 
-// errorBody decodes the gateway's JSON error body.
-func errorBody(t *testing.T, resp *http.Response, body string) map[string]string {
-	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q, want JSON", ct)
-	}
-	var b map[string]string
-	if err := json.Unmarshal([]byte(body), &b); err != nil {
-		t.Fatalf("body %q: %v", body, err)
-	}
-	return b
-}
-
-// entries returns the JSON log lines.
 // quietLog discards a test server's own error log.
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
 

@@ -6,32 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-)
 
-// histogramCount returns the number of upstream durations observed for route.
-func histogramCount(t *testing.T, reg *prometheus.Registry, route string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "obo_gateway_upstream_request_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "route" && l.GetValue() == route {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	t.Fatalf("no duration series for route %q", route)
-	return 0
-}
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
+)
 
 func TestMetrics(t *testing.T) {
 	up, _ := newUpstream(t, nil)
@@ -41,7 +19,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("status = %d", resp.StatusCode)
 		}
 	}
-	if n := histogramCount(t, g.reg, "orders"); n != 3 {
+	if n := testkit.HistogramCount(t, g.reg, "obo_gateway_upstream_request_duration_seconds", map[string]string{"route": "orders"}); n != 3 {
 		t.Errorf("duration observations = %d, want 3", n)
 	}
 	// The error series exist at zero from the start, labelled by route and

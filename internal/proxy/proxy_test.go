@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 func ordersRoute(upstream *url.URL) Route {
@@ -217,7 +218,7 @@ func TestPaths(t *testing.T) {
 				if resp.StatusCode != tc.wantStatus {
 					t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
 				}
-				b := errorBody(t, resp, body)
+				b := testkit.ErrorBody(t, resp.Header, body)
 				if b["error"] != tc.wantError || b["request_id"] != requestID {
 					t.Errorf("body = %v, want error %q with the request ID", b, tc.wantError)
 				}
@@ -278,7 +279,7 @@ func TestUpstreamTokenThatIsTheUsersToken(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", resp.StatusCode)
 	}
-	if b := errorBody(t, resp, body); b["error"] != "internal_error" {
+	if b := testkit.ErrorBody(t, resp.Header, body); b["error"] != "internal_error" {
 		t.Errorf("body = %v", b)
 	}
 	assertNothingReceived(t, seen)

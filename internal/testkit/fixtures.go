@@ -12,9 +12,16 @@ import (
 // says where each comes from. name is relative to that folder.
 func EntraFixture(t testing.TB, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(EntraFixtureDir(), name))
+	return ReadFile(t, filepath.Join(EntraFixtureDir(), name))
+}
+
+// ReadFile returns the content of the file at path, failing t if it cannot
+// be read.
+func ReadFile(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("fixture: %v", err)
+		t.Fatal(err)
 	}
 	return data
 }

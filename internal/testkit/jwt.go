@@ -18,16 +18,20 @@ import (
 // the local tenant's JOSE code is used to test itself.
 func SignJWT(t testing.TB, key *rsa.PrivateKey, header, claims map[string]any) string {
 	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatalf("SignJWT: %v", err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	input := enc(header) + "." + enc(claims)
+	input := B64JSON(t, header) + "." + B64JSON(t, claims)
 	alg, _ := header["alg"].(string)
 	return input + "." + sign(t, key, alg, input)
+}
+
+// B64JSON returns v's JSON in unpadded base64url: a JWS header or payload
+// segment, for forgeries assembled by hand.
+func B64JSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("B64JSON: %v", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // SignRS256 returns the base64url RS256 signature of input, any bytes:

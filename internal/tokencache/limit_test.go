@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // MaxConcurrent exchanges run at once, MaxQueued wait up to QueueTimeout,
 // the rest fail with ErrBusy at once; cache hits never wait; requests for
 // one token share one place.
 func TestExchangeLimit(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now, started: make(chan struct{}, 16), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
 	c, err := NewOBO(OBOConfig{Next: x, Budget: 1 << 20, Metrics: NewMetrics(reg), Now: clock.Now,
@@ -45,13 +46,13 @@ func TestExchangeLimit(t *testing.T) {
 	// The fourth waits in the queue (one place).
 	wg.Go(func() { _, results[3] = c.Exchange(ctx, req("u3")) })
 	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(gaugeOf(t, reg, "obo_gateway_obo_exchanges_queued")) != 1 {
+	for testkit.GaugeValue(t, reg, "obo_gateway_obo_exchanges_queued", nil) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the fourth exchange did not queue")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if v := testutil.ToFloat64(gaugeOf(t, reg, "obo_gateway_obo_exchanges_in_progress")); v != 2 {
+	if v := testkit.GaugeValue(t, reg, "obo_gateway_obo_exchanges_in_progress", nil); v != 2 {
 		t.Errorf("in progress = %v, want 2", v)
 	}
 	// The queue is full: the fifth fails at once.
@@ -84,7 +85,7 @@ func TestExchangeLimit(t *testing.T) {
 }
 
 func TestExchangeQueueTimeout(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now, started: make(chan struct{}, 16), release: make(chan struct{})}
 	c, err := NewOBO(OBOConfig{Next: x, Budget: 1 << 20, Now: clock.Now, MaxConcurrent: 1, QueueTimeout: 50 * time.Millisecond})
 	if err != nil {
@@ -113,20 +114,4 @@ func TestNewOBORefusesNegativeLimits(t *testing.T) {
 			t.Errorf("NewOBO(%+v) accepted a negative limit", cfg)
 		}
 	}
-}
-
-func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			v := mf.GetMetric()[0].GetGauge().GetValue()
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "g"}, func() float64 { return v })
-		}
-	}
-	t.Fatalf("no gauge %s", name)
-	return nil
 }

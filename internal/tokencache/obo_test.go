@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/obo-gateway/obo-gateway/internal/obo"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
 // fakeExchanger counts exchanges; each waits for release (when set) and
@@ -45,15 +46,7 @@ func (f *fakeExchanger) Exchange(ctx context.Context, req obo.Request) (obo.Toke
 	return obo.Token{AccessToken: fmt.Sprintf("downstream-%d-for-%s", n, req.Assertion), ExpiresOn: f.now().Add(f.lifetime)}, nil
 }
 
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
-func newTestOBO(t *testing.T, next Exchanger, clock *testClock, l2 L2) (*OBO, *Metrics) {
+func newTestOBO(t *testing.T, next Exchanger, clock *testkit.Clock, l2 L2) (*OBO, *Metrics) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry())
 	c, err := NewOBO(OBOConfig{Next: next, Budget: 1 << 20, RefreshMargin: 5 * time.Minute, L2: l2, Metrics: m, Now: clock.Now})
@@ -68,7 +61,7 @@ func req(user string) obo.Request {
 }
 
 func TestHitAfterMissAndExpiryMinusMargin(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now}
 	c, m := newTestOBO(t, x, clock, nil)
 	ctx := context.Background()
@@ -95,7 +88,7 @@ func TestHitAfterMissAndExpiryMinusMargin(t *testing.T) {
 }
 
 func TestTokenTooCloseToExpiryIsNotCached(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	x := &fakeExchanger{lifetime: 4 * time.Minute, now: clock.Now}
 	c, _ := newTestOBO(t, x, clock, nil)
 	for range 3 {
@@ -165,7 +158,7 @@ func TestKeyFormat(t *testing.T) {
 }
 
 func TestConcurrentMissesShareOneExchange(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now, started: make(chan struct{}, 100), release: make(chan struct{})}
 	c, m := newTestOBO(t, x, clock, nil)
 	const n = 50
@@ -204,7 +197,7 @@ func TestConcurrentMissesShareOneExchange(t *testing.T) {
 }
 
 func TestSharedErrorReachesEveryWaiterAndIsNotCached(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	boom := &obo.Error{Status: 400, Code: "invalid_grant", Codes: []int{65001}}
 	x := &fakeExchanger{now: clock.Now, err: boom, started: make(chan struct{}, 100), release: make(chan struct{})}
 	c, m := newTestOBO(t, x, clock, nil)
@@ -228,7 +221,7 @@ func TestSharedErrorReachesEveryWaiterAndIsNotCached(t *testing.T) {
 }
 
 func TestWaiterGivingUpDoesNotCancelTheExchange(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now, started: make(chan struct{}, 1), release: make(chan struct{}),
 		sawCtx: make(chan context.Context, 1)}
 	c, _ := newTestOBO(t, x, clock, nil)
@@ -303,7 +296,7 @@ func (l *memL2) Set(_ context.Context, k Key, e Entry, ttl time.Duration) error 
 }
 
 func TestL2(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	l2 := &memL2{m: map[Key]Entry{}, ttl: map[Key]time.Duration{}, written: make(chan Key, 10)}
 	x := &fakeExchanger{lifetime: time.Hour, now: clock.Now}
 	replicaA, _ := newTestOBO(t, x, clock, l2)

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/obo-gateway/obo-gateway/internal/pki"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
 )
@@ -40,7 +41,7 @@ type harness struct {
 	raw    *redis.Client
 	reg    *prometheus.Registry
 	logs   *logRecorder
-	clock  *fakeClock
+	clock  *testkit.Clock
 	dials  atomic.Int64 // dial attempts by the Cache
 	sent   atomic.Int64 // commands the Cache sent
 	keyB64 string       // the "k1" key in the default keyring
@@ -50,7 +51,7 @@ type harness struct {
 // Config before New.
 func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{srv: redistest.StartServer(t), reg: prometheus.NewRegistry(), logs: &logRecorder{}, clock: newFakeClock()}
+	h := &harness{srv: redistest.StartServer(t), reg: prometheus.NewRegistry(), logs: &logRecorder{}, clock: testkit.NewClock(time.Unix(1_700_000_000, 0))}
 	h.keyB64 = newKeyB64(t)
 	h.raw = redis.NewClient(&redis.Options{Addr: h.srv.Addr, Protocol: 2, MaxRetries: -1, DisableIdentity: true, ReadTimeout: 30 * time.Second})
 	t.Cleanup(func() { h.raw.Close() })
@@ -116,25 +117,6 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		h.n.Add(int64(len(cmds)))
 		return next(ctx, cmds)
 	}
-}
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // logRecorder is a slog.Handler that keeps records as text lines.
@@ -586,21 +568,11 @@ obo_gateway_token_cache_l2_requests_total{op="set",result="stored"} 1
 	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "obo_gateway_token_cache_l2_requests_total"); err != nil {
 		t.Error(err)
 	}
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]uint64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "obo_gateway_token_cache_l2_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			counts[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
-		}
-	}
-	if counts[opGet] != 2 || counts[opSet] != 1 {
-		t.Errorf("duration sample counts = %v, want get 2, set 1", counts)
+	const duration = "obo_gateway_token_cache_l2_duration_seconds"
+	get := testkit.HistogramCount(t, h.reg, duration, map[string]string{"op": opGet})
+	set := testkit.HistogramCount(t, h.reg, duration, map[string]string{"op": opSet})
+	if get != 2 || set != 1 {
+		t.Errorf("duration sample counts = get %d, set %d; want get 2, set 1", get, set)
 	}
 }
 
