@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
@@ -80,8 +82,12 @@ func (r *runner) checkCAFile() {
 // reports its key, dates and identity.
 func (r *runner) checkCertificate() {
 	c := r.cfg.Entra.Certificate
-	cert, err := obo.LoadCertificate(c.Path, c.KeyPath, c.Password)
+	cert, err := clients.Certificate(r.cfg.Entra)
 	if err != nil {
+		// The loader's own error: the check names the setting itself.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
 		detail, fix := certificateLoadProblem(err, c.Path, c.KeyPath)
 		if !r.opts.Offline {
 			detail += "\n(the client credential and downstream API checks need it and will not run)"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
+	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
 
@@ -65,17 +66,22 @@ var testIssuers = Issuers{
 	Source: "test",
 }
 
+// testGateway is what inspect makes of a gateway configuration
+// (GatewayOf), the configuration given as the gateway reads it.
 func testGateway() *Gateway {
-	return &Gateway{
-		Name: "test.yaml", TenantID: testTenant, ClientID: testClientID,
-		Audiences: []string{testAppIDURI}, AllowedTenants: []string{guestTenant},
-		ClockSkew: time.Minute, Issuers: testIssuers,
-		Routes: []Route{
-			{Name: "orders", PathPrefix: "/orders", Resource: "api://orders-api", Policy: auth.Policy{Scopes: []string{"access_as_user"}, RequireUser: true}},
-			{Name: "reports", PathPrefix: "/reports", Policy: auth.Policy{Roles: []string{"Reports.Read"}}},
-			{Name: "admin", PathPrefix: "/admin", Policy: auth.Policy{Scopes: []string{"access_as_user"}, Roles: []string{"Orders.Admin"}}},
+	cfg := &config.Config{
+		Entra: config.Entra{
+			TenantID: testTenant, ClientID: testClientID,
+			Audiences: []string{testAppIDURI}, AllowedTenants: []string{guestTenant},
+			ClockSkew: config.Duration(time.Minute),
+		},
+		Routes: []config.Route{
+			{Name: "orders", PathPrefix: "/orders", DownstreamScopes: []string{"api://orders-api/.default"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "reports", PathPrefix: "/reports", RequiredRoles: []string{"Reports.Read"}},
+			{Name: "admin", PathPrefix: "/admin", RequiredScopes: []string{"access_as_user"}, RequiredRoles: []string{"Orders.Admin"}},
 		},
 	}
+	return GatewayOf("test.yaml", cfg, testIssuers)
 }
 
 func userClaims(now time.Time) map[string]any {
