@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/doctor"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
@@ -46,32 +46,22 @@ func (e *doctorEnv) doctorConfig(t *testing.T, authority, certFile, keyFile stri
 	if certFile == "" {
 		certFile, keyFile = gw.CertificateFile, gw.KeyFile
 	}
-	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-entra:
-  tenant_id: %s
-  client_id: %s
-  authority_host: %s
-  ca_file: %s
-  audiences: [api://obo-gateway]
-  certificate:
-    path: %s
-    key_path: %s
-routes:
-  - name: orders
-    path_prefix: /orders
-    upstream: %s
-    downstream_scopes: [api://orders-api/.default]
-  - name: hr
-    path_prefix: /hr
-    upstream: %s
-    downstream_scopes: [api://hr-api/HR.Read]
-`, e.srv.TenantID(), fakeentra.DemoGatewayClientID, authority, e.srv.CAFile(), certFile, keyFile, e.upstream, e.upstream)
-	path := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return configtest.Write(t, &config.Config{
+		Listen:      "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0",
+		Entra: config.Entra{
+			TenantID:      e.srv.TenantID(),
+			ClientID:      fakeentra.DemoGatewayClientID,
+			AuthorityHost: authority,
+			CAFile:        e.srv.CAFile(),
+			Audiences:     []string{"api://obo-gateway"},
+			Certificate:   config.Certificate{Path: certFile, KeyPath: keyFile},
+		},
+		Routes: []config.Route{
+			{Name: "orders", PathPrefix: "/orders", Upstream: e.upstream, DownstreamScopes: []string{"api://orders-api/.default"}},
+			{Name: "hr", PathPrefix: "/hr", Upstream: e.upstream, DownstreamScopes: []string{"api://hr-api/HR.Read"}},
+		},
+	})
 }
 
 func TestDoctorCommand(t *testing.T) {

@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,6 +28,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
@@ -375,7 +376,7 @@ func TestOnBehalfOfFailures(t *testing.T) {
 // answered 503, and the operator's log says it was a timeout.
 func TestOnBehalfOfTimeout(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{tokenTimeout: "300ms"})
+	e := newEnv(t, envOptions{tokenTimeout: 300 * time.Millisecond})
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 	e.srv.SetLatency(time.Minute, "token") // the exchange gives up long before
 	r := e.do(t, request{path: "/orders/items", token: tok})
@@ -868,7 +869,7 @@ func TestLogs(t *testing.T) {
 // requests, lets the one in flight finish, and returns.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{shutdownGrace: "5s"})
+	e := newEnv(t, envOptions{shutdownGrace: 5 * time.Second})
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 	h := e.up.hold("drain")
 	inflight := make(chan response, 1)
@@ -957,7 +958,7 @@ func waitRefused(t *testing.T, addr string) {
 func TestShutdownCutsRequestsAfterGrace(t *testing.T) {
 	t.Parallel()
 	const grace = 500 * time.Millisecond
-	e := newEnv(t, envOptions{shutdownGrace: grace.String()})
+	e := newEnv(t, envOptions{shutdownGrace: grace})
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 	h := e.up.hold("stuck")
 	type result struct {
@@ -1007,29 +1008,33 @@ func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile := selfSignedCredential(t)
 	dir := t.TempDir()
-	valid := fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-entra:
-  tenant_id: 6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34
-  client_id: 0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95
-  authority_host: https://127.0.0.1:1
-  certificate:
-    path: %s
-    key_path: %s
-routes:
-  - name: orders
-    path_prefix: /orders
-    upstream: http://127.0.0.1:1
-    downstream_scopes: [api://orders-api/.default]
-`, certFile, keyFile)
-	write := func(name, content string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
+	// valid is a configuration serve accepts; the cases break it.
+	valid := func() *config.Config {
+		return &config.Config{
+			Listen:      "127.0.0.1:0",
+			AdminListen: "127.0.0.1:0",
+			Entra: config.Entra{
+				TenantID:      "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34",
+				ClientID:      "0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95",
+				AuthorityHost: "https://127.0.0.1:1",
+				Certificate:   config.Certificate{Path: certFile, KeyPath: keyFile},
+			},
+			Routes: []config.Route{{Name: "orders", PathPrefix: "/orders", Upstream: "http://127.0.0.1:1",
+				DownstreamScopes: []string{"api://orders-api/.default"}}},
 		}
-		return path
 	}
-	validFile := write("valid.yaml", valid)
+	validFile := configtest.Write(t, valid())
+	// A misspelt key, which no Config holds: valid's text, edited.
+	misspeltYAML := strings.Replace(configtest.YAML(t, valid()), "tenant_id:", "tenantid:", 1)
+	misspelt := configtest.WriteYAML(t, misspeltYAML)
+	// Two wrong values: each problem is placed at its own line.
+	several := valid()
+	several.Entra.TenantID = "common"
+	several.Routes[0].DownstreamScopes = []string{"api://orders-api/default"}
+	severalYAML := configtest.YAML(t, several)
+	severalFile := configtest.WriteYAML(t, severalYAML)
+	badScope := valid()
+	badScope.Routes[0].DownstreamScopes = []string{"api://orders-api/default"}
 
 	tests := []struct {
 		name    string
@@ -1041,19 +1046,20 @@ routes:
 		{"no such file", []string{"serve", "-config", filepath.Join(dir, "nope.yaml")}, nil, []string{"nope.yaml", "no such file"}},
 		{
 			"misspelt key",
-			[]string{"serve", "-config", write("misspelt.yaml", strings.Replace(valid, "tenant_id:", "tenantid:", 1))}, nil,
-			[]string{filepath.Join(dir, "misspelt.yaml") + ":4: ", `unknown key "tenantid" in entra`},
+			[]string{"serve", "-config", misspelt}, nil,
+			[]string{fmt.Sprintf("%s:%d: ", misspelt, configtest.Line(t, misspeltYAML, "tenantid:")), `unknown key "tenantid" in entra`},
 		},
 		{
 			"several problems, one line each",
-			[]string{"serve", "-config", write("several.yaml", strings.Replace(strings.Replace(valid, "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34", "common", 1), "api://orders-api/.default", "api://orders-api/default", 1))}, nil,
-			[]string{"serve: 2 problems in the configuration " + filepath.Join(dir, "several.yaml"),
-				"\nconfig: " + filepath.Join(dir, "several.yaml") + ":4: entra.tenant_id: \"common\" is not a tenant",
-				"\nconfig: " + filepath.Join(dir, "several.yaml") + ":14: routes[0].downstream_scopes[0]: \"api://orders-api/default\" is not the .default scope"},
+			[]string{"serve", "-config", severalFile}, nil,
+			[]string{"serve: 2 problems in the configuration " + severalFile,
+				fmt.Sprintf("\nconfig: %s:%d: entra.tenant_id: \"common\" is not a tenant", severalFile, configtest.Line(t, severalYAML, "tenant_id:")),
+				fmt.Sprintf("\nconfig: %s:%d: routes[0].downstream_scopes[0]: \"api://orders-api/default\" is not the .default scope",
+					severalFile, configtest.Line(t, severalYAML, "- api://orders-api/default"))},
 		},
 		{
 			"bad scope",
-			[]string{"serve", "-config", write("scope.yaml", strings.Replace(valid, "api://orders-api/.default", "api://orders-api/default", 1))}, nil,
+			[]string{"serve", "-config", configtest.Write(t, badScope)}, nil,
 			[]string{"routes[0].downstream_scopes[0]", "did you mean api://orders-api/.default"},
 		},
 		{

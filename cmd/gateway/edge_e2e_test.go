@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/config"
 )
 
 // scrape returns the gateway's /metrics exposition.
@@ -64,7 +66,7 @@ func (e *env) dialRaw(t *testing.T) net.Conn {
 // cut when the body timeout passes: answered 408 when the request reached
 // the proxy, and its connection closed whether or not it had a token.
 func TestSlowRequestBodies(t *testing.T) {
-	e := newEnv(t, envOptions{limits: "  body_timeout: 1s"})
+	e := newEnv(t, envOptions{limits: config.Limits{BodyTimeout: config.Duration(time.Second)}})
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 
 	for _, tc := range []struct {
@@ -179,7 +181,9 @@ func TestOverloadedRouteSheds(t *testing.T) {
 // Retry-After, not 401, and a user with a cached token is never queued
 // behind them.
 func TestBurstOfNewUsersIsBounded(t *testing.T) {
-	e := newEnv(t, envOptions{limits: "  max_concurrent_exchanges: 1\n  max_queued_exchanges: 1\n  exchange_queue_timeout: 300ms"})
+	e := newEnv(t, envOptions{limits: config.Limits{
+		MaxConcurrentExchanges: 1, MaxQueuedExchanges: 1, ExchangeQueueTimeout: config.Duration(300 * time.Millisecond),
+	}})
 	alice := e.passwordToken(t, "alice@contoso.test", "")
 	wantStatus(t, e.do(t, request{path: "/orders/items", token: alice}), http.StatusOK) // cached now
 	var newUsers []string
@@ -229,7 +233,7 @@ func TestBurstOfNewUsersIsBounded(t *testing.T) {
 // Beyond max_connections a new connection gets one 503 and is closed; the
 // connections within the limit are served, and a place freed is taken again.
 func TestConnectionLimit(t *testing.T) {
-	e := newEnv(t, envOptions{limits: "  max_connections: 3"})
+	e := newEnv(t, envOptions{limits: config.Limits{MaxConnections: 3}})
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 	get := "GET /orders/items HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
 
@@ -313,7 +317,7 @@ func TestConnectionLimit(t *testing.T) {
 // A request body over the route's bound is refused 413 before the token is
 // even checked when its Content-Length says so.
 func TestBodyLimit(t *testing.T) {
-	e := newEnv(t, envOptions{limits: "  max_body_bytes: 1KiB"})
+	e := newEnv(t, envOptions{limits: config.Limits{MaxBodyBytes: config.KiB}})
 	tok := e.passwordToken(t, "alice@contoso.test", "")
 	r := e.do(t, request{method: http.MethodPost, path: "/orders/items", token: tok, body: strings.Repeat("x", 2048)})
 	wantStatus(t, r, http.StatusRequestEntityTooLarge)

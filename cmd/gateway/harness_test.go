@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
@@ -595,9 +597,9 @@ func waitReady(t *testing.T, readyz string, stop <-chan struct{}) {
 // envOptions change the environment of one test.
 type envOptions struct {
 	// shutdownGrace is the config's shutdown_grace; default 5s.
-	shutdownGrace string
+	shutdownGrace time.Duration
 	// tokenTimeout is the config's entra.token_timeout; default 10s.
-	tokenTimeout string
+	tokenTimeout time.Duration
 	// certFile and keyFile replace the gateway's credential (default: the
 	// certificate the tenant generated and registered).
 	certFile, keyFile string
@@ -606,10 +608,10 @@ type envOptions struct {
 	// cp1 declares the cp1 client capability (entra.client_capabilities).
 	cp1 bool
 	// keysMinRefresh is entra.keys_min_refresh_interval; default 30s.
-	keysMinRefresh string
-	// limits is the config's limits section, YAML indented by two spaces
-	// under "limits:"; default none (the defaults).
-	limits string
+	keysMinRefresh time.Duration
+	// limits is the config's limits section; what it leaves zero takes
+	// the default.
+	limits config.Limits
 	// tenant, when set, changes the test tenant before it starts.
 	tenant  func(*fakeentra.Tenant)
 	sendX5C bool // entra.certificate.send_x5c
@@ -653,110 +655,75 @@ func newEnv(t *testing.T, opt envOptions) *env {
 		opt.certFile, opt.keyFile, x5c = opt.credential(t, te)
 		opt.sendX5C = opt.sendX5C || x5c
 	}
-	e.cfgPath = filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(e.cfgPath, []byte(e.configYAML(t, opt)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.cfgPath = configtest.Write(t, e.gatewayConfig(t, opt))
 	e.gw = serveGateway(t, e.cfgPath, nil)
 	// Runs before the gateway stops, so that its drain does not wait on holds.
 	t.Cleanup(up.releaseAll)
 	return e
 }
 
-func (e *env) configYAML(t *testing.T, opt envOptions) string {
+// gatewayConfig is the gateway's configuration against the tenant and the
+// recording upstream, changed by opt.
+func (e *env) gatewayConfig(t *testing.T, opt envOptions) *config.Config {
 	gw := e.info.Apps["gateway"]
 	cert, key := gw.CertificateFile, gw.KeyFile
 	if opt.certFile != "" {
 		cert, key = opt.certFile, opt.keyFile
 	}
 	grace, tokenTimeout := opt.shutdownGrace, opt.tokenTimeout
-	if grace == "" {
-		grace = "5s"
+	if grace == 0 {
+		grace = 5 * time.Second
 	}
-	if tokenTimeout == "" {
-		tokenTimeout = "10s"
+	if tokenTimeout == 0 {
+		tokenTimeout = 10 * time.Second
 	}
 	up := e.up.URL()
-	redis := ""
-	if opt.redisAddr != "" {
-		redis = fmt.Sprintf("cache:\n  redis:\n    address: %q\n    timeout: 100ms\n    encryption_keys: %q\n", opt.redisAddr, testRedisKeys)
+	c := &config.Config{
+		Listen:        "127.0.0.1:0",
+		AdminListen:   "127.0.0.1:0",
+		ShutdownGrace: config.Duration(grace),
+		LogLevel:      "info",
+		Entra: config.Entra{
+			TenantID:               e.info.TenantID,
+			ClientID:               gw.ClientID,
+			AuthorityHost:          e.srv.URL(),
+			InstanceDiscovery:      new(false),
+			Audiences:              []string{"api://obo-gateway"},
+			AllowedTenants:         []string{foreignTenantID},
+			CAFile:                 e.info.CAFile,
+			TokenTimeout:           config.Duration(tokenTimeout),
+			KeysMinRefreshInterval: config.Duration(opt.keysMinRefresh),
+			Certificate:            config.Certificate{Path: cert, KeyPath: key, SendX5C: opt.sendX5C},
+		},
+		CORS: config.CORS{AllowedOrigins: []string{"http://localhost:3000"}},
+		Routes: []config.Route{
+			{Name: "orders", PathPrefix: "/orders", Upstream: up + "/orders", StripPrefix: true,
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "hr", PathPrefix: "/hr", Upstream: up + "/hr", StripPrefix: true,
+				DownstreamScopes: []string{"api://hr-api/.default"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "inventory", PathPrefix: "/inventory", Upstream: up + "/inventory", StripPrefix: true,
+				DownstreamScopes: []string{"api://inventory-api/.default"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "slow", PathPrefix: "/slow", Upstream: up + "/slow", StripPrefix: true,
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: []string{"access_as_user"},
+				Timeout: config.Duration(200 * time.Millisecond)},
+			{Name: "down", PathPrefix: "/down", Upstream: "http://" + testkit.ClosedAddr(t),
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "open", PathPrefix: "/open", Upstream: up + "/open", StripPrefix: true},
+			{Name: "admin", PathPrefix: "/admin", Upstream: up + "/admin", StripPrefix: true,
+				RequiredRoles: []string{"Gateway.Admin"}},
+			{Name: "busy", PathPrefix: "/busy", Upstream: up + "/busy", StripPrefix: true,
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: []string{"access_as_user"},
+				MaxInFlight: 3},
+		},
+		Limits: opt.limits,
 	}
 	if opt.cp1 {
-		tokenTimeout += "\n  client_capabilities: [cp1]"
+		c.Entra.ClientCapabilities = []string{"cp1"}
 	}
-	if opt.keysMinRefresh != "" {
-		tokenTimeout += "\n  keys_min_refresh_interval: " + opt.keysMinRefresh
+	if opt.redisAddr != "" {
+		c.Cache.Redis = &config.Redis{Address: opt.redisAddr, Timeout: config.Duration(100 * time.Millisecond), EncryptionKeys: testRedisKeys}
 	}
-	if opt.limits != "" {
-		redis += "limits:\n" + opt.limits + "\n"
-	}
-	return redis + fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-shutdown_grace: %s
-log_level: info
-entra:
-  tenant_id: %s
-  client_id: %s
-  authority_host: %s
-  instance_discovery: false
-  audiences: [api://obo-gateway]
-  allowed_tenants: [%[11]s]
-  ca_file: %[5]s
-  token_timeout: %[10]s
-  certificate:
-    path: %[6]s
-    key_path: %[7]s
-    send_x5c: %[12]t
-cors:
-  allowed_origins: ["http://localhost:3000"]
-routes:
-  - name: orders
-    path_prefix: /orders
-    upstream: %[8]s/orders
-    strip_prefix: true
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-  - name: hr
-    path_prefix: /hr
-    upstream: %[8]s/hr
-    strip_prefix: true
-    downstream_scopes: [api://hr-api/.default]
-    required_scopes: [access_as_user]
-  - name: inventory
-    path_prefix: /inventory
-    upstream: %[8]s/inventory
-    strip_prefix: true
-    downstream_scopes: [api://inventory-api/.default]
-    required_scopes: [access_as_user]
-  - name: slow
-    path_prefix: /slow
-    upstream: %[8]s/slow
-    strip_prefix: true
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-    timeout: 200ms
-  - name: down
-    path_prefix: /down
-    upstream: http://%[9]s
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-  - name: open
-    path_prefix: /open
-    upstream: %[8]s/open
-    strip_prefix: true
-  - name: admin
-    path_prefix: /admin
-    upstream: %[8]s/admin
-    strip_prefix: true
-    required_roles: [Gateway.Admin]
-  - name: busy
-    path_prefix: /busy
-    upstream: %[8]s/busy
-    strip_prefix: true
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-    max_in_flight: 3
-`, grace, e.info.TenantID, gw.ClientID, e.srv.URL(), e.info.CAFile, cert, key, up, testkit.ClosedAddr(t), tokenTimeout, foreignTenantID, opt.sendX5C)
+	return c
 }
 
 // checkNoLeaks fails the test if a log line holds a secret: a token the

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
@@ -155,15 +157,6 @@ func readInspectFixture(t *testing.T, name string) string {
 	return strings.TrimSpace(string(data))
 }
 
-func inspectB64JSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // inspectUnsignedToken builds an unsigned token (alg none) from a claims
 // fixture ({"payload": {...}}).
 func inspectUnsignedToken(t *testing.T, name string) string {
@@ -174,7 +167,7 @@ func inspectUnsignedToken(t *testing.T, name string) string {
 	if err := json.Unmarshal([]byte(readInspectFixture(t, name)), &doc); err != nil {
 		t.Fatal(err)
 	}
-	return inspectB64JSON(t, map[string]string{"alg": "none", "typ": "JWT"}) + "." + base64.RawURLEncoding.EncodeToString(doc.Payload) + "."
+	return testkit.B64JSON(t, map[string]string{"alg": "none", "typ": "JWT"}) + "." + base64.RawURLEncoding.EncodeToString(doc.Payload) + "."
 }
 
 // inspectX5COnlyJWKS writes a JWKS whose one key has only an x5c certificate (no
@@ -417,23 +410,17 @@ func TestInspectRealTokens(t *testing.T) {
 // shared-cache keys are not on this machine: the configuration still loads.
 func TestInspectPublicCloudConfig(t *testing.T) {
 	t.Parallel()
-	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
-	writeInspectFile(t, cfg, `entra:
-  tenant_id: 268da1a1-9db4-48b9-b1fe-683250ba90cc
-  client_id: 6514a8ca-d9e4-4155-b292-65258398f3aa
-  audiences: [api://obo-gateway]
-  certificate:
-    path: /nonexistent/gateway.pem
-cache:
-  redis:
-    address: redis.internal:6379
-routes:
-  - name: orders
-    path_prefix: /orders
-    upstream: https://orders.internal.example.com
-    downstream_scopes: [api://orders-api/.default]
-    required_scopes: [user_impersonation]
-`)
+	cfg := configtest.Write(t, &config.Config{
+		Entra: config.Entra{
+			TenantID:    "268da1a1-9db4-48b9-b1fe-683250ba90cc",
+			ClientID:    "6514a8ca-d9e4-4155-b292-65258398f3aa",
+			Audiences:   []string{"api://obo-gateway"},
+			Certificate: config.Certificate{Path: "/nonexistent/gateway.pem"},
+		},
+		Cache: config.Cache{Redis: &config.Redis{Address: "redis.internal:6379"}},
+		Routes: []config.Route{{Name: "orders", PathPrefix: "/orders", Upstream: "https://orders.internal.example.com",
+			DownstreamScopes: []string{"api://orders-api/.default"}, RequiredScopes: []string{"user_impersonation"}}},
+	})
 	tok := readInspectFixture(t, "passport_v1_access_token_custom_api_scp.jwt")
 	d, r := inspectJSON(t, tok, tok, "-config", cfg, "-jwks", inspectTestdata+"jose4j_aad_common_discovery_keys_2016-08-01.json", "-at", inspectAtIat60(1467311248), "-")
 	checkInspectJSON(t, d, map[string]any{
@@ -551,8 +538,7 @@ func TestInspectErrors(t *testing.T) {
 	tok := readInspectFixture(t, "jose4j_v2_id_token.jwt")
 	notKeys := filepath.Join(t.TempDir(), "openid-configuration.json")
 	writeInspectFile(t, notKeys, `{"issuer":"https://login.microsoftonline.com/{tenantid}/v2.0","jwks_uri":"https://login.microsoftonline.com/common/discovery/v2.0/keys"}`)
-	badCfg := filepath.Join(t.TempDir(), "gateway.yaml")
-	writeInspectFile(t, badCfg, "entra:\n  tenant_id: common\n")
+	badCfg := configtest.Write(t, &config.Config{Entra: config.Entra{TenantID: "common"}})
 	tests := []struct {
 		name string
 		args []string
@@ -579,38 +565,31 @@ func TestInspectErrors(t *testing.T) {
 	}
 }
 
-// inspectConfigYAML is a gateway configuration for the local tenant, like
-// harness_test.go's configYAML, with a route for app-only callers.
-func inspectConfigYAML(te *tenantEnv) string {
+// inspectConfig is a gateway configuration for the local tenant, like
+// harness_test.go's gatewayConfig, with a route for app-only callers.
+func inspectConfig(te *tenantEnv) *config.Config {
 	gw := te.info.Apps["gateway"]
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-entra:
-  tenant_id: %s
-  client_id: %s
-  authority_host: %s
-  instance_discovery: false
-  audiences: [api://obo-gateway]
-  ca_file: %s
-  certificate:
-    path: %s
-    key_path: %s
-routes:
-  - name: orders
-    path_prefix: /orders
-    upstream: https://orders.internal.test
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-  - name: hr
-    path_prefix: /hr
-    upstream: https://hr.internal.test
-    downstream_scopes: [api://hr-api/.default]
-    required_scopes: [access_as_user]
-  - name: reports
-    path_prefix: /reports
-    upstream: https://reports.internal.test
-    required_roles: [Gateway.Call]
-`, te.info.TenantID, gw.ClientID, te.srv.URL(), te.info.CAFile, gw.CertificateFile, gw.KeyFile)
+	return &config.Config{
+		Listen:      "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0",
+		Entra: config.Entra{
+			TenantID:          te.info.TenantID,
+			ClientID:          gw.ClientID,
+			AuthorityHost:     te.srv.URL(),
+			InstanceDiscovery: new(false),
+			Audiences:         []string{"api://obo-gateway"},
+			CAFile:            te.info.CAFile,
+			Certificate:       config.Certificate{Path: gw.CertificateFile, KeyPath: gw.KeyFile},
+		},
+		Routes: []config.Route{
+			{Name: "orders", PathPrefix: "/orders", Upstream: "https://orders.internal.test",
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "hr", PathPrefix: "/hr", Upstream: "https://hr.internal.test",
+				DownstreamScopes: []string{"api://hr-api/.default"}, RequiredScopes: []string{"access_as_user"}},
+			{Name: "reports", PathPrefix: "/reports", Upstream: "https://reports.internal.test",
+				RequiredRoles: []string{"Gateway.Call"}},
+		},
+	}
 }
 
 // inspectOBOAnswer is the local tenant's answer to an On-Behalf-Of exchange of
@@ -648,8 +627,7 @@ func TestInspectLocalTenant(t *testing.T) {
 	t.Parallel()
 	te := startTenant(t, newSecrets())
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "gateway.yaml")
-	writeInspectFile(t, cfg, inspectConfigYAML(te))
+	cfg := configtest.Write(t, inspectConfig(te))
 	jwks := filepath.Join(dir, "tenant-keys.json")
 	resp, err := te.client.Get(te.srv.JWKSURI())
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 )
 
 // TestLoadConfigForInspect: a configuration whose credential, TLS files
@@ -20,25 +21,22 @@ func TestLoadConfigForInspect(t *testing.T) {
 	ca := filepath.Join(dir, "ca.pem")
 	writeInspectFile(t, ca, "-----BEGIN CERTIFICATE-----\n")
 	missing := filepath.Join(dir, "missing.pem")
-	base := `entra:
-  tenant_id: 268da1a1-9db4-48b9-b1fe-683250ba90cc
-  client_id: 6514a8ca-d9e4-4155-b292-65258398f3aa
-  certificate:
-    path: ` + missing + `
-    key_path: ` + missing + `
-  ca_file: CA
-tls:
-  cert_file: ` + missing + `
-cache:
-  redis:
-    address: redis.internal:6379
-    tls: false
-    ca_file: ` + missing + `
-routes:
-  - name: orders
-    path_prefix: /orders
-    upstream: https://orders.internal.example.com
-`
+	// base has every file missing but caFile.
+	base := func(caFile string) *config.Config {
+		return &config.Config{
+			Entra: config.Entra{
+				TenantID:    "268da1a1-9db4-48b9-b1fe-683250ba90cc",
+				ClientID:    "6514a8ca-d9e4-4155-b292-65258398f3aa",
+				Certificate: config.Certificate{Path: missing, KeyPath: missing},
+				CAFile:      caFile,
+			},
+			TLS:    &config.ServerTLS{CertFile: missing},
+			Cache:  config.Cache{Redis: &config.Redis{Address: "redis.internal:6379", TLS: false, CAFile: missing}},
+			Routes: []config.Route{{Name: "orders", PathPrefix: "/orders", Upstream: "https://orders.internal.example.com"}},
+		}
+	}
+	multiTenant := base(ca)
+	multiTenant.Entra.TenantID = "common"
 	for _, tc := range []struct {
 		name    string
 		content string
@@ -47,24 +45,24 @@ routes:
 		caFile  string   // entra.ca_file after loading
 		wantErr []string // in the error; none: success
 	}{
-		{name: "unneeded settings missing", content: strings.Replace(base, "CA", missing, 1),
+		{name: "unneeded settings missing", content: configtest.YAML(t, base(missing)),
 			ignored: []string{"tls.key_file", "tls.cert_file", "entra.certificate.path", "entra.certificate.key_path", "entra.ca_file",
 				"cache.redis.ca_file", "cache.redis.ca_file", "cache.redis.encryption_keys"}},
-		{name: "a readable CA file is kept", content: strings.Replace(base, "CA", ca, 1), caFile: ca,
+		{name: "a readable CA file is kept", content: configtest.YAML(t, base(ca)), caFile: ca,
 			ignored: []string{"tls.key_file", "tls.cert_file", "entra.certificate.path", "entra.certificate.key_path",
 				"cache.redis.ca_file", "cache.redis.ca_file", "cache.redis.encryption_keys"}},
-		{name: "an unreadable CA file from the environment is dropped", content: strings.Replace(base, "CA", ca, 1),
+		{name: "an unreadable CA file from the environment is dropped", content: configtest.YAML(t, base(ca)),
 			env: map[string]string{"OBO_GATEWAY_ENTRA_CA_FILE": missing},
 			ignored: []string{"tls.key_file", "tls.cert_file", "entra.certificate.path", "entra.certificate.key_path", "entra.ca_file",
 				"cache.redis.ca_file", "cache.redis.ca_file", "cache.redis.encryption_keys"}},
-		{name: "a needed setting", content: strings.Replace(strings.Replace(base, "CA", ca, 1), "268da1a1-9db4-48b9-b1fe-683250ba90cc", "common", 1),
+		{name: "a needed setting", content: configtest.YAML(t, multiTenant),
 			wantErr: []string{"entra.tenant_id"}},
-		{name: "a problem of the file", content: strings.Replace(base, "CA", ca, 1) + "lisen: :1\n",
+		// An unknown key, which no Config holds: the text, edited.
+		{name: "a problem of the file", content: configtest.YAML(t, base(ca)) + "lisen: :1\n",
 			wantErr: []string{`unknown key "lisen"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "gateway.yaml")
-			writeInspectFile(t, path, tc.content)
+			path := configtest.WriteYAML(t, tc.content)
 			cfg, ignored, err := loadConfigForInspect(path, func(k string) string { return tc.env[k] })
 			if len(tc.wantErr) > 0 {
 				if err == nil {

@@ -162,7 +162,7 @@ func TestTokenKindsRolesAndTenantsEndToEnd(t *testing.T) {
 // the endpoint answers again.
 func TestKeysUnavailableEndToEnd(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{keysMinRefresh: "1s"})
+	e := newEnv(t, envOptions{keysMinRefresh: time.Second})
 	if _, err := e.srv.RotateSigningKeys(true); err != nil {
 		t.Fatal(err)
 	}

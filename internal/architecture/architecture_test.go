@@ -142,8 +142,8 @@ func TestLayering(t *testing.T) {
 				t.Errorf("the examiner %s imports %s: it may share only neutral helpers (pki) with the gateway", pkg, imp)
 			case strings.HasPrefix(imp, "internal/fakeentra") && !slices.Contains([]string{"cmd/fakeentra", "internal/demo", "bench/benchenv", "internal/fakeentra/fakeentratest"}, pkg):
 				t.Errorf("%s imports the examiner %s", pkg, imp)
-			case imp == "internal/testkit":
-				t.Errorf("%s imports internal/testkit outside its tests", pkg)
+			case imp == "internal/testkit" || imp == "internal/config/configtest":
+				t.Errorf("%s imports %s outside its tests", pkg, imp)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -46,7 +47,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 	}{
 		{"healthy configuration passes everything", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			return scenario{path: e.write(t, testConfig{}), allPass: true, want: []expect{
+			return scenario{path: e.write(t), allPass: true, want: []expect{
 				{"config", Pass, []string{"loads and validates"}},
 				{"certificate/load", Pass, []string{"RSA 2048-bit"}},
 				{"certificate/validity", Pass, []string{"days left"}},
@@ -64,7 +65,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		}},
 		{"send_x5c on, certificate chain sent", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			return scenario{path: e.write(t, testConfig{entraExtra: "    send_x5c: true\n"}), allPass: true, want: []expect{
+			return scenario{path: e.write(t, func(c *config.Config) { c.Entra.Certificate.SendX5C = true }), allPass: true, want: []expect{
 				{"certificate/load", Pass, []string{"send_x5c on"}},
 				{"credential", Pass, nil},
 			}}
@@ -75,7 +76,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 			th := ThumbprintsOf(cert)
 			msg := "this certificate is not registered on app " + fakeentra.DemoGatewayClientID + ": upload " + certFile +
 				" in the app registration's Certificates & secrets (thumbprint " + th.SHA1Hex + ")"
-			return scenario{path: e.write(t, testConfig{certFile: certFile, keyFile: keyFile}), failures: 1, want: []expect{
+			return scenario{path: e.write(t, withCredential(certFile, keyFile)), failures: 1, want: []expect{
 				{"certificate/load", Pass, nil},
 				{"certificate/identity", Pass, []string{th.SHA1Hex, th.SHA1Base64, th.X5T, th.X5TS256, th.SHA256Hex}},
 				// Entra's message quotes the thumbprint MSAL sent (x5t#S256) in
@@ -86,7 +87,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		{"client ID of no app in the tenant", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
 			const wrong = "0f0f0f0f-1111-4222-8333-444444444444"
-			return scenario{path: e.write(t, testConfig{clientID: wrong}), failures: 1, want: []expect{
+			return scenario{path: e.write(t, func(c *config.Config) { c.Entra.ClientID = wrong }), failures: 1, want: []expect{
 				{"authority/discovery", Pass, nil},
 				{"credential", Fail, []string{"AADSTS700016", "the client ID " + wrong + " is not an app in tenant " + e.srv.TenantID()}},
 			}, absent: []string{"route/orders/resource"}}
@@ -94,22 +95,22 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		{"tenant that does not exist", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
 			const wrong = "9d1c6a7e-2b3f-4c5d-8e9f-0a1b2c3d4e5f"
-			return scenario{path: e.write(t, testConfig{tenantID: wrong}), failures: 1, want: []expect{
+			return scenario{path: e.write(t, func(c *config.Config) { c.Entra.TenantID = wrong }), failures: 1, want: []expect{
 				{"authority/discovery", Fail, []string{"tenant " + wrong + " not found", "AADSTS90002", "entra.tenant_id"}},
 			}, absent: []string{"authority/keys", "credential", "route/orders/resource"}}
 		}},
 		{"scope without the dot of .default, offline already", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			routes := []testRoute{{name: "orders", upstream: e.upstream, scopes: []string{"api://orders-api/default"}}}
-			return scenario{path: e.write(t, testConfig{routes: routes}), offline: true, failures: 1, want: []expect{
+			routes := []config.Route{route("orders", e.upstream, "api://orders-api/default")}
+			return scenario{path: e.write(t, func(c *config.Config) { c.Routes = routes }), offline: true, failures: 1, want: []expect{
 				{"config/routes[0].downstream_scopes[0]", Fail, []string{"did you mean api://orders-api/.default?", "AADSTS70011"}},
 			}, absent: []string{"certificate/", "route/"}}
 		}},
 		{"downstream API not in the tenant", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
 			// First, so that the credential is proven with the gateway's own app instead.
-			routes := append([]testRoute{{name: "nope", upstream: e.upstream, scopes: []string{"api://nope/.default"}}}, e.healthyRoutes()...)
-			return scenario{path: e.write(t, testConfig{routes: routes}), failures: 1, want: []expect{
+			routes := append([]config.Route{route("nope", e.upstream, "api://nope/.default")}, e.healthyRoutes()...)
+			return scenario{path: e.write(t, func(c *config.Config) { c.Routes = routes }), failures: 1, want: []expect{
 				{"route/nope/scopes", Pass, nil},
 				{"credential", Pass, []string{fakeentra.DemoGatewayClientID + "/.default"}},
 				{"route/nope/resource", Fail, []string{"the downstream API api://nope is not registered in tenant " + e.srv.TenantID(), "AADSTS500011"}},
@@ -119,7 +120,7 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		{"expired certificate", func(t *testing.T) scenario {
 			certFile, keyFile, cert, _ := credential(t, time.Now().AddDate(-1, 0, 0), time.Now().Add(-48*time.Hour))
 			e := startEnv(t, tenantWithGatewayCert(cert))
-			return scenario{path: e.write(t, testConfig{certFile: certFile, keyFile: keyFile}), failures: 2, want: []expect{
+			return scenario{path: e.write(t, withCredential(certFile, keyFile)), failures: 2, want: []expect{
 				{"certificate/validity", Fail, []string{"expired at", "2 days ago"}},
 				{"credential", Fail, []string{"AADSTS1000502", "clock"}},
 			}}
@@ -127,16 +128,15 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		{"certificate expiring in 10 days", func(t *testing.T) scenario {
 			certFile, keyFile, cert, _ := credential(t, time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
 			e := startEnv(t, tenantWithGatewayCert(cert))
-			return scenario{path: e.write(t, testConfig{certFile: certFile, keyFile: keyFile}), failures: 0, want: []expect{
+			return scenario{path: e.write(t, withCredential(certFile, keyFile)), failures: 0, want: []expect{
 				{"certificate/validity", Warn, []string{"in 10 days", "rotate"}},
 				{"credential", Pass, nil},
 			}}
 		}},
 		{"upstream on a closed port", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			routes := e.healthyRoutes()
-			routes[0].upstream = "http://" + testkit.ClosedAddr(t)
-			return scenario{path: e.write(t, testConfig{routes: routes}), failures: 1, want: []expect{
+			closed := "http://" + testkit.ClosedAddr(t)
+			return scenario{path: e.write(t, func(c *config.Config) { c.Routes[0].Upstream = closed }), failures: 1, want: []expect{
 				{"route/orders/upstream", Fail, []string{"connection refused", "nothing listens there"}},
 				{"route/hr/upstream", Pass, nil},
 			}}
@@ -144,8 +144,9 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		{"offline makes no network request", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
 			d := &countingDialer{}
+			closed := "https://" + testkit.ClosedAddr(t)
 			return scenario{
-				path:    e.write(t, testConfig{authority: "https://" + testkit.ClosedAddr(t)}),
+				path:    e.write(t, func(c *config.Config) { c.Entra.AuthorityHost = closed }),
 				offline: true, dialer: d, allPass: true,
 				want:   []expect{{"certificate/load", Pass, nil}, {"route/orders/scopes", Pass, nil}},
 				absent: onlineIDs,
@@ -153,13 +154,14 @@ func TestDoctorAgainstLocalTenant(t *testing.T) {
 		}},
 		{"authority on a closed port, online", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			return scenario{path: e.write(t, testConfig{authority: "https://" + testkit.ClosedAddr(t)}), failures: 1, want: []expect{
+			closed := "https://" + testkit.ClosedAddr(t)
+			return scenario{path: e.write(t, func(c *config.Config) { c.Entra.AuthorityHost = closed }), failures: 1, want: []expect{
 				{"authority/discovery", Fail, []string{"connection refused", "nothing listens there", "entra.authority_host"}},
 			}, absent: []string{"credential", "route/orders/resource"}}
 		}},
 		{"TLS not trusted: no ca_file for the local tenant", func(t *testing.T) scenario {
 			e := startEnv(t, nil)
-			return scenario{path: e.write(t, testConfig{noCAFile: true}), failures: 1, want: []expect{
+			return scenario{path: e.write(t, func(c *config.Config) { c.Entra.CAFile = "" }), failures: 1, want: []expect{
 				{"authority/discovery", Fail, []string{"unknown authority", "entra.ca_file"}},
 			}}
 		}},
@@ -278,19 +280,26 @@ func TestReportHoldsNoSecrets(t *testing.T) {
 	const certPassword, redisPassword = "s3cr3t-cert-password", "s3cr3t-redis-password"
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
 	key2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
-	for name, c := range map[string]testConfig{
-		"all valid": {extra: "cache:\n  redis:\n    address: " + testkit.ClosedAddr(t) + "\n    password: " + redisPassword +
-			"\n    encryption_keys: k1:" + key + ",k2:" + key2 + "\n    encryption_key_id: k1\n"},
-		"certificate password on an unencrypted key": {entraExtra: "    password: " + certPassword + "\n",
-			extra: "cache:\n  redis:\n    address: " + testkit.ClosedAddr(t) + "\n    password: " + redisPassword +
-				"\n    encryption_keys: k1:" + key + "\n    encryption_key_id: k1\n"},
-		"bad values": {entraExtra: "    password: " + certPassword + "\n",
-			extra: "cache:\n  redis:\n    address: " + testkit.ClosedAddr(t) + "\n    password: " + redisPassword +
-				"\n    encryption_keys: " + key + ",k2:" + key2 + "x\n    encryption_key_id: k9\n"},
+	closed := testkit.ClosedAddr(t) // the shared cache: nothing listens there
+	for name, edit := range map[string]func(*config.Config){
+		"all valid": func(c *config.Config) {
+			c.Cache.Redis = &config.Redis{Address: closed, Password: redisPassword,
+				EncryptionKeys: "k1:" + key + ",k2:" + key2, EncryptionKeyID: "k1"}
+		},
+		"certificate password on an unencrypted key": func(c *config.Config) {
+			c.Entra.Certificate.Password = certPassword
+			c.Cache.Redis = &config.Redis{Address: closed, Password: redisPassword,
+				EncryptionKeys: "k1:" + key, EncryptionKeyID: "k1"}
+		},
+		"bad values": func(c *config.Config) {
+			c.Entra.Certificate.Password = certPassword
+			c.Cache.Redis = &config.Redis{Address: closed, Password: redisPassword,
+				EncryptionKeys: key + ",k2:" + key2 + "x", EncryptionKeyID: "k9"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, offline := range []bool{true, false} {
-				rep := run(t, e.write(t, c), offline)
+				rep := run(t, e.write(t, edit), offline)
 				var js bytes.Buffer
 				if err := rep.WriteJSON(&js); err != nil {
 					t.Fatal(err)

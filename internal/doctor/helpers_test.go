@@ -4,17 +4,16 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
@@ -41,80 +40,59 @@ func startEnv(t *testing.T, tenant *fakeentra.Tenant) *testEnv {
 	return &testEnv{srv: srv, dir: dir, certFile: gw.CertificateFile, keyFile: gw.KeyFile, upstream: up.URL}
 }
 
-type testRoute struct {
-	name, upstream string
-	scopes         []string
+// route is a route of the test configurations, at path prefix /name.
+func route(name, upstream string, scopes ...string) config.Route {
+	return config.Route{Name: name, PathPrefix: "/" + name, Upstream: upstream, DownstreamScopes: scopes}
 }
 
-// testConfig is a gateway configuration; the zero value of a field takes
-// the healthy value of the environment.
-type testConfig struct {
-	tenantID, clientID, authority string
-	certFile, keyFile, caFile     string
-	noAudiences, noCAFile         bool
-	routes                        []testRoute
-	extra                         string // YAML appended at the top level
-	entraExtra                    string // YAML lines appended to entra
-}
-
-func (e *testEnv) healthyRoutes() []testRoute {
-	return []testRoute{
-		{name: "orders", upstream: e.upstream, scopes: []string{"api://orders-api/.default"}},
-		{name: "hr", upstream: e.upstream, scopes: []string{"api://hr-api/HR.Read"}},
-		{name: "inventory", upstream: e.upstream, scopes: []string{"api://inventory-api/.default"}},
-		{name: "public", upstream: e.upstream},
+func (e *testEnv) healthyRoutes() []config.Route {
+	return []config.Route{
+		route("orders", e.upstream, "api://orders-api/.default"),
+		route("hr", e.upstream, "api://hr-api/HR.Read"),
+		route("inventory", e.upstream, "api://inventory-api/.default"),
+		route("public", e.upstream),
 	}
 }
 
-// write writes the configuration into dir and returns its path.
-func (e *testEnv) write(t *testing.T, c testConfig) string {
+// healthy is the configuration against the environment that passes every check.
+func (e *testEnv) healthy() *config.Config {
+	return &config.Config{
+		Listen:      "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0",
+		Entra: config.Entra{
+			TenantID:      e.srv.TenantID(),
+			ClientID:      fakeentra.DemoGatewayClientID,
+			AuthorityHost: e.srv.URL(),
+			CAFile:        e.srv.CAFile(),
+			Audiences:     []string{"api://obo-gateway"},
+			Certificate:   config.Certificate{Path: e.certFile, KeyPath: e.keyFile},
+		},
+		Routes: e.healthyRoutes(),
+	}
+}
+
+// write writes the healthy configuration, changed by edits in order (nil
+// ones skipped), and returns its path.
+func (e *testEnv) write(t *testing.T, edits ...func(*config.Config)) string {
 	t.Helper()
-	dir := t.TempDir()
-	if e != nil {
-		def := func(p *string, v string) {
-			if *p == "" {
-				*p = v
-			}
-		}
-		def(&c.tenantID, e.srv.TenantID())
-		def(&c.clientID, fakeentra.DemoGatewayClientID)
-		def(&c.authority, e.srv.URL())
-		def(&c.certFile, e.certFile)
-		def(&c.keyFile, e.keyFile)
-		if !c.noCAFile {
-			def(&c.caFile, e.srv.CAFile())
-		}
-		if c.routes == nil {
-			c.routes = e.healthyRoutes()
+	return configtest.Write(t, edited(e.healthy(), edits))
+}
+
+// edited is c changed by edits in order; nil ones are skipped.
+func edited(c *config.Config, edits []func(*config.Config)) *config.Config {
+	for _, edit := range edits {
+		if edit != nil {
+			edit(c)
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nentra:\n")
-	fmt.Fprintf(&b, "  tenant_id: %s\n  client_id: %s\n  authority_host: %s\n", c.tenantID, c.clientID, c.authority)
-	if c.caFile != "" {
-		fmt.Fprintf(&b, "  ca_file: %s\n", c.caFile)
+	return c
+}
+
+// withCredential sets the gateway's certificate and key files.
+func withCredential(certFile, keyFile string) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Entra.Certificate = config.Certificate{Path: certFile, KeyPath: keyFile}
 	}
-	if !c.noAudiences {
-		fmt.Fprintf(&b, "  audiences: [api://obo-gateway]\n")
-	}
-	fmt.Fprintf(&b, "  certificate:\n    path: %s\n", c.certFile)
-	if c.keyFile != "" {
-		fmt.Fprintf(&b, "    key_path: %s\n", c.keyFile)
-	}
-	b.WriteString(c.entraExtra)
-	b.WriteString("routes:\n")
-	for _, r := range c.routes {
-		fmt.Fprintf(&b, "  - name: %s\n    path_prefix: /%s\n    upstream: %s\n", r.name, r.name, r.upstream)
-		if len(r.scopes) > 0 {
-			fmt.Fprintf(&b, "    downstream_scopes: [%s]\n", strings.Join(r.scopes, ", "))
-		}
-	}
-	b.WriteString(c.extra)
-	path := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // credential writes a self-signed certificate valid from notBefore to

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,7 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
@@ -104,26 +106,26 @@ func TestThumbprintsOf(t *testing.T) {
 	}
 }
 
-// offlineConfig writes a configuration for offline checks: no network is
-// needed, and the credential is certFile/keyFile.
-func offlineConfig(t *testing.T, c testConfig) string {
+// offlineConfig writes a configuration for offline checks, changed by
+// edits in order (nil ones skipped): no network is needed, and the
+// credential is a new self-signed one unless an edit sets the certificate.
+func offlineConfig(t *testing.T, edits ...func(*config.Config)) string {
 	t.Helper()
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
-		}
+	c := edited(&config.Config{
+		Listen:      "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0",
+		Entra: config.Entra{
+			TenantID:      "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34",
+			ClientID:      "0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95",
+			AuthorityHost: "https://login.microsoftonline.com",
+			Audiences:     []string{"api://obo-gateway"},
+		},
+		Routes: []config.Route{route("orders", "https://orders.invalid", "api://orders-api/.default")},
+	}, edits)
+	if cert := &c.Entra.Certificate; cert.Path == "" {
+		cert.Path, cert.KeyPath, _, _ = credential(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
 	}
-	def(&c.tenantID, "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34")
-	def(&c.clientID, "0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95")
-	def(&c.authority, "https://login.microsoftonline.com")
-	if c.routes == nil {
-		c.routes = []testRoute{{name: "orders", upstream: "https://orders.invalid", scopes: []string{"api://orders-api/.default"}}}
-	}
-	if c.certFile == "" {
-		c.certFile, c.keyFile, _, _ = credential(t, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
-	}
-	var e *testEnv
-	return e.write(t, c)
+	return configtest.Write(t, c)
 }
 
 func runOffline(t *testing.T, path string, getenv func(string) string) *Report {
@@ -139,24 +141,20 @@ func runOffline(t *testing.T, path string, getenv func(string) string) *Report {
 
 func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
 	t.Parallel()
-	bad := offlineConfig(t, testConfig{
-		tenantID: "contoso.onmicrosoft.com",
-		routes:   []testRoute{{name: "orders", upstream: "ftp://orders", scopes: []string{"User.Read"}}},
+	bad := offlineConfig(t, func(c *config.Config) {
+		c.Entra.TenantID = "contoso.onmicrosoft.com"
+		c.Routes = []config.Route{route("orders", "ftp://orders", "User.Read")}
 	})
 	dir := t.TempDir()
-	unknownKey := filepath.Join(dir, "unknown.yaml")
-	if err := os.WriteFile(unknownKey, []byte("entra:\n  tenantid: x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	placed := filepath.Join(dir, "placed.yaml")
-	if err := os.WriteFile(placed, []byte("entra:\n  tenant_id: contoso.onmicrosoft.com\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	wrongType := filepath.Join(dir, "wrongtype.yaml")
-	if err := os.WriteFile(wrongType, []byte("entra:\n  tenant_id: x\nshutdown_grace: 30\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	good := offlineConfig(t, testConfig{})
+	// A misspelt key and a value of the wrong type, which no Config can
+	// hold: a Config's text, edited.
+	unknownKeyYAML := strings.Replace(configtest.YAML(t, &config.Config{Entra: config.Entra{TenantID: "x"}}), "tenant_id:", "tenantid:", 1)
+	unknownKey := configtest.WriteYAML(t, unknownKeyYAML)
+	wrongTypeYAML := configtest.YAML(t, &config.Config{Entra: config.Entra{TenantID: "x"}}) + "shutdown_grace: 30\n"
+	wrongType := configtest.WriteYAML(t, wrongTypeYAML)
+	placedYAML := configtest.YAML(t, &config.Config{Entra: config.Entra{TenantID: "contoso.onmicrosoft.com"}})
+	placed := configtest.WriteYAML(t, placedYAML)
+	good := offlineConfig(t)
 	tests := []struct {
 		name   string
 		path   string
@@ -174,16 +172,18 @@ func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
 			}
 			return ""
 		}, map[string][]string{
-			"config/entra.tenant_id":        {"not a GUID", "entra.tenant_id at line 2 of " + placed, "or the variable AZURE_TENANT_ID"},
+			"config/entra.tenant_id": {"not a GUID", fmt.Sprintf("entra.tenant_id at line %d of %s", configtest.Line(t, placedYAML, "tenant_id:"), placed),
+				"or the variable AZURE_TENANT_ID"},
 			"config/entra.client_id":        {"belongs in entra.audiences", "the variable AZURE_CLIENT_ID, which sets entra.client_id over " + placed},
 			"config/entra.certificate.path": {"required", "entra.certificate.path in " + placed + " (or the variable AZURE_CLIENT_CERTIFICATE_PATH"},
 			"config/routes":                 {"at least one route"},
 		}},
 		{"wrong type in the file", wrongType, nil, map[string][]string{
-			"config/file": {wrongType + ": line 3: shutdown_grace: \"30\" is not a duration", "at that line"},
+			"config/file": {fmt.Sprintf("%s: line %d: shutdown_grace: \"30\" is not a duration", wrongType, configtest.Line(t, wrongTypeYAML, "shutdown_grace:")),
+				"at that line"},
 		}},
 		{"unknown key", unknownKey, nil, map[string][]string{
-			"config/file": {"line 2", "unknown key \"tenantid\""},
+			"config/file": {fmt.Sprintf("line %d", configtest.Line(t, unknownKeyYAML, "tenantid:")), "unknown key \"tenantid\""},
 		}},
 		{"missing file", filepath.Join(dir, "nope.yaml"), nil, map[string][]string{
 			"config/file": {"cannot read", "-config"},
@@ -263,7 +263,7 @@ func TestCertificateChecks(t *testing.T) {
 	smallFile := write(t, dir, "small.pem", append(pki.CertPEM(smallCert), pki.KeyPEM(small)...))
 
 	// A PEM holding certificate and key, for the upload hint.
-	combined := write(t, dir, "combined.pem", append(mustRead(t, goodCert), mustRead(t, goodKey)...))
+	combined := write(t, dir, "combined.pem", append(testkit.ReadFile(t, goodCert), testkit.ReadFile(t, goodKey)...))
 
 	tests := []struct {
 		name           string
@@ -286,11 +286,9 @@ func TestCertificateChecks(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			extra := ""
-			if tc.pwd != "" {
-				extra = "    password: " + tc.pwd + "\n"
-			}
-			path := offlineConfig(t, testConfig{certFile: tc.cert, keyFile: tc.key, entraExtra: extra})
+			path := offlineConfig(t, func(c *config.Config) {
+				c.Entra.Certificate = config.Certificate{Path: tc.cert, KeyPath: tc.key, Password: tc.pwd}
+			})
 			rep := runOffline(t, path, nil)
 			got := byID(rep, tc.id)
 			if len(got) != 1 {
@@ -326,25 +324,30 @@ func TestSettingsChecks(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		cfg  testConfig
+		edit func(*config.Config) // of offlineConfig's configuration
 		id   string
 		want Status
 		sub  string
 	}{
-		{"instance discovery off for Microsoft", testConfig{entraExtra: "  instance_discovery: false\n"}, "settings/instance_discovery", Warn, "remove entra.instance_discovery"},
-		{"instance discovery on for another host", testConfig{authority: "https://127.0.0.1:1", entraExtra: "  instance_discovery: true\n"}, "settings/instance_discovery", Warn, "instance_discovery: false"},
-		{"instance discovery default", testConfig{}, "settings/instance_discovery", Pass, "on for login.microsoftonline.com"},
-		{"clock skew 3m", testConfig{entraExtra: "  clock_skew: 3m\n"}, "settings/clock_skew", Warn, "NTP"},
-		{"clock skew 2m", testConfig{entraExtra: "  clock_skew: 2m\n"}, "settings/clock_skew", Pass, "2m0s"},
-		{"allowed tenants", testConfig{entraExtra: "  allowed_tenants: [11111111-2222-4333-8444-555555555555]\n"}, "settings/allowed_tenants", Warn, "token's own tenant"},
-		{"no audiences", testConfig{noAudiences: true}, "settings/audiences", Warn, "accessTokenAcceptedVersion"},
-		{"redis offline", testConfig{extra: "cache:\n  redis:\n    address: 127.0.0.1:1\n    encryption_keys: k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"},
-			"cache/redis", Pass, "not contacted: -offline"},
+		{"instance discovery off for Microsoft", func(c *config.Config) { c.Entra.InstanceDiscovery = new(false) },
+			"settings/instance_discovery", Warn, "remove entra.instance_discovery"},
+		{"instance discovery on for another host", func(c *config.Config) {
+			c.Entra.AuthorityHost, c.Entra.InstanceDiscovery = "https://127.0.0.1:1", new(true)
+		}, "settings/instance_discovery", Warn, "instance_discovery: false"},
+		{"instance discovery default", nil, "settings/instance_discovery", Pass, "on for login.microsoftonline.com"},
+		{"clock skew 3m", func(c *config.Config) { c.Entra.ClockSkew = config.Duration(3 * time.Minute) }, "settings/clock_skew", Warn, "NTP"},
+		{"clock skew 2m", func(c *config.Config) { c.Entra.ClockSkew = config.Duration(2 * time.Minute) }, "settings/clock_skew", Pass, "2m0s"},
+		{"allowed tenants", func(c *config.Config) { c.Entra.AllowedTenants = []string{"11111111-2222-4333-8444-555555555555"} },
+			"settings/allowed_tenants", Warn, "token's own tenant"},
+		{"no audiences", func(c *config.Config) { c.Entra.Audiences = nil }, "settings/audiences", Warn, "accessTokenAcceptedVersion"},
+		{"redis offline", func(c *config.Config) {
+			c.Cache.Redis = &config.Redis{Address: "127.0.0.1:1", EncryptionKeys: "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
+		}, "cache/redis", Pass, "not contacted: -offline"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rep := runOffline(t, offlineConfig(t, tc.cfg), nil)
+			rep := runOffline(t, offlineConfig(t, tc.edit), nil)
 			got := byID(rep, tc.id)
 			if len(got) != 1 {
 				t.Fatalf("no check %s:\n%s", tc.id, text(rep))
@@ -480,13 +483,4 @@ func write(t *testing.T, dir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }

@@ -10,14 +10,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -25,11 +23,13 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/demo"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra/fakeentratest"
 	"github.com/obo-gateway/obo-gateway/internal/gateway"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
+	"github.com/obo-gateway/obo-gateway/internal/testkit"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2/redistest"
 )
 
@@ -73,10 +73,7 @@ func startEnv(t *testing.T) *env {
 
 	e := &env{tenant: tenant, client: &http.Client{Timeout: httpTimeout}}
 	redisAddr := e.sharedCache(t)
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(tenant.Info(), up.URL, testkit.ClosedAddr(t), redisAddr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := configtest.Write(t, gatewayConfig(tenant.Info(), up.URL, testkit.ClosedAddr(t), redisAddr))
 	cfg, err := config.Load(cfgPath, func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("the test's configuration: %v", err)
@@ -148,77 +145,60 @@ func (e *env) sharedCache(t *testing.T) string {
 	return testkit.ClosedAddr(t)
 }
 
-// configYAML configures the gateway against the tenant: the demo's three
+// gatewayConfig configures the gateway against the tenant: the demo's three
 // routes and one route per further situation the dashboard and the alerts
 // show. Routes that must exchange on every request use scopes no other
 // route uses, so that no cached token answers them.
-func configYAML(fe fakeentra.Info, upstream, closedAddr, redisAddr string) string {
+func gatewayConfig(fe fakeentra.Info, upstream, closedAddr, redisAddr string) *config.Config {
 	gw := fe.Apps["gateway"]
-	host := fe.Authority[:strings.LastIndex(fe.Authority, "/")]
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-shutdown_grace: 1s
-log_level: error
-entra:
-  tenant_id: %[1]s
-  client_id: %[2]s
-  authority_host: %[3]s
-  instance_discovery: false
-  audiences: [%[4]s]
-  ca_file: %[5]s
-  certificate:
-    path: %[6]s
-    key_path: %[7]s
-cache:
-  redis:
-    address: %[10]q
-    encryption_keys: "k1:%[11]s"
-routes:
-  - name: orders          # 200, then answered from the token cache
-    path_prefix: /orders
-    upstream: %[8]s/orders
-    strip_prefix: true
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-  - name: hr              # interaction_required (MFA): 401 with a claims challenge
-    path_prefix: /hr
-    upstream: %[8]s/hr
-    downstream_scopes: [api://hr-api/.default]
-    required_scopes: [access_as_user]
-  - name: inventory       # consent_required: 403
-    path_prefix: /inventory
-    upstream: %[8]s/inventory
-    downstream_scopes: [api://inventory-api/.default]
-    required_scopes: [access_as_user]
-  - name: config-error    # gateway_config (AADSTS500011, no such API in the tenant): 502
-    path_prefix: /config-error
-    upstream: %[8]s/config-error
-    downstream_scopes: [api://no-such-api/.default]
-    required_scopes: [access_as_user]
-  - name: failing         # the upstream answers 500
-    path_prefix: /failing
-    upstream: %[8]s
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-  - name: down            # nothing listens upstream: 502, upstream error "connect"
-    path_prefix: /down
-    upstream: http://%[9]s
-    downstream_scopes: [api://orders-api/Orders.Read]
-    required_scopes: [access_as_user]
-  - name: throttled       # Entra answers 429: unavailable http_429, 503
-    path_prefix: /throttled
-    upstream: %[8]s/throttled
-    downstream_scopes: [api://orders-api/Orders.Write]
-    required_scopes: [access_as_user]
-  - name: entra-outage    # Entra answers 503: unavailable http_503, 503
-    path_prefix: /entra-outage
-    upstream: %[8]s/entra-outage
-    downstream_scopes: [api://orders-api/.default]
-    required_scopes: [access_as_user]
-`, fe.TenantID, gw.ClientID, host, strings.Join(gw.IdentifierURIs, ", "), fe.CAFile, gw.CertificateFile, gw.KeyFile,
-		upstream, closedAddr, redisAddr, base64.StdEncoding.EncodeToString(key))
+	user := []string{"access_as_user"}
+	return &config.Config{
+		Listen:        "127.0.0.1:0",
+		AdminListen:   "127.0.0.1:0",
+		ShutdownGrace: config.Duration(time.Second),
+		LogLevel:      "error",
+		Entra: config.Entra{
+			TenantID:          fe.TenantID,
+			ClientID:          gw.ClientID,
+			AuthorityHost:     fe.Authority[:strings.LastIndex(fe.Authority, "/")],
+			InstanceDiscovery: new(false),
+			Audiences:         gw.IdentifierURIs,
+			CAFile:            fe.CAFile,
+			Certificate:       config.Certificate{Path: gw.CertificateFile, KeyPath: gw.KeyFile},
+		},
+		Cache: config.Cache{Redis: &config.Redis{
+			Address:        redisAddr,
+			EncryptionKeys: "k1:" + base64.StdEncoding.EncodeToString(key),
+		}},
+		Routes: []config.Route{
+			// 200, then answered from the token cache.
+			{Name: "orders", PathPrefix: "/orders", Upstream: upstream + "/orders", StripPrefix: true,
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: user},
+			// interaction_required (MFA): 401 with a claims challenge.
+			{Name: "hr", PathPrefix: "/hr", Upstream: upstream + "/hr",
+				DownstreamScopes: []string{"api://hr-api/.default"}, RequiredScopes: user},
+			// consent_required: 403.
+			{Name: "inventory", PathPrefix: "/inventory", Upstream: upstream + "/inventory",
+				DownstreamScopes: []string{"api://inventory-api/.default"}, RequiredScopes: user},
+			// gateway_config (AADSTS500011, no such API in the tenant): 502.
+			{Name: "config-error", PathPrefix: "/config-error", Upstream: upstream + "/config-error",
+				DownstreamScopes: []string{"api://no-such-api/.default"}, RequiredScopes: user},
+			// The upstream answers 500.
+			{Name: "failing", PathPrefix: "/failing", Upstream: upstream,
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: user},
+			// Nothing listens upstream: 502, upstream error "connect".
+			{Name: "down", PathPrefix: "/down", Upstream: "http://" + closedAddr,
+				DownstreamScopes: []string{"api://orders-api/Orders.Read"}, RequiredScopes: user},
+			// Entra answers 429: unavailable http_429, 503.
+			{Name: "throttled", PathPrefix: "/throttled", Upstream: upstream + "/throttled",
+				DownstreamScopes: []string{"api://orders-api/Orders.Write"}, RequiredScopes: user},
+			// Entra answers 503: unavailable http_503, 503.
+			{Name: "entra-outage", PathPrefix: "/entra-outage", Upstream: upstream + "/entra-outage",
+				DownstreamScopes: []string{"api://orders-api/.default"}, RequiredScopes: user},
+		},
+	}
 }
 
 // scenario is one request of a traffic round and the status it must get.
