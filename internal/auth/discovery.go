@@ -16,6 +16,9 @@ type Metadata struct {
 	JWKSURI          string
 	IssuerV2Template string
 	IssuerV1Template string
+	// TokenEndpoint is the tenant's v2 token endpoint (the v2 document's
+	// token_endpoint), where the exchanges go; "" when the document has none.
+	TokenEndpoint string
 }
 
 // Issuers returns the v2 and v1 issuers for a tenant.
@@ -53,8 +56,9 @@ func DiscoveryURL(authorityHost, tenantID string, v2 bool) string {
 // configurations, for a caller that fetched them itself (gateway doctor).
 func ParseDiscovery(tenantID string, v2doc, v1doc []byte) (Metadata, error) {
 	var v2, v1 struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
+		Issuer        string `json:"issuer"`
+		JWKSURI       string `json:"jwks_uri"`
+		TokenEndpoint string `json:"token_endpoint"`
 	}
 	if err := json.Unmarshal(v2doc, &v2); err != nil {
 		return Metadata{}, fmt.Errorf("auth: discovery of tenant %s: v2 document: %w", tenantID, err)
@@ -74,7 +78,7 @@ func ParseDiscovery(tenantID string, v2doc, v1doc []byte) (Metadata, error) {
 		}
 		return strings.ReplaceAll(iss, tenantID, "{tenantid}"), nil
 	}
-	m := Metadata{JWKSURI: v2.JWKSURI}
+	m := Metadata{JWKSURI: v2.JWKSURI, TokenEndpoint: v2.TokenEndpoint}
 	var err error
 	if m.IssuerV2Template, err = tmpl(v2.Issuer); err != nil {
 		return Metadata{}, err

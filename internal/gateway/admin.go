@@ -33,12 +33,16 @@ type KeySet interface {
 }
 
 // Readiness is whether the gateway can serve: its signing keys loaded, its
-// certificate valid, and not shutting down.
+// certificate valid, Entra's token endpoint reachable, and not shutting
+// down.
 type Readiness struct {
 	Keys KeySet
 	// Certificate is the gateway's credential now (it is reloaded from
 	// its files when they change).
 	Certificate func() *obo.Certificate
+	// TokenEndpoint says why Entra's token endpoint cannot be reached, or
+	// nil; a nil TokenEndpoint is not checked.
+	TokenEndpoint interface{ Err() error }
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 
@@ -63,6 +67,11 @@ func (r *Readiness) Err() error {
 	}
 	if leaf := r.Certificate().Leaf(); now().After(leaf.NotAfter) {
 		errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	if r.TokenEndpoint != nil {
+		if err := r.TokenEndpoint.Err(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

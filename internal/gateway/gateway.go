@@ -65,8 +65,9 @@ func assemble(cfg *config.Config, log *slog.Logger, h HandlerConfig, a AdminConf
 }
 
 // New builds a gateway: it loads the certificate, reads the tenant's OIDC
-// discovery (failing if Entra cannot be reached), and starts loading the
-// signing keys in the background; the keys are refreshed until ctx ends.
+// discovery (failing if Entra cannot be reached), and starts, in the
+// background, loading the signing keys (refreshed until ctx ends) and
+// probing the token endpoint (readiness waits for both).
 // It contacts nothing else: the shared cache and the upstreams are reached
 // when requests need them.
 func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err error) {
@@ -121,13 +122,20 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 		return nil, err
 	}
 
-	// Exchange: MSAL behind the gateway's caches and its exchange limit.
+	// Exchange: MSAL behind the gateway's caches and its exchange limit,
+	// watched for a token endpoint the gateway cannot reach.
 	oc := clients.OBO(e, cert, entra)
 	oc.Metrics, oc.Logger = obo.NewMetrics(reg), log
 	exchanger, err := obo.New(oc)
 	if err != nil {
 		return nil, err
 	}
+	tokenURL := md.TokenEndpoint
+	if tokenURL == "" {
+		tokenURL = e.AuthorityHost + "/" + e.TenantID + "/oauth2/v2.0/token"
+	}
+	endpoint := newTokenEndpoint(ctx, tokenURL, entra, log, now, reg)
+	endpoint.start()
 	var closers []func() error
 	defer func() {
 		if err != nil {
@@ -155,7 +163,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	}
 	lim := cfg.Limits
 	tokens, err := tokencache.NewOBO(tokencache.OBOConfig{
-		Next: exchanger, Budget: int64(cfg.Cache.MemoryBudget), RefreshMargin: cfg.Cache.RefreshMargin.D(),
+		Next: watchedExchanges{next: exchanger, endpoint: endpoint}, Budget: int64(cfg.Cache.MemoryBudget), RefreshMargin: cfg.Cache.RefreshMargin.D(),
 		L2: l2, Metrics: tokencache.NewMetrics(reg), Now: now,
 		MaxConcurrent: lim.MaxConcurrentExchanges, MaxQueued: lim.MaxQueuedExchanges, QueueTimeout: lim.ExchangeQueueTimeout.D(),
 	})
@@ -183,7 +191,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 		Authority: e.AuthorityHost + "/" + e.TenantID,
 	}, AdminConfig{
 		Registry: reg,
-		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, Now: now},
+		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, TokenEndpoint: endpoint, Now: now},
 		Pprof:    cfg.AdminPprof,
 	})
 	if err != nil {

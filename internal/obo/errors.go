@@ -2,6 +2,8 @@ package obo
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +62,7 @@ func (e *Error) AADSTS() int {
 }
 
 // CodeLabel is the metric label for the error: "AADSTS50013", "http_429",
-// "timeout", "network" or "other".
+// "timeout", "dns", "tls", "network" or "other".
 func (e *Error) CodeLabel() string {
 	switch {
 	case e.AADSTS() != 0:
@@ -69,11 +71,44 @@ func (e *Error) CodeLabel() string {
 		return "timeout"
 	case e.Status != 0:
 		return "http_" + strconv.Itoa(e.Status)
-	case e.Err != nil && isNetwork(e.Err):
-		return "network"
-	default:
-		return "other"
 	}
+	if k := e.Unreachable(); k != "" {
+		return k
+	}
+	return "other"
+}
+
+// Unreachable says why no answer came from Entra at all, or "" when one
+// came (or the failure was not the network's):
+//   - "dns": the host's name does not exist (NXDOMAIN): a wrong authority
+//     host, or a host only Microsoft's network knows (instance discovery);
+//   - "tls": Entra's certificate is not trusted: a TLS-inspecting proxy
+//     whose CA is not in entra.ca_file;
+//   - "network": the connection failed otherwise (refused, reset, a
+//     temporary DNS failure): Entra, or the way to it, is down.
+//
+// The first two are the gateway's configuration, and no retry mends them;
+// the last may pass.
+func (e *Error) Unreachable() string {
+	if e.Status != 0 || e.Timeout || e.Err == nil {
+		return ""
+	}
+	var (
+		dnsErr    *net.DNSError
+		verifyErr *tls.CertificateVerificationError
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(e.Err, &dnsErr) && dnsErr.IsNotFound:
+		return "dns"
+	case errors.As(e.Err, &verifyErr), errors.As(e.Err, &unknownCA), errors.As(e.Err, &hostErr), errors.As(e.Err, &invalid):
+		return "tls"
+	case isNetwork(e.Err):
+		return "network"
+	}
+	return ""
 }
 
 // Class says who must act on the error; it decides the frontend's answer.
@@ -85,6 +120,10 @@ func (e *Error) Class() Class {
 		return ClassInteraction
 	case e.SubError == "consent_required":
 		return ClassConsent
+	case e.Unreachable() == "dns", e.Unreachable() == "tls":
+		// Misconfigured, not unavailable: retrying will not help, and the
+		// operator, not Entra, must act.
+		return ClassGateway
 	case e.Timeout, e.Status == http.StatusTooManyRequests, e.Status >= 500,
 		e.Status == 0 && e.Code != "msal_error":
 		return ClassUnavailable
@@ -99,6 +138,14 @@ func (e *Error) Class() Class {
 func (e *Error) Hint() string {
 	if entry, ok := catalogue[e.AADSTS()]; ok {
 		return entry.Hint
+	}
+	switch e.Unreachable() {
+	case "dns":
+		return "the token endpoint's host name does not exist: check entra.authority_host for a typo; hosts other than Microsoft's need entra.instance_discovery off (the default), or MSAL asks login.microsoftonline.com about them"
+	case "tls":
+		return "Entra's TLS certificate is not trusted: behind a TLS-inspecting proxy, name its CA in entra.ca_file (OBO_GATEWAY_ENTRA_CA_FILE)"
+	case "network":
+		return "the token endpoint cannot be reached: check network egress to entra.authority_host (NetworkPolicy, firewall, HTTPS_PROXY); /readyz says when the gateway last reached it"
 	}
 	return e.Class().hint()
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -344,6 +346,21 @@ func TestFromMSALTransportErrors(t *testing.T) {
 		{
 			name: "dial timeout", ctx: context.Background(), err: transport(&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}),
 			timeout: true, class: ClassUnavailable, label: "timeout",
+		},
+		{
+			name: "host name does not exist", ctx: context.Background(),
+			err:   transport(&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "login.microsoftonline.com", IsNotFound: true}}),
+			class: ClassGateway, label: "dns", errHas: "no such host",
+		},
+		{
+			name: "temporary DNS failure", ctx: context.Background(),
+			err:   transport(&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "server misbehaving", Name: "login.microsoftonline.com", IsTemporary: true}}),
+			class: ClassUnavailable, label: "network", errHas: "server misbehaving",
+		},
+		{
+			name: "certificate of an unknown authority", ctx: context.Background(),
+			err:   transport(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}),
+			class: ClassGateway, label: "tls", errHas: "certificate",
 		},
 		{
 			name: "connection dropped", ctx: context.Background(), err: transport(io.EOF),

@@ -2,6 +2,8 @@ package obo
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -645,6 +648,55 @@ func TestNewValidatesConfig(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Errorf("New error = %v; want %q", err, tc.wantErr)
 			}
+		})
+	}
+}
+
+// A token endpoint the gateway cannot reach because of its own
+// configuration is the operator's to mend (502), not an outage (503): a host
+// name that does not exist, and a certificate of a CA the gateway does not
+// trust, each through MSAL and a real transport.
+func TestExchangeMisconfiguredNetwork(t *testing.T) {
+	srv := fakeentratest.Start(t, fakeentra.Config{})
+	cert := gatewayCertificate(t, srv)
+	for _, tc := range []struct {
+		name  string
+		edit  func(*http.Transport)
+		label string
+	}{
+		{
+			name: "host name does not exist",
+			edit: func(tr *http.Transport) {
+				tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					host, _, _ := net.SplitHostPort(addr)
+					return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+				}
+			},
+			label: "dns",
+		},
+		{
+			name:  "Entra's certificate not trusted (ca_file missing)",
+			edit:  func(tr *http.Transport) { tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12} }, // system roots only
+			label: "tls",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, srv, cert, func(c *Config) {
+				tr := c.HTTPClient.Transport.(*recorder).next.(*http.Transport).Clone()
+				tc.edit(tr)
+				c.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			})
+			_, err := h.x.Exchange(t.Context(), Request{
+				Assertion: "eyJ.not-sent.x", TenantID: srv.TenantID(), Scopes: []string{ordersScope}, Route: "orders",
+			})
+			e := asOBOError(t, err)
+			if e.Class() != ClassGateway || e.CodeLabel() != tc.label || e.Class().Status() != http.StatusBadGateway {
+				t.Errorf("Class, CodeLabel = %q, %q (%v); want gateway_config, %s: a misconfiguration, answered 502", e.Class(), e.CodeLabel(), e, tc.label)
+			}
+			if !strings.Contains(e.Hint(), "entra.") {
+				t.Errorf("Hint() = %q; want it to name the setting to correct", e.Hint())
+			}
+			h.assertSingleExchangeMetric(t, "orders", string(ClassGateway), tc.label)
 		})
 	}
 }
