@@ -1,10 +1,18 @@
 // Command fakeentra runs a local Entra-compatible tenant over HTTPS on
 // loopback, for tests, demos and frontend development without a tenant.
 //
-//	fakeentra -addr 127.0.0.1:0 -dir DIR [-tenant FILE]
+//	fakeentra [-addr 127.0.0.1:0] [-dir DIR] [-tenant FILE] [-sample-api ADDR] [-v]
+//
+// Each start writes, to DIR, the tenant's CA certificate (ca.pem, which
+// clients must trust) and the credential of each app that generates one
+// (<app>.crt.pem and <app>.key.pem: gateway.crt.pem and gateway.key.pem for
+// the demo tenant's gateway), all new: a client started earlier must read
+// them again. With -sample-api it also serves the demo's downstream API
+// (internal/sampleapi) on ADDR, over plain HTTP.
 //
 // Once ready it prints one JSON line (authority, tenant_id, token_endpoint,
-// jwks_uri, ca_file, apps, users) and serves until SIGINT or SIGTERM.
+// jwks_uri, issuer, issuer_v1, ca_file, apps, users, and sample_api_url with
+// -sample-api) and serves until SIGINT or SIGTERM.
 package main
 
 import (

@@ -194,8 +194,24 @@ func TestRunPrintsInfoAndStopsOnCancel(t *testing.T) {
 	dir := t.TempDir()
 	line, done, stderr := runInProcess(t, ctx, []string{"-addr", "127.0.0.1:0", "-dir", dir})
 	info := checkLine(t, line)
-	if filepath.Dir(info.CAFile) != dir {
-		t.Errorf("ca_file %q is not in -dir %q", info.CAFile, dir)
+	// The files' names are documented (README, docs/fakeentra.md) and
+	// named in deploy/gateway.local.yaml: keep them.
+	gw := info.Apps["gateway"]
+	for _, f := range []struct{ name, got, want string }{
+		{"ca_file", info.CAFile, filepath.Join(dir, "ca.pem")},
+		{"apps.gateway.certificate_file", gw.CertificateFile, filepath.Join(dir, "gateway.crt.pem")},
+		{"apps.gateway.key_file", gw.KeyFile, filepath.Join(dir, "gateway.key.pem")},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s %q, want %q", f.name, f.got, f.want)
+		}
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(line, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := raw["sample_api_url"]; ok {
+		t.Errorf("the ready line has sample_api_url without -sample-api")
 	}
 
 	c := clientFor(t, info.CAFile)
@@ -332,7 +348,8 @@ func TestRunRejects(t *testing.T) {
 			skip: map[bool]string{true: "root reads files of any mode"}[os.Geteuid() == 0]},
 		{name: "unknown field in tenant file", args: []string{"-tenant", unknownField}, wantErr: "field tenant_name not found"},
 		{name: "unknown resource in a policy", args: []string{"-tenant", badPolicy}, wantErr: `unknown resource "nope"`},
-		{name: "help", args: []string{"-h"}, wantErr: flag.ErrHelp.Error(), wantStderr: "-dir"},
+		{name: "help", args: []string{"-h"}, wantErr: flag.ErrHelp.Error(), wantStderr: "-sample-api"},
+		{name: "bad sample API address", args: []string{"-sample-api", "127.0.0.1:notaport"}, wantErr: "sample API: listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.skip != "" {

@@ -106,7 +106,7 @@ func TestDoctorCommand(t *testing.T) {
 			absent: []string{"authority:", "client credential:", "downstream API:", "upstream:", "FAIL"}},
 		{name: "online, authority unreachable", args: []string{"-config", unreachable}, wantErr: "doctor: 1 of ",
 			stdout: []string{"FAIL  authority: cannot reach", "connection refused"}},
-		{name: "no -config", args: nil, wantErr: "-config FILE is required"},
+		{name: "no -config", args: nil, wantErr: "doctor: -config FILE or OBO_GATEWAY_CONFIG is required"},
 		{name: "stray argument", args: []string{"-config", healthy, "extra"}, wantErr: "unexpected argument"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "flag provided but not defined"},
 	}
@@ -116,8 +116,11 @@ func TestDoctorCommand(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var stdout, stderr bytes.Buffer
-			getenv := func(k string) string { return tc.env[k] }
-			err := runDoctor(ctx, tc.args, getenv, &stdout, &stderr)
+			var environ []string
+			for k, v := range tc.env {
+				environ = append(environ, k+"="+v)
+			}
+			err := run(ctx, append([]string{"doctor"}, tc.args...), environ, nil, &stdout, &stderr)
 			out := stdout.String()
 			switch {
 			case tc.wantErr == "" && err != nil:

@@ -1042,7 +1042,7 @@ func TestConfigErrors(t *testing.T) {
 		environ []string
 		want    []string // parts of the error
 	}{
-		{"no -config", []string{"serve"}, nil, []string{"-config FILE is required"}},
+		{"no -config", []string{"serve"}, nil, []string{"serve: -config FILE or OBO_GATEWAY_CONFIG is required"}},
 		{"no such file", []string{"serve", "-config", filepath.Join(dir, "nope.yaml")}, nil, []string{"nope.yaml", "no such file"}},
 		{
 			"misspelt key",

@@ -45,7 +45,7 @@ type inspectResult struct {
 func runInspectCmd(t *testing.T, token, stdin string, args ...string) inspectResult {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := runInspect(context.Background(), args, func(string) string { return "" }, strings.NewReader(stdin), &out, &errOut)
+	err := run(context.Background(), append([]string{"inspect"}, args...), nil, strings.NewReader(stdin), &out, &errOut)
 	r := inspectResult{stdout: out.String(), stderr: errOut.String(), err: err}
 	checkTokenNotShown(t, token, r.stdout+r.stderr)
 	return r

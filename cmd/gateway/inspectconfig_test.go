@@ -63,7 +63,11 @@ func TestLoadConfigForInspect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := configtest.WriteYAML(t, tc.content)
-			cfg, ignored, err := loadConfigForInspect(path, func(k string) string { return tc.env[k] })
+			var environ []string
+			for k, v := range tc.env {
+				environ = append(environ, k+"="+v)
+			}
+			cfg, ignored, err := loadConfigForInspect(path, environ)
 			if len(tc.wantErr) > 0 {
 				if err == nil {
 					t.Fatal("the configuration loaded")

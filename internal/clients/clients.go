@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
@@ -84,13 +85,93 @@ func OBO(e config.Entra, cert *obo.Certificate, entra *http.Client) obo.Config {
 	}
 }
 
-// Certificate loads the gateway's credential from entra.certificate.
+// Certificate loads the gateway's credential from entra.certificate. Its
+// error is a *CertificateError: complete on its own, it names the settings
+// the certificate was loaded from, with their values and where each was set.
 func Certificate(e config.Entra) (*obo.Certificate, error) {
 	c, err := obo.LoadCertificate(e.Certificate.Path, e.Certificate.KeyPath, e.Certificate.Password)
 	if err != nil {
-		return nil, fmt.Errorf("clients: entra.certificate: %w", err)
+		return nil, &CertificateError{Settings: certificateSettings(e), Err: err}
 	}
 	return c, nil
+}
+
+// CertificateError is why the gateway's certificate cannot be loaded, and
+// from what.
+type CertificateError struct {
+	// Settings are those the certificate was loaded from: entra.certificate.path,
+	// then key_path and password when they are set.
+	Settings []Setting
+	// Err is obo.LoadCertificate's error.
+	Err error
+}
+
+// Setting is one setting a client was made from, as an error names it.
+type Setting struct {
+	// Name is its YAML path, e.g. entra.certificate.key_path.
+	Name string
+	// Value is its value, "" for a secret (Secret).
+	Value string
+	// Secret: the value is never shown, only that it is set.
+	Secret bool
+	// Origin is where it was set, as config.Config.Origin says it
+	// ("gateway.yaml:12", "env OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH"),
+	// "" when unknown.
+	Origin string
+}
+
+// String writes the setting for a message: entra.certificate.path
+// "/etc/gw.pem" (gateway.yaml:12); a secret as "entra.certificate.password
+// (set, env AZURE_CLIENT_CERTIFICATE_PASSWORD)".
+func (s Setting) String() string {
+	switch {
+	case s.Secret && s.Origin != "":
+		return s.Name + " (set, " + s.Origin + ")"
+	case s.Secret:
+		return s.Name + " (set)"
+	case s.Origin != "":
+		return fmt.Sprintf("%s %q (%s)", s.Name, s.Value, s.Origin)
+	}
+	return fmt.Sprintf("%s %q", s.Name, s.Value)
+}
+
+// From names the settings the certificate was loaded from:
+// entra.certificate.path "/x" (gateway.yaml:12) with entra.certificate.key_path "/y" (env …).
+func (e *CertificateError) From() string {
+	parts := make([]string, len(e.Settings))
+	for i, s := range e.Settings {
+		parts[i] = s.String()
+	}
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return parts[0] + " with " + strings.Join(parts[1:], " and ")
+}
+
+func (e *CertificateError) Error() string {
+	return "clients: cannot load the certificate of " + e.From() + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *CertificateError) Unwrap() error { return e.Err }
+
+// certificateSettings lists the settings of e's certificate: the path,
+// and the key path and the password when set.
+func certificateSettings(e config.Entra) []Setting {
+	const (
+		path     = "entra.certificate.path"
+		keyPath  = "entra.certificate.key_path"
+		password = "entra.certificate.password"
+	)
+	c := e.Certificate
+	ss := []Setting{{Name: path, Value: c.Path, Origin: e.Origin(path)}}
+	if c.KeyPath != "" {
+		ss = append(ss, Setting{Name: keyPath, Value: c.KeyPath, Origin: e.Origin(keyPath)})
+	}
+	if c.Password != "" {
+		ss = append(ss, Setting{Name: password, Secret: true, Origin: e.Origin(password)})
+	}
+	return ss
 }
 
 // Redis returns the configuration of the shared cache for r: address,

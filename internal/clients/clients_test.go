@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -211,4 +213,73 @@ func TestRedis(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCertificateErrorNamesItsSettings: a certificate that cannot be
+// loaded is reported with the settings it came from, each with its value
+// and where it was set, and never the password; clearing key_path with its
+// variable set to "" loads the certificate file's own key.
+func TestCertificateErrorNamesItsSettings(t *testing.T) {
+	cert, key, err := pki.SelfSigned("CN=obo-gateway", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	combined, _ := pki.WriteFile(dir, "gateway.pem", append(pki.CertPEM(cert), pki.KeyPEM(key)...), 0o600)
+	keyFile, _ := pki.WriteFile(dir, "gateway.key", pki.KeyPEM(key), 0o600)
+	text := configtest.YAML(t, &config.Config{Entra: config.Entra{
+		TenantID: "6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34", ClientID: "0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95",
+		Certificate: config.Certificate{Path: combined, KeyPath: keyFile},
+	}})
+	path := configtest.WriteYAML(t, text)
+	at := func(prefix string) string { return fmt.Sprintf("%s:%d", path, configtest.Line(t, text, prefix)) }
+	const password = "s3cret-Pa55"
+
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    string // the error; "" loads
+	}{
+		{"the key in both files", nil,
+			fmt.Sprintf(`clients: cannot load the certificate of entra.certificate.path %q (%s) with entra.certificate.key_path %q (%s): obo: certificate: more than one private key in the PEM data`,
+				combined, at("path:"), keyFile, at("key_path:"))},
+		{"the key path from its variable, a password", []string{"OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH=" + combined, "AZURE_CLIENT_CERTIFICATE_PASSWORD=" + password},
+			fmt.Sprintf(`clients: cannot load the certificate of entra.certificate.path %q (%s) with entra.certificate.key_path %q (env OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH) and entra.certificate.password (set, env AZURE_CLIENT_CERTIFICATE_PASSWORD): obo: certificate: more than one private key in the PEM data`,
+				combined, at("path:"), combined)},
+		{"the certificate from its variable", []string{"AZURE_CLIENT_CERTIFICATE_PATH=" + keyFile, "OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH="},
+			fmt.Sprintf(`clients: cannot load the certificate of entra.certificate.path %q (env AZURE_CLIENT_CERTIFICATE_PATH): obo: certificate: no CERTIFICATE block found`, keyFile)},
+		{"key_path cleared by its empty variable", []string{"OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH="}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := config.Parse(path, tc.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Certificate(cfg.Entra)
+			if tc.want == "" {
+				if err != nil || c == nil {
+					t.Fatalf("Certificate: %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Certificate error\n %v\nwant\n %s", err, tc.want)
+			}
+			var ce *CertificateError
+			if !errors.As(err, &ce) || ce.Err == nil || errors.Unwrap(err) != ce.Err {
+				t.Errorf("not a *CertificateError wrapping the loader's error: %#v", err)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Error("the error shows the password")
+			}
+		})
+	}
+
+	t.Run("without a source", func(t *testing.T) {
+		_, err := Certificate(config.Entra{Certificate: config.Certificate{Path: keyFile, Password: password}})
+		want := fmt.Sprintf(`clients: cannot load the certificate of entra.certificate.path %q with entra.certificate.password (set): obo: certificate: no CERTIFICATE block found`, keyFile)
+		if err == nil || err.Error() != want {
+			t.Errorf("Certificate error\n %v\nwant\n %s", err, want)
+		}
+	})
 }

@@ -16,6 +16,9 @@ import "time"
 // not set (the tags' omitempty), so that the text reads back, through Load,
 // as the same settings; an InstanceDiscovery set to false is written. Tests
 // write their configurations so (internal/config/configtest).
+//
+// A Config made by Parse or Load also knows where each setting came from
+// (Origin): compare two with Equal, not reflect.DeepEqual.
 type Config struct {
 	// Listen is the address of the API listener. Default ":8080".
 	Listen string `yaml:"listen,omitempty"`
@@ -44,6 +47,10 @@ type Config struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level,omitempty"`
+
+	// source is where the settings came from (Origin); nil when Parse
+	// did not make the Config.
+	source *Source
 }
 
 // ServerTLS is the API listener's certificate.
@@ -63,7 +70,9 @@ type Entra struct {
 	// https://login.microsoftonline.us, https://login.partner.microsoftonline.cn).
 	AuthorityHost string `yaml:"authority_host,omitempty"`
 	// InstanceDiscovery asks Entra to validate the authority host. Default:
-	// on for Microsoft's hosts, off for any other (the local tenant).
+	// on for Microsoft's hosts, off for any other (the local tenant). On
+	// for another host is refused: MSAL would ask login.microsoftonline.com
+	// to validate a host it does not know, and every exchange would fail.
 	InstanceDiscovery *bool `yaml:"instance_discovery,omitempty"`
 	// Audiences are the App ID URIs accepted as aud besides ClientID (e.g. api://obo-gateway).
 	Audiences []string `yaml:"audiences,omitempty"`
@@ -89,6 +98,10 @@ type Entra struct {
 	// KeysMinRefreshInterval is the least time between refreshes caused by
 	// unknown key IDs. Default 30s.
 	KeysMinRefreshInterval Duration `yaml:"keys_min_refresh_interval,omitempty"`
+
+	// source is the whole configuration's (Entra.Origin), kept here too
+	// because the clients made of this section get only it.
+	source *Source
 }
 
 // Certificate locates the gateway's certificate credential.

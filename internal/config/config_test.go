@@ -171,7 +171,7 @@ func envMap(m map[string]string) func(string) string {
 
 func load(t *testing.T, content string, env map[string]string) (*Config, error) {
 	t.Helper()
-	return Load(writeFile(t, t.TempDir(), "gateway.yaml", content), envMap(env))
+	return Load(writeFile(t, t.TempDir(), "gateway.yaml", content), env)
 }
 
 func mustLoad(t *testing.T, content string, env map[string]string) *Config {
@@ -250,7 +250,7 @@ func wantFull(f files) *Config {
 func TestLoadFullFile(t *testing.T) {
 	f := newFiles(t)
 	got := mustLoad(t, fullYAML(f), nil)
-	if want := wantFull(f); !reflect.DeepEqual(got, want) {
+	if want := wantFull(f); !got.Equal(want) {
 		t.Fatalf("Load:\n got %#v\nwant %#v", got.Redacted(), want.Redacted())
 	}
 
@@ -347,33 +347,58 @@ func TestInstanceDiscoveryDefault(t *testing.T) {
 		host     string
 		explicit string // the file's instance_discovery, "" for none
 		want     bool
+		wantErr  string // the problem instead, of entra.instance_discovery
 	}{
-		{"https://login.microsoftonline.com", "", true},
-		{"https://login.microsoftonline.us", "", true},
-		{"https://login.partner.microsoftonline.cn", "", true},
-		{"https://login.microsoft.com", "", true},
-		{"https://login.windows.net", "", true},
-		{"https://login.chinacloudapi.cn", "", true},
-		{"https://login-us.microsoftonline.com", "", true},
-		{"https://login.usgovcloudapi.net", "", true},
-		{"https://LOGIN.microsoftonline.com:443", "", true},
-		{"https://127.0.0.1:8443", "", false},
-		{"https://fakeentra.test", "", false},
-		{"https://login.microsoftonline.com.evil.example", "", false},
-		{"https://login.microsoftonline.com", "false", false},
-		{"https://127.0.0.1:8443", "true", true},
+		{host: "https://login.microsoftonline.com", want: true},
+		{host: "https://login.microsoftonline.us", want: true},
+		{host: "https://login.partner.microsoftonline.cn", want: true},
+		{host: "https://login.microsoft.com", want: true},
+		{host: "https://login.windows.net", want: true},
+		{host: "https://login.chinacloudapi.cn", want: true},
+		{host: "https://login-us.microsoftonline.com", want: true},
+		{host: "https://login.usgovcloudapi.net", want: true},
+		{host: "https://contoso.ciamlogin.com", want: true},
+		{host: "https://LOGIN.microsoftonline.com:443", want: true},
+		{host: "https://127.0.0.1:8443", want: false},
+		{host: "https://fakeentra.test", want: false},
+		{host: "https://login.microsoftonline.com.evil.example", want: false},
+		{host: "https://ciamlogin.com", want: false},
+		{host: "https://a.b.ciamlogin.com", want: false},
+		{host: "https://login.microsoftonline.com", explicit: "false", want: false},
+		{host: "https://127.0.0.1:8443", explicit: "false", want: false},
+		{host: "https://login.microsoftonline.us", explicit: "true", want: true},
+		{host: "https://127.0.0.1:8443", explicit: "true", wantErr: "on for 127.0.0.1, a host Entra does not know"},
 	} {
 		t.Run(tc.host+"/"+tc.explicit, func(t *testing.T) {
 			content := strings.Replace(minimalYAML(f.cert), "entra:\n", "entra:\n  authority_host: "+tc.host+"\n", 1)
 			if tc.explicit != "" {
 				content = strings.Replace(content, "entra:\n", "entra:\n  instance_discovery: "+tc.explicit+"\n", 1)
 			}
-			c := mustLoad(t, content, nil)
+			c, err := load(t, content, nil)
+			if tc.wantErr != "" {
+				p := findProblem(t, err, "entra.instance_discovery")
+				if !strings.Contains(p.Problem, tc.wantErr) || p.Line != 2 || p.Value != "true" {
+					t.Errorf("problem %+v, want %q at line 2", p, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
 			if got := *c.Entra.InstanceDiscovery; got != tc.want {
 				t.Errorf("instance_discovery = %v, want %v", got, tc.want)
 			}
 		})
 	}
+
+	t.Run("set by its variable", func(t *testing.T) {
+		content := strings.Replace(minimalYAML(f.cert), "entra:\n", "entra:\n  authority_host: https://127.0.0.1:8443\n", 1)
+		_, err := load(t, content, map[string]string{"OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY": "1"})
+		want := "config: entra.instance_discovery (env OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY): on for 127.0.0.1, a host Entra does not know"
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Load error = %v, want %q", err, want)
+		}
+	})
 }
 
 func TestLoadRejectsUnknownKeys(t *testing.T) {
@@ -442,7 +467,7 @@ func TestLoadFileErrors(t *testing.T) {
 	}
 
 	t.Run("missing file", func(t *testing.T) {
-		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil))
+		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), []string(nil))
 		if err == nil || !strings.Contains(err.Error(), "nope.yaml") || !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("Load error = %v, want a not-exist error naming the file", err)
 		}
@@ -688,16 +713,69 @@ func TestEnvOverridesCreateRedis(t *testing.T) {
 	})
 }
 
-func TestEnvEmptyIsUnset(t *testing.T) {
+// TestEnvEmptyClears: a variable set to "" clears its setting, as if the
+// file did not set it, so that the default applies; a getenv function,
+// which cannot tell "" from unset, leaves the file alone.
+func TestEnvEmptyClears(t *testing.T) {
 	f := newFiles(t)
 	env := map[string]string{}
 	for _, v := range EnvVars() {
 		env[strings.Replace(v.Name, "<NAME>", "ORDERS", 1)] = ""
 	}
-	c := mustLoad(t, fullYAML(f), env)
-	if want := wantFull(f); !reflect.DeepEqual(c, want) {
-		t.Fatalf("empty variables changed the configuration: %#v", c.Redacted())
-	}
+	path := writeFile(t, t.TempDir(), "gateway.yaml", fullYAML(f))
+
+	t.Run("every variable empty", func(t *testing.T) {
+		got, src, err := Parse(path, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the variables cannot set is left: the routes' names and the
+		// settings of the routes but orders (whose defaults are the
+		// cleared limits' now).
+		kept := wantFull(f).Routes[1:]
+		for i := range kept {
+			kept[i].MaxBodyBytes, kept[i].BodyTimeout = 0, 0
+		}
+		want := &Config{Routes: append([]Route{{Name: "orders"}}, kept...)}
+		want.applyDefaults()
+		if !got.Equal(want) {
+			t.Errorf("Parse:\n got %#v\nwant %#v", got.Redacted(), want.Redacted())
+		}
+		for field, variable := range map[string]string{
+			"entra.certificate.key_path": "OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH",
+			"routes[0].upstream":         "OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM",
+			"limits.max_connections":     "OBO_GATEWAY_LIMITS_MAX_CONNECTIONS",
+		} {
+			if o := got.Origin(field); o != "env "+variable {
+				t.Errorf("Origin(%s) = %q, want the variable that cleared it", field, o)
+			}
+		}
+		// The problems of what was cleared name the variables.
+		_, err = got.ValidateWith(Options{Source: src})
+		if p := findProblem(t, err, "routes[0].upstream"); !p.FromEnv || p.EnvVar != "OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM" || !strings.Contains(p.Problem, "required") {
+			t.Errorf("problem %+v, want the upstream required, from its variable", p)
+		}
+	})
+
+	t.Run("one variable empty", func(t *testing.T) {
+		c := mustLoad(t, fullYAML(f), map[string]string{"OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH": "", "OBO_GATEWAY_LIMITS_MAX_CONNECTIONS": "", "OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY": ""})
+		want := wantFull(f)
+		want.Entra.Certificate.KeyPath = ""
+		want.Limits.MaxConnections = defaultMaxConnections
+		if !c.Equal(want) {
+			t.Errorf("Load:\n got %#v\nwant %#v", c.Redacted(), want.Redacted())
+		}
+	})
+
+	t.Run("a getenv function cannot tell", func(t *testing.T) {
+		c, err := Load(path, envMap(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Equal(wantFull(f)) {
+			t.Fatalf("empty values from a getenv changed the configuration: %#v", c.Redacted())
+		}
+	})
 }
 
 func TestEnvBadValues(t *testing.T) {
@@ -795,7 +873,7 @@ func TestCheckEnviron(t *testing.T) {
 	}{
 		{"known route fields", []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM=https://x", "OBO_GATEWAY_ROUTE_GRAPH_ME_TIMEOUT=1s", "OBO_GATEWAY_ROUTE_INVENTORY_APP_REQUIRED_ROLES=a"}, nil},
 		{"other variables are not route variables", []string{"PATH=/bin", "OBO_GATEWAY_LISTEN=:1", "OBO_GATEWAY_CONFIG=/etc/x.yaml"}, nil},
-		{"empty values are unset", []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM="}, nil},
+		{"an empty value is set too", []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM="}, []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM"}},
 		{"a route not in the file", []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM=https://billing"}, []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM", "orders, graph-me, inventory-app"}},
 		{"a name written with a dash", []string{"OBO_GATEWAY_ROUTE_GRAPH-ME_UPSTREAM=https://x"}, []string{"OBO_GATEWAY_ROUTE_GRAPH-ME_UPSTREAM"}},
 		{"a misspelt field", []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTRAEM=https://x", "OBO_GATEWAY_ROUTE_ORDERS_SCOPES=a"}, []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTRAEM", "OBO_GATEWAY_ROUTE_ORDERS_SCOPES", "DOWNSTREAM_SCOPES"}},
@@ -817,6 +895,111 @@ func TestCheckEnviron(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadChecksRouteVariables: with an environment that can be listed,
+// Load reports the route variables that name no route as CheckEnviron
+// does, and the problem of a file without routes names those set; a
+// getenv function cannot list them.
+func TestLoadChecksRouteVariables(t *testing.T) {
+	f := newFiles(t)
+	path := writeFile(t, t.TempDir(), "gateway.yaml", fullYAML(f))
+	noRoutes := writeFile(t, t.TempDir(), "gateway.yaml", minimalYAML(f.cert)[:strings.Index(minimalYAML(f.cert), "routes:")])
+	billing := "OBO_GATEWAY_ROUTE_BILLING_UPSTREAM=https://billing.internal.example.com"
+
+	t.Run("a list", func(t *testing.T) {
+		_, err := Load(path, []string{"PATH=/bin", "OBO_GATEWAY_ROUTE_ORDERS_TIMEOUT=1s", billing})
+		ps := Problems(err)
+		if len(ps) != 1 || ps[0].Kind != KindUnknownVariable || ps[0].EnvVar != "OBO_GATEWAY_ROUTE_BILLING_UPSTREAM" || !ps[0].FromEnv {
+			t.Fatalf("Load: %v, want the billing variable alone", err)
+		}
+		if want := "config: OBO_GATEWAY_ROUTE_BILLING_UPSTREAM: names no route field: "; !strings.HasPrefix(ps[0].Error(), want) {
+			t.Errorf("%q, want it to start with %q", ps[0], want)
+		}
+		if want := c(t, path).CheckEnviron([]string{billing}).Error(); err.Error() != want {
+			t.Errorf("Load says\n%v\nCheckEnviron says\n%v", err, want)
+		}
+	})
+	t.Run("a map", func(t *testing.T) {
+		_, err := Load(path, map[string]string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM": ""})
+		if p := findProblem(t, err, ""); p.Kind != KindUnknownVariable || p.EnvVar != "OBO_GATEWAY_ROUTE_BILLING_UPSTREAM" {
+			t.Errorf("problem %+v, want the billing variable, empty as it is", p)
+		}
+	})
+	t.Run("a getenv function cannot list", func(t *testing.T) {
+		if _, err := Load(path, envMap(map[string]string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM": "https://billing"})); err != nil {
+			t.Errorf("Load: %v", err)
+		}
+	})
+	t.Run("no routes in the file", func(t *testing.T) {
+		_, err := Load(noRoutes, []string{"OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM=https://orders", "OBO_GATEWAY_ROUTE_ORDERS_PATH_PREFIX=/orders", "OBO_GATEWAY_ROUTE_HR_API_BODY_TIMEOUT=1m"})
+		ps := Problems(err)
+		if len(ps) != 1 || ps[0].Field != "routes" {
+			t.Fatalf("Load: %v, want the routes problem alone (it names the variables)", err)
+		}
+		want := "config: routes: at least one route is required (name, path_prefix, upstream): routes are defined in the file, " +
+			"and the variables set (OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM, OBO_GATEWAY_ROUTE_ORDERS_PATH_PREFIX, OBO_GATEWAY_ROUTE_HR_API_BODY_TIMEOUT) " +
+			"only override the fields of a route the file defines: add the routes orders, hr_api to the file (routes: with name, path_prefix and upstream)"
+		if ps[0].Error() != want {
+			t.Errorf("problem\n%s\nwant\n%s", ps[0], want)
+		}
+	})
+	t.Run("no routes and no route variables", func(t *testing.T) {
+		_, err := Load(noRoutes, []string(nil))
+		if p := findProblem(t, err, "routes"); !strings.Contains(p.Problem, "routes are defined in the file; a variable OBO_GATEWAY_ROUTE_<NAME>_<FIELD> only overrides a field of a route the file defines") {
+			t.Errorf("problem %q", p.Problem)
+		}
+	})
+}
+
+// c loads the configuration at path without an environment.
+func c(t *testing.T, path string) *Config {
+	t.Helper()
+	cfg, err := Load(path, []string(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestOrigin: a Config from Parse says where each setting came from.
+func TestOrigin(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	path := writeFile(t, t.TempDir(), "gateway.yaml", content)
+	cfg, _, err := Parse(path, map[string]string{"OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH": f.key, "OBO_GATEWAY_ROUTE_ORDERS_DOWNSTREAM_SCOPES": "api://a/.default,api://a/b", "AZURE_CLIENT_CERTIFICATE_PASSWORD": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(prefix string) string {
+		for i, l := range strings.Split(content, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return fmt.Sprintf("%s:%d", path, i+1)
+			}
+		}
+		t.Fatalf("no line %q", prefix)
+		return ""
+	}
+	for field, want := range map[string]string{
+		"entra.certificate.path":         line("path:"),
+		"entra.certificate.key_path":     "env OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH",
+		"entra.certificate.password":     "env AZURE_CLIENT_CERTIFICATE_PASSWORD", // cleared by it
+		"routes[0].downstream_scopes[1]": "env OBO_GATEWAY_ROUTE_ORDERS_DOWNSTREAM_SCOPES",
+		"routes[1].upstream":             line("upstream: https://graph"),
+		"entra.token_timeout":            line("token_timeout:"),
+		"routes[2].strip_prefix":         "", // a default
+		"no.such.setting":                "",
+	} {
+		if got := cfg.Origin(field); got != want {
+			t.Errorf("Origin(%s) = %q, want %q", field, got, want)
+		}
+		if got := cfg.Entra.Origin(field); got != cfg.Origin(field) {
+			t.Errorf("Entra.Origin(%s) = %q, Config.Origin %q", field, got, cfg.Origin(field))
+		}
+	}
+	if got := wantFull(f).Origin("entra.certificate.path"); got != "" {
+		t.Errorf("a literal's Origin = %q, want none", got)
 	}
 }
 
@@ -868,7 +1051,14 @@ func validationCases(f files) []validationCase {
 		{"authority_host with v2.0 path", func(c *Config) { c.Entra.AuthorityHost = "https://login.microsoftonline.com/common/v2.0" }, "entra.authority_host", "has a path"},
 		{"authority_host not a URL", func(c *Config) { c.Entra.AuthorityHost = "login.microsoftonline.com" }, "entra.authority_host", "is not a URL"},
 		{"authority_host with query", func(c *Config) { c.Entra.AuthorityHost = "https://login.microsoftonline.com?x=1" }, "entra.authority_host", "https://host[:port] only"},
-		{"authority_host local tenant", func(c *Config) { c.Entra.AuthorityHost = "https://127.0.0.1:8443" }, "", ""},
+		{"authority_host local tenant", func(c *Config) {
+			c.Entra.AuthorityHost, c.Entra.InstanceDiscovery = "https://127.0.0.1:8443", ptr(false)
+		}, "", ""},
+		{"instance_discovery on for a local tenant", func(c *Config) { c.Entra.AuthorityHost = "https://127.0.0.1:8443" }, "entra.instance_discovery",
+			"on for 127.0.0.1, a host Entra does not know: MSAL would ask login.microsoftonline.com to validate it, and every exchange would fail; remove the setting"},
+		{"instance_discovery on for a host ending like Microsoft's", func(c *Config) { c.Entra.AuthorityHost = "https://evil-login.microsoftonline.com" }, "entra.instance_discovery", "a host Entra does not know"},
+		{"instance_discovery on for External ID", func(c *Config) { c.Entra.AuthorityHost = "https://contoso.ciamlogin.com" }, "", ""},
+		{"instance_discovery on for US Government", func(c *Config) { c.Entra.AuthorityHost = "https://login.microsoftonline.us" }, "", ""},
 		{"audience not a URI", func(c *Config) { c.Entra.Audiences = []string{"obo-gateway"} }, "entra.audiences[0]", "is not an absolute URI"},
 		{"audience GUID", func(c *Config) { c.Entra.Audiences = []string{"api://x", "9d7e6c5b-4a3f-4e2d-8c1b-0a9f8e7d6c5b"} }, "entra.audiences[1]", "is a GUID"},
 		{"audience https", func(c *Config) { c.Entra.Audiences = []string{"https://gateway.contoso.com"} }, "", ""},
@@ -1249,7 +1439,7 @@ func TestRedacted(t *testing.T) {
 	want.Entra.Certificate.Password = "REDACTED"
 	want.Cache.Redis.Password = "REDACTED"
 	want.Cache.Redis.EncryptionKeys = "REDACTED"
-	if !reflect.DeepEqual(r, want) {
+	if !r.Equal(want) {
 		t.Fatalf("Redacted = %#v", r)
 	}
 	// It is a deep copy: changing it leaves c alone.
@@ -1265,7 +1455,7 @@ func TestRedacted(t *testing.T) {
 	r.CORS.AllowedHeaders[0] = "x"
 	r.TrustedProxies[0] = "x"
 	r.Cache.Redis.Address = "x"
-	if !reflect.DeepEqual(c, wantFull(f)) {
+	if !c.Equal(wantFull(f)) {
 		t.Fatalf("changing the redacted copy changed the original: %#v", c.Redacted())
 	}
 

@@ -106,21 +106,30 @@ func setDefault[T comparable](p *T, v T) {
 
 // isMicrosoftAuthorityHost reports whether authorityHost (a URL such as
 // https://login.microsoftonline.us) is one of Microsoft's Entra hosts, in
-// any cloud: those are the hosts instance discovery knows.
+// any cloud: those are the hosts instance discovery knows. It decides on
+// the URL's host, never on a part of the text.
 func isMicrosoftAuthorityHost(authorityHost string) bool {
 	u, err := url.Parse(authorityHost)
 	return err == nil && IsMicrosoftHost(u.Hostname())
 }
 
+// ciamSuffix ends the hosts of Microsoft Entra External ID tenants
+// (contoso.ciamlogin.com).
+const ciamSuffix = ".ciamlogin.com"
+
 // IsMicrosoftHost reports whether host (a host name, no scheme or port) is
-// one of Entra ID's authority hosts, in any cloud.
+// one of Entra ID's authority hosts, in any cloud: the public cloud, US
+// Government, China (21Vianet), and Entra External ID's
+// <tenant>.ciamlogin.com. The comparison is of the whole name, in any
+// case, a final dot allowed.
 func IsMicrosoftHost(host string) bool {
-	switch strings.ToLower(host) {
-	case "login.microsoftonline.com", "login.microsoftonline.us",
-		"login.partner.microsoftonline.cn", "login.microsoft.com",
-		"login.windows.net", "login.chinacloudapi.cn",
-		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	switch h {
+	case "login.microsoftonline.com", "login.microsoft.com", "login.windows.net",
+		"login.microsoftonline.us", "login-us.microsoftonline.com", "login.usgovcloudapi.net",
+		"login.partner.microsoftonline.cn", "login.chinacloudapi.cn":
 		return true
 	}
-	return false
+	label := strings.TrimSuffix(h, ciamSuffix)
+	return len(label) < len(h) && label != "" && !strings.Contains(label, ".")
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,6 +39,80 @@ func EnvVars() []EnvVar {
 		})
 	}
 	return vs
+}
+
+// Environment is what Parse and Load read the environment variables from,
+// in one of four forms:
+//
+//   - []string, "NAME=value" entries as os.Environ gives them (the first
+//     of a name counts, as for os.Getenv): how gateway serve, doctor and
+//     inspect read it.
+//   - map[string]string, for tests: the same.
+//   - func(string) (string, bool), such as os.LookupEnv.
+//   - func(string) string, such as os.Getenv, for tests.
+//
+// In the first three, a variable set to "" is set: it clears its setting,
+// which is left unset (its zero value) as if the file did not set it, so
+// that the default applies. A getenv function cannot tell a variable set
+// to "" from one unset: with it, an empty value counts as unset.
+//
+// A list and a map can be listed: with them, Load and ValidateWith report
+// an OBO_GATEWAY_ROUTE_* variable that names no route of the file
+// (KindUnknownVariable, as CheckEnviron does), and the problem of a file
+// without routes names the route variables set. The functions cannot be
+// listed, and such a variable goes unnoticed.
+type Environment interface {
+	[]string | map[string]string | func(string) (string, bool) | func(string) string
+}
+
+// environment is an Environment in one form.
+type environment struct {
+	lookup func(string) (string, bool)
+	// names are the variables set, in order, when they can be listed.
+	names  []string
+	listed bool
+}
+
+// environmentOf reads env in whichever form it comes.
+func environmentOf[E Environment](env E) environment {
+	switch env := any(env).(type) {
+	case []string:
+		vars := make(map[string]string, len(env))
+		var names []string
+		for _, kv := range env {
+			k, v, ok := strings.Cut(kv, "=")
+			if _, seen := vars[k]; !ok || k == "" || seen {
+				continue
+			}
+			vars[k] = v
+			names = append(names, k)
+		}
+		return environment{lookup: lookupIn(vars), names: names, listed: true}
+	case map[string]string:
+		names := slices.Sorted(maps.Keys(env))
+		return environment{lookup: lookupIn(env), names: names, listed: true}
+	case func(string) (string, bool):
+		if env == nil {
+			return environment{lookup: lookupIn(nil)}
+		}
+		return environment{lookup: env}
+	case func(string) string:
+		if env == nil {
+			return environment{lookup: lookupIn(nil)}
+		}
+		return environment{lookup: func(k string) (string, bool) {
+			v := env(k)
+			return v, v != ""
+		}}
+	}
+	panic("unreachable: Environment has four forms")
+}
+
+func lookupIn(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
 }
 
 // envSetting is one variable of the top-level table.
@@ -219,14 +295,16 @@ func routeEnvName(name string) string {
 	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
 }
 
-// applyEnv applies every non-empty variable getenv reports, recording in
-// from the YAML path each one sets, and returns all the bad values at once,
-// each a *FieldError naming its variable.
-func (c *Config) applyEnv(getenv func(string) string, from map[string]string) []*FieldError {
+// applyEnv applies every variable lookup reports set, recording in from
+// the YAML path each one sets, and returns all the bad values at once,
+// each a *FieldError naming its variable. A variable set to "" clears its
+// setting: the setting is left unset (its zero value), as if the file did
+// not set it, and the default applies.
+func (c *Config) applyEnv(lookup func(string) (string, bool), from map[string]string) []*FieldError {
 	var errs []*FieldError
 	apply := func(field, name string, set func(string) error) {
-		v := getenv(name)
-		if v == "" {
+		v, ok := lookup(name)
+		if !ok {
 			return
 		}
 		from[field] = name
@@ -267,33 +345,71 @@ func (c *Config) envFields() map[string]string {
 	return m
 }
 
-// CheckEnviron reports every non-empty OBO_GATEWAY_ROUTE_* variable in
-// environ ("NAME=value" entries, as from os.Environ) that sets no field of
-// a route of c: a route variable naming no route, or a misspelt field.
-// Load cannot see those, having only getenv. The error joins a
-// *FieldError of KindUnknownVariable per variable; none shows a value.
+// CheckEnviron reports every OBO_GATEWAY_ROUTE_* variable set in environ
+// ("NAME=value" entries, as from os.Environ; one set to "" included) that
+// sets no field of a route of c: a route variable naming no route, or a
+// misspelt field. Load and ValidateWith make the same check when the
+// environment is a list or a map (see Environment); a lookup function
+// cannot list the variables. The error joins a *FieldError of
+// KindUnknownVariable per variable; none shows a value.
 func (c *Config) CheckEnviron(environ []string) error {
+	problems := c.unknownRouteVars(routeVarsOf(environmentOf(environ).names))
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// unknownRouteVars returns a problem for each of vars (route variables
+// set) that sets no field of a route of c.
+func (c *Config) unknownRouteVars(vars []string) []*FieldError {
 	known := map[string]bool{}
+	names := make([]string, 0, len(c.Routes))
 	for _, r := range c.Routes {
+		names = append(names, r.Name)
 		for _, s := range routeEnvSettings() {
 			known[RouteEnvVar(r.Name, s.suffix)] = true
 		}
 	}
-	names := make([]string, 0, len(c.Routes))
-	for _, r := range c.Routes {
-		names = append(names, r.Name)
-	}
-	var errs []error
-	for _, kv := range environ {
-		name, value, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, routeEnvPrefix) || value == "" || known[name] {
+	var errs []*FieldError
+	for _, name := range vars {
+		if known[name] {
 			continue
 		}
 		errs = append(errs, &FieldError{Kind: KindUnknownVariable, EnvVar: name, FromEnv: true,
-			Problem: fmt.Sprintf("names no route field: route variables are %s<NAME>_<FIELD>, NAME one of the routes in the file (%s) upper-cased with '-' as '_', FIELD one of %s",
+			Problem: fmt.Sprintf("names no route field: route variables are %s<NAME>_<FIELD>, NAME one of the routes in the file (%s) upper-cased with '-' as '_', FIELD one of %s; a route is defined in the file, a variable only overrides one of its fields",
 				routeEnvPrefix, strings.Join(names, ", "), strings.Join(routeEnvSuffixes(), ", "))})
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// routeVarsOf returns the route variables among names, in order.
+func routeVarsOf(names []string) []string {
+	var vars []string
+	for _, n := range names {
+		if strings.HasPrefix(n, routeEnvPrefix) {
+			vars = append(vars, n)
+		}
+	}
+	return vars
+}
+
+// routeNameOf guesses the route a route variable is meant for, from its
+// <NAME> (lower-cased, the longest field suffix taken off): "orders" for
+// OBO_GATEWAY_ROUTE_ORDERS_PATH_PREFIX. "" when it has no known suffix.
+func routeNameOf(variable string) string {
+	rest := strings.TrimPrefix(variable, routeEnvPrefix)
+	best := ""
+	for _, s := range routeEnvSuffixes() {
+		if strings.HasSuffix(rest, "_"+s) && len(s) > len(best) {
+			best = s
+		}
+	}
+	if best == "" || len(rest) == len(best)+1 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(rest, "_"+best))
 }
 
 func routeEnvSuffixes() []string {
@@ -305,8 +421,9 @@ func routeEnvSuffixes() []string {
 }
 
 // The setters below parse a variable's value into the field that field
-// returns. The returned errors do not repeat the value of a string setting,
-// so a password cannot reach them.
+// returns; "" sets the zero value, which the defaults read as unset. The
+// returned errors do not repeat the value of a string setting, so a
+// password cannot reach them.
 
 func setString[T any](field func(*T) *string) func(*T, string) error {
 	return func(t *T, v string) error {
@@ -322,59 +439,50 @@ func setList[T any](field func(*T) *[]string) func(*T, string) error {
 	}
 }
 
-func setBool[T any](field func(*T) *bool) func(*T, string) error {
+// setParsed is a setter of a value parse reads; "" sets the zero value.
+func setParsed[T, V any](field func(*T) *V, parse func(string) (V, error)) func(*T, string) error {
 	return func(t *T, v string) error {
-		b, err := parseBool(v)
+		if v == "" {
+			var zero V
+			*field(t) = zero
+			return nil
+		}
+		x, err := parse(v)
 		if err != nil {
 			return err
 		}
-		*field(t) = b
+		*field(t) = x
 		return nil
 	}
+}
+
+func setBool[T any](field func(*T) *bool) func(*T, string) error {
+	return setParsed(field, parseBool)
 }
 
 func setBoolPtr[T any](field func(*T) **bool) func(*T, string) error {
-	return func(t *T, v string) error {
+	return setParsed(field, func(v string) (*bool, error) {
 		b, err := parseBool(v)
-		if err != nil {
-			return err
-		}
-		*field(t) = &b
-		return nil
-	}
+		return &b, err
+	})
 }
 
 func setDuration[T any](field func(*T) *Duration) func(*T, string) error {
-	return func(t *T, v string) error {
-		d, err := parseDuration(v)
-		if err != nil {
-			return err
-		}
-		*field(t) = d
-		return nil
-	}
+	return setParsed(field, parseDuration)
 }
 
 func setInt[T any](field func(*T) *int) func(*T, string) error {
-	return func(t *T, v string) error {
+	return setParsed(field, func(v string) (int, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
-			return fmt.Errorf("%q is not a whole number, e.g. 0", v)
+			return 0, fmt.Errorf("%q is not a whole number, e.g. 0", v)
 		}
-		*field(t) = n
-		return nil
-	}
+		return n, nil
+	})
 }
 
 func setByteSize[T any](field func(*T) *ByteSize) func(*T, string) error {
-	return func(t *T, v string) error {
-		b, err := parseByteSize(v)
-		if err != nil {
-			return err
-		}
-		*field(t) = b
-		return nil
-	}
+	return setParsed(field, parseByteSize)
 }
 
 // splitList splits a comma-separated value, trimming spaces and dropping

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -14,20 +15,18 @@ import (
 )
 
 // Load is Parse then ValidateWith(Options{Source: src}): the
-// configuration as the gateway runs it, or every problem at once. getenv
-// is os.Getenv in production and a map lookup in tests; Load never reads
-// the process environment itself.
-//
-// Load cannot list the environment through getenv, so an OBO_GATEWAY_ROUTE_*
-// variable naming no route goes unnoticed here: call CheckEnviron with
-// os.Environ() as well.
+// configuration as the gateway runs it, or every problem at once. env is
+// the environment, in one of the forms of Environment: os.Environ() for
+// the gateway, a map in tests; Load never reads the process environment
+// itself. With a list or a map, an OBO_GATEWAY_ROUTE_* variable that names
+// no route of the file is one of the problems.
 //
 // Errors are joined (errors.Join) *FieldErrors, one per problem (see
 // Problems), each placed at its line of the file or its variable. They
 // never contain the certificate password, the Redis password or encryption
 // key material.
-func Load(path string, getenv func(string) string) (*Config, error) {
-	c, src, err := Parse(path, getenv)
+func Load[E Environment](path string, env E) (*Config, error) {
+	c, src, err := Parse(path, env)
 	if err != nil {
 		return nil, err
 	}
@@ -38,34 +37,37 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 }
 
 // Parse reads the YAML file at path, applies the environment variables
-// that getenv reports (see EnvVars; an empty value counts as unset) and
-// fills in the defaults, without validating: the result may break any rule
-// of Validate, and ValidateWith(Options{Source: src}) checks it, placing
-// each problem where its value came from.
+// of env (see Environment and EnvVars; a variable set to "" clears its
+// setting) and fills in the defaults, without validating: the result may
+// break any rule of Validate, and ValidateWith(Options{Source: src})
+// checks it, placing each problem where its value came from. The Config
+// keeps src too: Origin says where each setting came from.
 //
 // The file is read strictly: an unknown or misspelt key, a duplicate key,
 // a value of the wrong type or a second YAML document is an error naming
-// its line. An empty file is an empty configuration (everything may come
-// from the environment). Relative file paths in the configuration are
-// relative to the working directory, not to the file.
+// its line. An empty file is an empty configuration; every setting but
+// the routes may come from the environment (routes are defined in the
+// file, and their variables only override their fields). Relative file
+// paths in the configuration are relative to the working directory, not
+// to the file.
 //
 // Parse fails only on what cannot be read: the file, its YAML, a
 // variable's value of the wrong type. Its error joins a *FieldError per
 // problem, all of them at once; c and src are nil then.
-func Parse(path string, getenv func(string) string) (c *Config, src *Source, err error) {
+func Parse[E Environment](path string, env E) (c *Config, src *Source, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, &FieldError{Kind: KindUnreadableFile, File: path,
 			Problem: "cannot read the configuration file: " + pathErrReason(err).Error(), Err: err}
 	}
-	return parse(data, path, getenv)
+	return parse(data, path, environmentOf(env))
 }
 
 // parse is Parse of the file's content; name is the file's path.
-func parse(data []byte, name string, getenv func(string) string) (*Config, *Source, error) {
+func parse(data []byte, name string, env environment) (*Config, *Source, error) {
 	c, lines, errs := decode(data, name)
-	src := &Source{File: name, lines: lines, env: map[string]string{}}
-	errs = append(errs, c.applyEnv(getenv, src.env)...)
+	src := &Source{File: name, lines: lines, env: map[string]string{}, listed: env.listed, routeVars: routeVarsOf(env.names)}
+	errs = append(errs, c.applyEnv(env.lookup, src.env)...)
 	if len(errs) > 0 {
 		envs := c.envFields()
 		out := make([]error, len(errs))
@@ -76,6 +78,7 @@ func parse(data []byte, name string, getenv func(string) string) (*Config, *Sour
 		return nil, nil, errors.Join(out...)
 	}
 	c.applyDefaults()
+	c.source, c.Entra.source = src, src
 	return c, src, nil
 }
 
@@ -87,6 +90,50 @@ type Source struct {
 	File  string
 	lines map[string]int    // YAML path → line of its key or list item in File
 	env   map[string]string // YAML path → the variable that set it
+	// listed: the environment could be listed (a list or a map), and
+	// routeVars are the OBO_GATEWAY_ROUTE_* variables set in it, in order.
+	listed    bool
+	routeVars []string
+}
+
+// origin is Config.Origin's answer for path.
+func (s *Source) origin(path string) string {
+	if s == nil {
+		return ""
+	}
+	if v := lookupUp(s.env, path); v != "" {
+		return "env " + v
+	}
+	if line := s.lines[path]; line > 0 {
+		return s.File + ":" + strconv.Itoa(line)
+	}
+	return ""
+}
+
+// Origin says where the setting at path (a YAML path, such as
+// entra.certificate.key_path or routes[0].upstream) got its value, in the
+// words messages use: "gateway.yaml:12" (the file, as given to Parse, and
+// the line) for a value of the file, "env OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH"
+// for a variable's (one set to "", which cleared the setting, included),
+// and "" for a default, a setting left unset, or a Config that Parse or
+// Load did not make.
+func (c *Config) Origin(path string) string { return c.source.origin(path) }
+
+// Origin is Config.Origin, from the section alone: what is built of the
+// section (the certificate, the HTTP client for Entra) gets only it, and
+// names in its errors where its settings came from.
+func (e Entra) Origin(path string) string { return e.source.origin(path) }
+
+// Equal reports whether c and o hold the same settings. Unlike
+// reflect.DeepEqual, it ignores where the settings came from (Origin):
+// a Config read by Load equals the literal of its settings.
+func (c *Config) Equal(o *Config) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	a, b := *c, *o
+	a.source, a.Entra.source, b.source, b.Entra.source = nil, nil, nil, nil
+	return reflect.DeepEqual(&a, &b)
 }
 
 // locate fills in where e's value came from: the variable that sets its

@@ -30,7 +30,8 @@ const (
 	// itself (Field empty) or one a setting names.
 	KindUnreadableFile
 	// KindUnknownVariable: an OBO_GATEWAY_ROUTE_* variable sets no field of
-	// a route (CheckEnviron).
+	// a route of the file (ValidateWith and Load, when the environment can
+	// be listed; CheckEnviron).
 	KindUnknownVariable
 )
 

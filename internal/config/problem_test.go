@@ -99,7 +99,7 @@ func TestParseProblems(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, t.TempDir(), "gateway.yaml", tc.content)
-			c, src, err := Parse(path, envMap(tc.env))
+			c, src, err := Parse(path, tc.env)
 			if err == nil {
 				t.Fatal("Parse succeeded")
 			}
@@ -122,7 +122,7 @@ func TestParseProblems(t *testing.T) {
 	t.Run("merged mappings", func(t *testing.T) {
 		content := "x-defaults: &d\n  timeot: 5s\n"
 		path := writeFile(t, t.TempDir(), "gateway.yaml", content+strings.Replace(base, "  - name: orders\n", "  - <<: *d\n    name: orders\n", 1))
-		_, _, err := Parse(path, envMap(nil))
+		_, _, err := Parse(path, []string(nil))
 		// The anchor's own key is unknown at the top level, and its
 		// misspelt key is unknown in the route it is merged into, at its
 		// line.
@@ -136,7 +136,7 @@ func TestParseProblems(t *testing.T) {
 
 	t.Run("missing file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "nope.yaml")
-		_, _, err := Parse(path, envMap(nil))
+		_, _, err := Parse(path, []string(nil))
 		p := findProblem(t, err, "")
 		if got := whereOf(p, path); got != (where{Kind: KindUnreadableFile, File: "file"}) {
 			t.Errorf("got %+v", got)
@@ -149,7 +149,7 @@ func TestParseProblems(t *testing.T) {
 	t.Run("secrets of the wrong type are not shown", func(t *testing.T) {
 		content := strings.Replace(base, "    path:", "    password: ["+password+"]\n    path:", 1)
 		path := writeFile(t, t.TempDir(), "gateway.yaml", content)
-		_, _, err := Parse(path, envMap(nil))
+		_, _, err := Parse(path, []string(nil))
 		p := findProblem(t, err, "entra.certificate.password")
 		if p.Value != "" || strings.Contains(p.Error(), password) {
 			t.Errorf("the password is shown: %+v", p)
@@ -158,7 +158,7 @@ func TestParseProblems(t *testing.T) {
 
 	t.Run("file and environment problems at once", func(t *testing.T) {
 		path := writeFile(t, t.TempDir(), "gateway.yaml", base+"log_levl: x\n")
-		_, _, err := Parse(path, envMap(map[string]string{"OBO_GATEWAY_SHUTDOWN_GRACE": "x"}))
+		_, _, err := Parse(path, (map[string]string{"OBO_GATEWAY_SHUTDOWN_GRACE": "x"}))
 		findProblem(t, err, "log_levl")
 		findProblem(t, err, "shutdown_grace")
 	})
@@ -203,7 +203,7 @@ func TestLoadPlacesValidationProblems(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, t.TempDir(), "gateway.yaml", tc.content)
-			_, err := Load(path, envMap(tc.env))
+			_, err := Load(path, tc.env)
 			if err == nil {
 				t.Fatal("Load succeeded")
 			}
@@ -235,7 +235,7 @@ func TestValidateWith(t *testing.T) {
 	path := writeFile(t, t.TempDir(), "gateway.yaml", content)
 	parse := func(t *testing.T, env map[string]string) (*Config, *Source) {
 		t.Helper()
-		c, src, err := Parse(path, envMap(env))
+		c, src, err := Parse(path, env)
 		if err != nil {
 			t.Fatalf("Parse: %v", err)
 		}
@@ -398,7 +398,7 @@ func TestParseAliasBomb(t *testing.T) {
 		fmt.Fprintf(&b, "x-%d: &a%d {<<: [%s]}\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 10), ","))
 	}
 	b.WriteString("routes:\n  - <<: *a11\n")
-	_, _, err := parse([]byte(b.String()), "bomb.yaml", envMap(nil))
+	_, _, err := parse([]byte(b.String()), "bomb.yaml", environmentOf([]string(nil)))
 	p := findProblem(t, err, "")
 	if p.Kind != KindSyntax || !strings.Contains(p.Problem, "through its aliases") {
 		t.Errorf("problem %v, want the expansion refused", p)
@@ -440,7 +440,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("decode refuses what yaml.v3 accepts: %v", errs[0])
 		}
 
-		c, src, err := parse(data, "fuzz.yaml", func(string) string { return "" })
+		c, src, err := parse(data, "fuzz.yaml", environmentOf([]string(nil)))
 		if err == nil {
 			if c == nil || src == nil {
 				t.Fatal("no configuration and no error")

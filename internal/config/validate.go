@@ -61,9 +61,17 @@ func (c *Config) Validate() error {
 // count; ignored lists, in order, those of the settings opts.Unused names.
 func (c *Config) ValidateWith(opts Options) (ignored []*FieldError, err error) {
 	p := &problems{skipFiles: opts.SkipFiles}
+	var routeVars []string // the route variables set, when they can be listed
+	if src := opts.Source; src != nil && src.listed {
+		routeVars = src.routeVars
+	}
 	c.validateListeners(p)
 	c.validateEntra(p)
-	c.validateRoutes(p)
+	c.validateRoutes(p, routeVars)
+	if len(c.Routes) > 0 {
+		// Without routes, the problem of the routes names the variables.
+		p.list = append(p.list, c.unknownRouteVars(routeVars)...)
+	}
 	c.validateCORS(p)
 	c.validateCache(p)
 	c.validateLimits(p)
@@ -188,7 +196,10 @@ func (c *Config) validateEntra(p *problems) {
 			p.addValue(field, t, "%q is not a GUID: list the Directory (tenant) ID GUID of each tenant whose users are accepted", t)
 		}
 	}
-	checkAuthorityHost(p, e.AuthorityHost)
+	if checkAuthorityHost(p, e.AuthorityHost) && e.InstanceDiscovery != nil && *e.InstanceDiscovery && !isMicrosoftAuthorityHost(e.AuthorityHost) {
+		// On by default only for Microsoft's hosts: it was set.
+		p.addValue("entra.instance_discovery", "true", "on for %s, a host Entra does not know: MSAL would ask login.microsoftonline.com to validate it, and every exchange would fail; remove the setting (entra.instance_discovery or OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY), whose default is off for hosts other than Microsoft's, or set it to false", hostOf(e.AuthorityHost))
+	}
 	for i, a := range e.Audiences {
 		field := fmt.Sprintf("entra.audiences[%d]", i)
 		switch {
@@ -240,7 +251,9 @@ func isMultiTenantAlias(t string) bool {
 	return false
 }
 
-func checkAuthorityHost(p *problems, host string) {
+// checkAuthorityHost checks entra.authority_host, and reports whether it is
+// a good one.
+func checkAuthorityHost(p *problems, host string) bool {
 	const field = "entra.authority_host"
 	u, err := url.Parse(host)
 	switch {
@@ -254,12 +267,26 @@ func checkAuthorityHost(p *problems, host string) {
 		p.addValue(field, host, "%q has a path: the authority host is https://host[:port] only; put the tenant in entra.tenant_id (write https://%s)", host, u.Host)
 	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		p.addValue(field, host, "%q: write https://host[:port] only, e.g. https://%s", host, u.Host)
+	default:
+		return true
 	}
+	return false
 }
 
-func (c *Config) validateRoutes(p *problems) {
+// hostOf is the host of an authority host URL Validate accepts.
+func hostOf(authorityHost string) string {
+	u, err := url.Parse(authorityHost)
+	if err != nil {
+		return authorityHost
+	}
+	return u.Hostname()
+}
+
+// validateRoutes checks the routes; routeVars are the route variables set
+// in the environment, when it can be listed.
+func (c *Config) validateRoutes(p *problems, routeVars []string) {
 	if len(c.Routes) == 0 {
-		p.add("routes", "at least one route is required (name, path_prefix, upstream)")
+		p.add("routes", "%s", noRoutesProblem(routeVars))
 	}
 	names := map[string]int{}    // name → index
 	envNames := map[string]int{} // routeEnvName → index
@@ -334,6 +361,30 @@ func (c *Config) validateRoutes(p *problems) {
 		}
 	}
 	c.checkUpstreamOverlap(p)
+}
+
+// noRoutesProblem says what to do about a configuration without routes,
+// naming the route variables set (routeVars), which cannot make one.
+func noRoutesProblem(routeVars []string) string {
+	const required = "at least one route is required (name, path_prefix, upstream): routes are defined in the file"
+	if len(routeVars) == 0 {
+		return required + "; a variable " + routeEnvPrefix + "<NAME>_<FIELD> only overrides a field of a route the file defines"
+	}
+	var names []string
+	for _, v := range routeVars {
+		if n := routeNameOf(v); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	add := "add the routes to the file"
+	switch len(names) {
+	case 0:
+	case 1:
+		add = "add the route " + names[0] + " to the file (routes: with name, path_prefix and upstream)"
+	default:
+		add = "add the routes " + strings.Join(names, ", ") + " to the file (routes: with name, path_prefix and upstream)"
+	}
+	return fmt.Sprintf("%s, and the variables set (%s) only override the fields of a route the file defines: %s", required, strings.Join(routeVars, ", "), add)
 }
 
 // checkUpstreamOverlap refuses two routes with different policies whose

@@ -246,7 +246,7 @@ func printInstructions(w io.Writer, in Info) {
   local tenant %s  (CA: %s)
   config       %s
 
-A token for %s (valid 1 hour), and the gateway:
+A token for %s (valid for at least an hour), and the gateway:
 
   export GATEWAY=%s
   export TOKEN=%s

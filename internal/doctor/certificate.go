@@ -84,11 +84,12 @@ func (r *runner) checkCertificate() {
 	c := r.cfg.Entra.Certificate
 	cert, err := clients.Certificate(r.cfg.Entra)
 	if err != nil {
-		// The loader's own error: the check names the setting itself.
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner
-		}
 		detail, fix := certificateLoadProblem(err, c.Path, c.KeyPath)
+		var ce *clients.CertificateError
+		if errors.As(err, &ce) {
+			// The settings it was loaded from, and where each was set.
+			detail += "\nloaded from " + ce.From()
+		}
 		if !r.opts.Offline {
 			detail += "\n(the client credential and downstream API checks need it and will not run)"
 		}
@@ -161,8 +162,13 @@ func (r *runner) checkValidity(leaf *x509.Certificate) {
 	}
 }
 
-// certificateLoadProblem turns obo.LoadCertificate's errors into what to do.
+// certificateLoadProblem turns clients.Certificate's errors into what to
+// do. It reads obo.LoadCertificate's messages, which are not typed.
 func certificateLoadProblem(err error, path, keyPath string) (detail, fix string) {
+	var ce *clients.CertificateError
+	if errors.As(err, &ce) {
+		err = ce.Err // the loader's own error: the detail names the files itself
+	}
 	msg := err.Error()
 	pfx := strings.EqualFold(filepath.Ext(path), ".pfx") || strings.EqualFold(filepath.Ext(path), ".p12")
 	detail = fmt.Sprintf("%s cannot be used: %s", path, strings.TrimPrefix(msg, "obo: "))
@@ -183,6 +189,8 @@ func certificateLoadProblem(err error, path, keyPath string) (detail, fix string
 		fix = "the private key belongs to another certificate: use the key generated with this certificate (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)"
 	case strings.Contains(msg, "need an RSA key"):
 		fix = "Entra certificate credentials need an RSA key: make one with openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj \"/CN=obo-gateway\" -keyout gateway.key -out gateway.crt, and upload the new certificate"
+	case strings.Contains(msg, "more than one private key") && keyPath != "":
+		fix = fmt.Sprintf("the key is in %s and in entra.certificate.key_path (%s) too: remove key_path, or clear it with OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH= (an empty variable clears a setting of the file); or keep the certificate alone in %s", path, keyPath, path)
 	case strings.Contains(msg, "more than one private key"):
 		fix = "keep one private key in the PEM file: the one of the certificate uploaded to the app"
 	case pfx:

@@ -6,11 +6,13 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 )
 
-// checkConfig loads the configuration as the gateway does. On failure it
-// reports each problem as its own FAIL and returns false.
+// checkConfig loads the configuration as the gateway does (config.Load
+// over the environment as a list, so that a route variable naming no
+// route fails here as it fails serve). On failure it reports each problem
+// as its own FAIL and returns false.
 func (r *runner) checkConfig() bool {
 	path := r.opts.ConfigPath
-	cfg, err := config.Load(path, r.opts.Getenv)
+	cfg, err := config.Load(path, r.opts.Environ)
 	if err == nil {
 		r.cfg = cfg
 		n := 0

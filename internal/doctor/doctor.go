@@ -66,9 +66,12 @@ type Report struct {
 type Options struct {
 	// ConfigPath is the configuration file. Required.
 	ConfigPath string
-	// Getenv reads the environment variables that override the file (as
-	// config.Load does); nil reads none.
-	Getenv func(string) string
+	// Environ is the environment, "NAME=value" entries as os.Environ gives
+	// them: its variables override the file exactly as for gateway serve
+	// (config.Load), one set to "" clearing its setting, and an
+	// OBO_GATEWAY_ROUTE_* variable that names no route of the file fails
+	// (config/env/<VAR>). Nil is an empty environment.
+	Environ []string
 	// Offline skips every check that needs the network: Entra (discovery,
 	// signing keys, tokens), the upstreams and Redis.
 	Offline bool
@@ -101,9 +104,6 @@ func Run(ctx context.Context, opts Options) *Report {
 
 // newRunner applies the defaults of opts.
 func newRunner(opts Options) *runner {
-	if opts.Getenv == nil {
-		opts.Getenv = func(string) string { return "" }
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

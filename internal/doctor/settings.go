@@ -20,14 +20,13 @@ func (r *runner) checkSettings() {
 	e := r.cfg.Entra
 	host := hostOf(e.AuthorityHost)
 	on := e.InstanceDiscovery != nil && *e.InstanceDiscovery
+	// On for another host fails the configuration check (config refuses
+	// it), so it never reaches here.
 	const idID, idName = "settings/instance_discovery", "instance discovery"
 	switch ms := config.IsMicrosoftHost(host); {
 	case ms && !on:
 		r.warn(idID, idName, fmt.Sprintf("off for %s, a Microsoft host: MSAL neither validates the authority nor learns its aliases", host),
 			"remove entra.instance_discovery (OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY): the default is on for Microsoft's hosts; turn it off only for a host Entra does not know")
-	case !ms && on:
-		r.warn(idID, idName, fmt.Sprintf("on for %s, a host Entra does not know: MSAL asks login.microsoftonline.com to validate it, which fails (invalid_instance)", host),
-			"set entra.instance_discovery: false (the default for hosts other than Microsoft's)")
 	case on:
 		r.pass(idID, idName, "on for "+host+": MSAL validates the authority with Entra")
 	default:

@@ -128,10 +128,10 @@ func offlineConfig(t *testing.T, edits ...func(*config.Config)) string {
 	return configtest.Write(t, c)
 }
 
-func runOffline(t *testing.T, path string, getenv func(string) string) *Report {
+func runOffline(t *testing.T, path string, environ []string) *Report {
 	t.Helper()
 	d := &countingDialer{}
-	rep := Run(context.Background(), Options{ConfigPath: path, Offline: true, Getenv: getenv, dial: d.dial})
+	rep := Run(context.Background(), Options{ConfigPath: path, Offline: true, Environ: environ, dial: d.dial})
 	if d.n.Load() != 0 {
 		t.Errorf("offline run dialled %d times", d.n.Load())
 	}
@@ -156,27 +156,35 @@ func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
 	placed := configtest.WriteYAML(t, placedYAML)
 	good := offlineConfig(t)
 	tests := []struct {
-		name   string
-		path   string
-		getenv func(string) string
-		want   map[string][]string // ID → strings in detail and fix
+		name    string
+		path    string
+		environ []string
+		want    map[string][]string // ID → strings in detail and fix
 	}{
 		{"validation problems", bad, nil, map[string][]string{
 			"config/entra.tenant_id":                {"not a GUID", "AZURE_TENANT_ID"},
 			"config/routes[0].upstream":             {"http or https"},
 			"config/routes[0].downstream_scopes[0]": {"User.Read", "https://graph.microsoft.com/User.Read"},
 		}},
-		{"problems placed at their line or variable", placed, func(k string) string {
-			if k == "AZURE_CLIENT_ID" {
-				return "api://obo-gateway"
-			}
-			return ""
-		}, map[string][]string{
+		{"problems placed at their line or variable", placed, []string{"AZURE_CLIENT_ID=api://obo-gateway"}, map[string][]string{
 			"config/entra.tenant_id": {"not a GUID", fmt.Sprintf("entra.tenant_id at line %d of %s", configtest.Line(t, placedYAML, "tenant_id:"), placed),
 				"or the variable AZURE_TENANT_ID"},
 			"config/entra.client_id":        {"belongs in entra.audiences", "the variable AZURE_CLIENT_ID, which sets entra.client_id over " + placed},
 			"config/entra.certificate.path": {"required", "entra.certificate.path in " + placed + " (or the variable AZURE_CLIENT_CERTIFICATE_PATH"},
-			"config/routes":                 {"at least one route"},
+			"config/routes":                 {"at least one route", "routes are defined in the file"},
+		}},
+		{"routes from variables only", placed, []string{"AZURE_TENANT_ID=6b1f3c2a-9d4e-4f8a-b7c5-2e0d9a8f1c34", "AZURE_CLIENT_ID=0c8d5e7f-3a21-4b6c-9e0f-7d4a2b1c8e95",
+			"AZURE_CLIENT_CERTIFICATE_PATH=" + placed, "OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM=https://orders.invalid", "OBO_GATEWAY_ROUTE_ORDERS_PATH_PREFIX=/orders"}, map[string][]string{
+			"config/routes": {"routes are defined in the file", "the variables set (OBO_GATEWAY_ROUTE_ORDERS_UPSTREAM, OBO_GATEWAY_ROUTE_ORDERS_PATH_PREFIX)", "add the route orders to the file"},
+		}},
+		{"a route variable naming no route", good, []string{"OBO_GATEWAY_ROUTE_BILLING_UPSTREAM=https://billing.invalid", "OBO_GATEWAY_ROUTE_ORDERS_UPSTRAEM="}, map[string][]string{
+			"config/env/OBO_GATEWAY_ROUTE_BILLING_UPSTREAM": {"names no route field", "orders", "correct or unset OBO_GATEWAY_ROUTE_BILLING_UPSTREAM"},
+			"config/env/OBO_GATEWAY_ROUTE_ORDERS_UPSTRAEM":  {"names no route field", "UPSTREAM"},
+		}},
+		{"instance discovery on for a host Entra does not know", offlineConfig(t, func(c *config.Config) {
+			c.Entra.AuthorityHost, c.Entra.InstanceDiscovery = "https://127.0.0.1:1", new(true)
+		}), nil, map[string][]string{
+			"config/entra.instance_discovery": {"on for 127.0.0.1, a host Entra does not know", "every exchange would fail", "set it to false", "entra.instance_discovery at line"},
 		}},
 		{"wrong type in the file", wrongType, nil, map[string][]string{
 			"config/file": {fmt.Sprintf("%s: line %d: shutdown_grace: \"30\" is not a duration", wrongType, configtest.Line(t, wrongTypeYAML, "shutdown_grace:")),
@@ -188,18 +196,13 @@ func TestConfigProblemsAreReportedOneByOne(t *testing.T) {
 		{"missing file", filepath.Join(dir, "nope.yaml"), nil, map[string][]string{
 			"config/file": {"cannot read", "-config"},
 		}},
-		{"bad environment variable", good, func(k string) string {
-			if k == "OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY" {
-				return "maybe"
-			}
-			return ""
-		}, map[string][]string{
+		{"bad environment variable", good, []string{"OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY=maybe"}, map[string][]string{
 			"config/env/OBO_GATEWAY_ENTRA_INSTANCE_DISCOVERY": {"maybe", "unset"},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := runOffline(t, tc.path, tc.getenv)
+			rep := runOffline(t, tc.path, tc.environ)
 			if rep.Summary.Fail != len(tc.want) || rep.Summary.Pass != 0 || len(rep.Checks) != len(tc.want) {
 				t.Errorf("want exactly %d FAILs and nothing else:\n%s", len(tc.want), text(rep))
 			}
@@ -274,10 +277,13 @@ func TestCertificateChecks(t *testing.T) {
 	}{
 		{"good", goodCert, goodKey, "", "certificate/load", Pass, []string{"RSA 2048-bit", "self-signed", "send_x5c off"}},
 		{"combined PEM", combined, "", "", "certificate/load", Pass, []string{"RSA 2048-bit"}},
+		{"the key in both files", combined, goodKey, "", "certificate/load", Fail, []string{"more than one private key",
+			fmt.Sprintf("loaded from entra.certificate.path %q (", combined), fmt.Sprintf("with entra.certificate.key_path %q (", goodKey),
+			"remove key_path, or clear it with OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH="}},
 		{"key of another certificate", goodCert, otherKey, "", "certificate/load", Fail, []string{"does not match", "belongs to another certificate"}},
 		{"no key", goodCert, "", "", "certificate/load", Fail, []string{"no private key", "key_path"}},
 		{"encrypted key, no password", goodCert, encKey, "", "certificate/load", Fail, []string{"encrypted", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}},
-		{"encrypted key, wrong password", goodCert, encKey, "nope", "certificate/load", Fail, []string{"wrong password", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}},
+		{"encrypted key, wrong password", goodCert, encKey, "nope", "certificate/load", Fail, []string{"wrong password", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "and entra.certificate.password (set, "}},
 		{"encrypted key, right password", goodCert, encKey, "s3cret", "certificate/load", Pass, nil},
 		{"ECDSA", ecFile, "", "", "certificate/load", Fail, []string{"RSA key"}},
 		{"1024-bit", smallFile, "", "", "certificate/load", Warn, []string{"1024-bit", "at least 2048"}},
@@ -331,9 +337,9 @@ func TestSettingsChecks(t *testing.T) {
 	}{
 		{"instance discovery off for Microsoft", func(c *config.Config) { c.Entra.InstanceDiscovery = new(false) },
 			"settings/instance_discovery", Warn, "remove entra.instance_discovery"},
-		{"instance discovery on for another host", func(c *config.Config) {
-			c.Entra.AuthorityHost, c.Entra.InstanceDiscovery = "https://127.0.0.1:1", new(true)
-		}, "settings/instance_discovery", Warn, "instance_discovery: false"},
+		{"instance discovery off for another host", func(c *config.Config) {
+			c.Entra.AuthorityHost = "https://127.0.0.1:1"
+		}, "settings/instance_discovery", Pass, "off for 127.0.0.1, a host Entra does not know"},
 		{"instance discovery default", nil, "settings/instance_discovery", Pass, "on for login.microsoftonline.com"},
 		{"clock skew 3m", func(c *config.Config) { c.Entra.ClockSkew = config.Duration(3 * time.Minute) }, "settings/clock_skew", Warn, "NTP"},
 		{"clock skew 2m", func(c *config.Config) { c.Entra.ClockSkew = config.Duration(2 * time.Minute) }, "settings/clock_skew", Pass, "2m0s"},

@@ -34,7 +34,10 @@ type Config struct {
 	// ExtraTenants are further directories served beside Tenant (for guests
 	// and multi-tenant apps). They share the signing keys, as Entra's tenants do.
 	ExtraTenants []*Tenant
-	// Dir receives the CA certificate (ca.pem) and generated app credentials. Required.
+	// Dir receives, at each start, the CA certificate (ca.pem) and the
+	// credential of each app with GenerateCertificate (<name>.crt.pem and
+	// <name>.key.pem, mode 0600): names that documentation and
+	// configurations (deploy/gateway.local.yaml) rely on. Required.
 	Dir string
 	// Addr is the listen address; default 127.0.0.1:0.
 	Addr string
