@@ -105,8 +105,7 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 				MaxBodyBytes: int64(rt.MaxBodyBytes), BodyTimeout: rt.BodyTimeout.D(),
 			}),
 			auth.Middleware(c.Validator, rt.Policy(), log),
-			x.middleware(rt),
-		).Handler(h)
+		).Handler(x.forward(rt, h))
 		r.Handle(rt.PathPrefix, chain)
 		if rt.PathPrefix == "/" {
 			r.Handle("/*", chain)

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
@@ -223,13 +225,18 @@ func TestAccessLogSaysWhyRefused(t *testing.T) {
 // The exchange step behind a chain without token validation (a reordering)
 // fails closed: 500, nothing forwarded, no panic.
 func TestExchangeWithoutPrincipalFailsClosed(t *testing.T) {
+	api, seen := newUpstream(t, http.StatusOK)
 	tg := newTestGateway(t)
 	x := &exchanges{tokens: tg.tokens, log: tg.log}
-	called := false
-	h := x.middleware(ordersRoute("http://127.0.0.1:1"))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
+	u, err := url.Parse(api.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := x.forward(ordersRoute(api.URL), tg.h.Proxy.Handler(proxy.Route{Name: "orders", PathPrefix: "/orders", Upstream: u}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, request("/orders/1", "not-validated"))
-	if rec.Code != http.StatusInternalServerError || called || len(tg.tokens.requests()) != 0 {
-		t.Errorf("status %d, next called %v, %d exchanges; want 500, not called, none", rec.Code, called, len(tg.tokens.requests()))
+	if rec.Code != http.StatusInternalServerError || len(tg.tokens.requests()) != 0 {
+		t.Errorf("status %d, %d exchanges; want 500, none", rec.Code, len(tg.tokens.requests()))
 	}
+	noRequest(t, seen)
 }

@@ -36,38 +36,36 @@ func exchangeRequest(rt config.Route, p *auth.Principal, claims string) obo.Requ
 	}
 }
 
-// middleware gets the downstream token On-Behalf-Of the validated user, or
-// answers the frontend why it cannot, and hands the proxy the token to send
-// and the user's token, which it must not send (proxy.Forward). On routes
-// without downstream scopes nothing is exchanged and no Authorization
-// header goes upstream. It runs behind auth.Middleware, which put the
-// principal in the request context.
-func (x *exchanges) middleware(rt config.Route) func(http.Handler) http.Handler {
+// forward gets the downstream token On-Behalf-Of the validated user, or
+// answers the frontend why it cannot, and hands the route's proxy the token
+// to send and the user's token, which it must not send. On routes without
+// downstream scopes nothing is exchanged and no Authorization header goes
+// upstream. It runs behind auth.Middleware, which put the principal in the
+// request context, and ends the route's chain.
+func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handler {
 	exchange := len(rt.DownstreamScopes) > 0
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p := auth.FromContext(r.Context())
-			if p == nil {
-				// A chain built without auth.Middleware in front: fail
-				// closed rather than forward an unauthenticated request.
-				x.log.Error("gateway: no validated principal before the exchange", "route", rt.Name)
-				apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.FromContext(r.Context())
+		if p == nil {
+			// A chain built without auth.Middleware in front: fail closed
+			// rather than forward an unauthenticated request.
+			x.log.Error("gateway: no validated principal before the exchange", "route", rt.Name)
+			apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
+			return
+		}
+		reqlog.From(w).SetUser(p.ObjectID, p.TenantID)
+		var f proxy.Forward
+		f.SetSecret(p.Token())
+		if exchange {
+			tok, err := x.tokens.Exchange(r.Context(), exchangeRequest(rt, p, ""))
+			if err != nil {
+				x.failed(w, r, rt, p, err)
 				return
 			}
-			reqlog.From(w).SetUser(p.ObjectID, p.TenantID)
-			f := &proxy.Forward{}
-			f.SetSecret(p.Token())
-			if exchange {
-				tok, err := x.tokens.Exchange(r.Context(), exchangeRequest(rt, p, ""))
-				if err != nil {
-					x.failed(w, r, rt, p, err)
-					return
-				}
-				f.SetUpstreamToken(tok.AccessToken)
-			}
-			next.ServeHTTP(w, r.WithContext(proxy.NewContext(r.Context(), f)))
-		})
-	}
+			f.SetUpstreamToken(tok.AccessToken)
+		}
+		to.Forward(w, r, &f)
+	})
 }
 
 // claimsRetry is rt's answer to a downstream claims challenge (CAE,

@@ -123,7 +123,7 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 	if s.tweak != nil {
 		s.tweak(p)
 	}
-	h := p.Handler(rt)
+	var h http.Handler = p.Handler(rt)
 	if s.wrap != nil {
 		h = s.wrap(h)
 	}

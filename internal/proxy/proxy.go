@@ -28,8 +28,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
@@ -76,6 +74,9 @@ type Route struct {
 	// to the frontend unchanged, for it to step up. Nil passes every
 	// challenge on.
 	ClaimsRetry ClaimsRetry
+	// Leg is the way to the upstream: LegAuto (the default), LegFast or
+	// LegStandard.
+	Leg Leg
 }
 
 // validate reports a route the proxy cannot serve.
@@ -114,6 +115,8 @@ type Config struct {
 	// Refusals counts the requests the proxy refuses itself (a body too
 	// large or too slow, an upgrade not allowed). Nil counts nothing.
 	Refusals *metrics.Refusals
+	// Fast tunes the fast leg's connections (LegFast, LegAuto).
+	Fast FastConfig
 }
 
 // Proxy makes the per-route handlers. It is safe for concurrent use.
@@ -124,8 +127,12 @@ type Proxy struct {
 	errorLog  *log.Logger // for ReverseProxy's own messages (body copy errors)
 	metrics   *Metrics
 	refusals  *metrics.Refusals
-	buffers   httputil.BufferPool
+	buffers   bufferPool
 	afterFunc afterFunc // time.AfterFunc, replaced in tests
+	fast      FastConfig
+
+	poolsMu sync.Mutex
+	pools   map[string]*connPool // the fast leg's, by scheme://host
 }
 
 // New returns a Proxy.
@@ -137,6 +144,8 @@ func New(cfg Config) *Proxy {
 		refusals:  cfg.Refusals,
 		buffers:   newBufferPool(),
 		afterFunc: timeAfterFunc,
+		fast:      fastFromTransport(cfg.Fast, cfg.Transport).withDefaults(),
+		pools:     map[string]*connPool{},
 	}
 	if p.transport == nil {
 		p.transport = NewTransport(TransportConfig{})
@@ -185,13 +194,13 @@ func New(cfg Config) *Proxy {
 // rather than doubled. When a streamed response fails half-way, the handler
 // panics with http.ErrAbortHandler to abort it, as ReverseProxy does: a
 // recoverer must re-panic that value.
-func (p *Proxy) Handler(rt Route) http.Handler {
+func (p *Proxy) Handler(rt Route) *RouteHandler {
 	if err := rt.validate(); err != nil {
 		panic(err.Error())
 	}
-	prefix := strings.TrimSuffix(rt.PathPrefix, "/")
 	p.metrics.addRoute(rt.Name)
-	rp := &httputil.ReverseProxy{
+	h := &RouteHandler{p: p, rt: rt, prefix: strings.TrimSuffix(rt.PathPrefix, "/"), fail: p.errorHandler(rt)}
+	h.rp = &httputil.ReverseProxy{
 		Rewrite: p.rewrite(rt),
 		Transport: &claimsTransport{
 			next: &routeTransport{
@@ -204,64 +213,161 @@ func (p *Proxy) Handler(rt Route) http.Handler {
 			retry: rt.ClaimsRetry, route: rt.Name, log: p.log, metrics: p.metrics,
 		},
 		ModifyResponse: modifyResponse(rt),
-		ErrorHandler:   p.errorHandler(rt),
+		ErrorHandler:   h.fail,
 		BufferPool:     p.buffers,
 		ErrorLog:       p.errorLog,
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !urlpath.IsCanonical(r.URL.EscapedPath()) {
-			// The edge canonicalises every path before routing; this is the
-			// proxy's own guarantee, for a handler used without it.
-			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path is not in canonical form (no . or .. segments, encoded slashes, backslashes or semicolons)")
+	if p.fastLegFor(rt) {
+		h.fast = &fastLeg{p: p, rt: rt, pool: p.pool(rt.Upstream.Scheme, rt.Upstream.Host), host: rt.Upstream.Host}
+	}
+	return h
+}
+
+// RouteHandler forwards one route's requests (Proxy.Handler).
+type RouteHandler struct {
+	p      *Proxy
+	rt     Route
+	prefix string // PathPrefix without its trailing slash
+	rp     *httputil.ReverseProxy
+	fast   *fastLeg // nil: every request takes the standard leg
+	fail   func(http.ResponseWriter, *http.Request, error)
+}
+
+// ServeHTTP forwards r with the Forward in its context ([NewContext]).
+func (h *RouteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.Forward(w, r, FromContext(r.Context()))
+}
+
+// Forward forwards r with the upstream token and the user's token of f
+// (nil: neither). The caller that holds them passes them here rather than
+// in the request's context.
+func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, f *Forward) {
+	p, rt := h.p, h.rt
+	if !urlpath.IsCanonical(r.URL.EscapedPath()) {
+		// The edge canonicalises every path before routing; this is the
+		// proxy's own guarantee, for a handler used without it.
+		apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path is not in canonical form (no . or .. segments, encoded slashes, backslashes or semicolons)")
+		return
+	}
+	if up := upgradeType(r.Header); up != "" && strings.EqualFold(up, "websocket") && !rt.WebSocket {
+		p.refusals.Refused(metrics.ReasonUpgrade)
+		reqlog.From(w).SetRefused(metrics.ReasonUpgrade)
+		apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "this API does not accept WebSocket upgrades through the gateway")
+		return
+	}
+	if s := f.secretValue(); s != "" && (strings.Contains(r.URL.Path, s) || strings.Contains(r.URL.RawPath, s)) {
+		apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not carry the access token")
+		return
+	}
+	if f.carriesSecret(f.token()) {
+		// Fail closed.
+		p.log.LogAttrs(r.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
+			slog.String("route", rt.Name), slog.String("request_id", reqid.FromContext(r.Context())))
+		apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway could not prepare the upstream request")
+		return
+	}
+	path, rawPath := r.URL.Path, r.URL.RawPath
+	if rt.StripPrefix {
+		var ok bool
+		if path, rawPath, ok = stripPrefix(r.URL, h.prefix); !ok {
+			NotFound(w, r)
 			return
 		}
-		if up := upgradeType(r.Header); up != "" && strings.EqualFold(up, "websocket") && !rt.WebSocket {
-			p.refusals.Refused(metrics.ReasonUpgrade)
-			reqlog.From(w).SetRefused(metrics.ReasonUpgrade)
-			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "this API does not accept WebSocket upgrades through the gateway")
-			return
+	}
+	g := guards.Get().(*guardWriter)
+	g.reset(w)
+	// Deferred: a response aborted half-way (http.ErrAbortHandler) is
+	// reported too.
+	defer g.finish()
+	if r.Body != nil && r.Body != http.NoBody {
+		// Remember the client's body errors, for the error handler to tell
+		// them from the upstream's.
+		g.body = &clientBody{ReadCloser: r.Body}
+	}
+	if h.fast != nil && h.fast.takes(r) {
+		h.fast.serve(g, r, f, path, rawPath, h.fail)
+		return
+	}
+	// The standard leg: ReverseProxy reads the Forward from the context,
+	// and the stripped path from a copy of the request, so that the
+	// caller's (and its access log) keeps the full path.
+	r2 := r.WithContext(NewContext(r.Context(), f))
+	u := *r.URL
+	u.Path, u.RawPath = path, rawPath
+	r2.URL = &u
+	if g.body != nil {
+		r2.Body = g.body
+	}
+	h.rp.ServeHTTP(g, r2)
+}
+
+// fastFromTransport fills what c leaves unset from the standard leg's
+// transport, so that both legs dial alike and trust the same CAs.
+func fastFromTransport(c FastConfig, rt http.RoundTripper) FastConfig {
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return c
+	}
+	if c.Dial == nil && t.DialContext != nil {
+		c.Dial = t.DialContext
+	}
+	if c.TLS == nil && t.TLSClientConfig != nil {
+		c.TLS = t.TLSClientConfig
+	}
+	if c.MaxIdlePerHost == 0 {
+		c.MaxIdlePerHost = t.MaxIdleConnsPerHost
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = t.IdleConnTimeout
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = t.MaxConnsPerHost
+	}
+	return c
+}
+
+// fastLegFor reports whether rt's requests take the fast leg: LegFast
+// always, LegAuto unless an HTTP proxy from the environment applies to the
+// upstream (the fast leg does not speak to HTTP proxies).
+func (p *Proxy) fastLegFor(rt Route) bool {
+	switch rt.Leg {
+	case LegFast:
+		return true
+	case LegStandard:
+		return false
+	}
+	if t, ok := p.transport.(*http.Transport); ok && t.Proxy != nil {
+		if u, err := t.Proxy(&http.Request{URL: rt.Upstream}); err != nil || u != nil {
+			return false
 		}
-		f := FromContext(r.Context())
-		if s := f.secretValue(); s != "" && (strings.Contains(r.URL.Path, s) || strings.Contains(r.URL.RawPath, s)) {
-			apierror.Write(w, r, http.StatusBadRequest, "invalid_request", "the path must not carry the access token")
-			return
-		}
-		if f.carriesSecret(f.token()) {
-			// Fail closed.
-			p.log.LogAttrs(r.Context(), slog.LevelError, "proxy: the upstream token contains the user's token; not forwarding",
-				slog.String("route", rt.Name), slog.String("request_id", reqid.FromContext(r.Context())))
-			apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway could not prepare the upstream request")
-			return
-		}
-		if rt.StripPrefix {
-			u, ok := stripPrefix(r.URL, prefix)
-			if !ok {
-				NotFound(w, r)
-				return
-			}
-			// As http.StripPrefix does: a shallow copy with its own URL, so
-			// the caller's request (and its access log) keeps the full path.
-			r2 := new(http.Request)
-			*r2 = *r
-			r2.URL = u
-			r = r2
-		}
-		g := guards.Get().(*guardWriter)
-		g.reset(w)
-		// Deferred: a response aborted half-way (http.ErrAbortHandler) is
-		// reported too.
-		defer g.finish()
-		if r.Body != nil && r.Body != http.NoBody {
-			// Remember the client's body errors, for errorHandler to tell
-			// them from the upstream's.
-			g.body = &clientBody{ReadCloser: r.Body}
-			r2 := new(http.Request)
-			*r2 = *r
-			r2.Body = g.body
-			r = r2
-		}
-		rp.ServeHTTP(g, r)
-	})
+	}
+	return true
+}
+
+// pool is the fast leg's connection pool for scheme://host, shared by the
+// routes to that host.
+func (p *Proxy) pool(scheme, host string) *connPool {
+	p.poolsMu.Lock()
+	defer p.poolsMu.Unlock()
+	key := scheme + "://" + host
+	if c, ok := p.pools[key]; ok {
+		return c
+	}
+	c := newConnPool(scheme, host, p.fast)
+	p.pools[key] = c
+	return c
+}
+
+// CloseIdleConnections closes the idle connections of both legs.
+func (p *Proxy) CloseIdleConnections() {
+	if t, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+	p.poolsMu.Lock()
+	defer p.poolsMu.Unlock()
+	for _, c := range p.pools {
+		c.closeIdle()
+	}
 }
 
 // NotFound answers 404 with the gateway's JSON error body. Use it as the
@@ -280,8 +386,9 @@ func (p *Proxy) rewrite(rt Route) func(*httputil.ProxyRequest) {
 		f := FromContext(pr.In.Context())
 		secret := f.secretValue()
 		out := pr.Out
-		out.URL.RawQuery = scrubQuery(out.URL.RawQuery, secret)
-		pr.SetURL(rt.Upstream)
+		// As the fast leg (rules.go), and as pr.SetURL would.
+		out.URL.Path, out.URL.RawPath, out.URL.RawQuery = upstreamURL(rt.Upstream, out.URL.Path, out.URL.RawPath, out.URL.RawQuery, secret)
+		out.URL.Scheme, out.URL.Host, out.Host = rt.Upstream.Scheme, rt.Upstream.Host, ""
 		p.setForwarded(pr)
 		h := out.Header
 		if up := upgradeType(h); up != "" && !(rt.WebSocket && strings.EqualFold(up, "websocket")) {
@@ -307,38 +414,6 @@ func (p *Proxy) rewrite(rt Route) func(*httputil.ProxyRequest) {
 			h["Authorization"] = []string{"Bearer " + tok}
 		}
 	}
-}
-
-// upgradeType is the protocol a request asks to upgrade to, as
-// ReverseProxy reads it: Upgrade, when Connection lists "upgrade".
-func upgradeType(h http.Header) string {
-	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
-		return ""
-	}
-	return h.Get("Upgrade")
-}
-
-// isOverrideHeader reports the request headers some frameworks take as the
-// real path or method of a request (IIS URL Rewrite, Symfony, Zend, Spring's
-// ForwardedHeaderFilter, ASP.NET's and Express's method override), so a
-// client could reach, upstream, a path or method the gateway's route did not
-// decide on. Compared ignoring case, '_' as '-'.
-func isOverrideHeader(name string) bool {
-	if len(name) < len("x-http-method") || (name[0] != 'X' && name[0] != 'x') {
-		return false // every one starts with X-: most headers end here
-	}
-	for _, o := range overrideHeaders {
-		if headerNameIs(name, o) {
-			return true
-		}
-	}
-	return false
-}
-
-var overrideHeaders = []string{
-	"x-original-url", "x-rewrite-url", "x-original-uri", "x-original-path",
-	"x-forwarded-path", "x-forwarded-uri", "x-forwarded-url", "x-forwarded-prefix",
-	"x-envoy-original-path", "x-http-method-override", "x-http-method", "x-method-override",
 }
 
 // setForwarded sets X-Forwarded-For, -Host and -Proto. Behind a trusted
@@ -369,36 +444,6 @@ func (p *Proxy) setForwarded(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
-// isForwardingHeader reports the headers a client could use to pose as a
-// proxy: Forwarded, X-Forwarded-* and X-Real-Ip. Underscores count as
-// hyphens because some upstream stacks (CGI, WSGI) treat them alike.
-func isForwardingHeader(name string) bool {
-	// Compared in place: this runs for every header of every request.
-	return headerNameIs(name, "forwarded") || headerNameIs(name, "x-real-ip") ||
-		(len(name) >= len("x-forwarded-") && headerNameIs(name[:len("x-forwarded-")], "x-forwarded-"))
-}
-
-// headerNameIs reports whether name is want (lower case, hyphens) ignoring
-// ASCII case and counting '_' as '-'.
-func headerNameIs(name, want string) bool {
-	if len(name) != len(want) {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func (p *Proxy) trustedPeer(remoteAddr string) bool {
 	if len(p.trusted) == 0 {
 		return false
@@ -416,86 +461,14 @@ func (p *Proxy) trustedPeer(remoteAddr string) bool {
 	return false
 }
 
-// scrubHeaders drops every Authorization header and, when secret is set,
-// every header whose name or any value contains it.
-func scrubHeaders(h http.Header, secret string) {
-	for name, vals := range h {
-		if strings.EqualFold(name, "Authorization") {
-			delete(h, name)
-			continue
-		}
-		if secret == "" {
-			continue
-		}
-		// Canonicalisation changes the case of header names, so a name is
-		// compared without case; only a name as long as the token (a
-		// kilobyte or more) can hold it, so this costs nothing per request.
-		if containsFold(name, secret) {
-			delete(h, name)
-			continue
-		}
-		for _, v := range vals {
-			if strings.Contains(v, secret) {
-				delete(h, name)
-				break
-			}
-		}
-	}
-}
-
-// containsFold reports whether s contains substr, ignoring case, without
-// allocating. Header names and tokens are ASCII, so windows of substr's
-// length in bytes are enough.
-func containsFold(s, substr string) bool {
-	for i := 0; i+len(substr) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(substr)], substr) {
-			return true
-		}
-	}
-	return false
-}
-
-// scrubQuery drops the access_token parameter and, when secret is set, every
-// parameter whose name or value contains it. The others keep their order and
-// their encoding.
-func scrubQuery(raw, secret string) string {
-	if raw == "" {
-		return raw
-	}
-	pairs := strings.Split(raw, "&")
-	kept := pairs[:0:0]
-	for _, pair := range pairs {
-		if !dropParam(pair, secret) {
-			kept = append(kept, pair)
-		}
-	}
-	if len(kept) == len(pairs) {
-		return raw
-	}
-	return strings.Join(kept, "&")
-}
-
-func dropParam(pair, secret string) bool {
-	rawKey, rawVal, _ := strings.Cut(pair, "=")
-	key, err1 := url.QueryUnescape(rawKey)
-	val, err2 := url.QueryUnescape(rawVal)
-	if err1 != nil || err2 != nil {
-		return true // ReverseProxy already drops these; be sure
-	}
-	if strings.EqualFold(key, "access_token") {
-		return true
-	}
-	return secret != "" && (strings.Contains(key, secret) || strings.Contains(val, secret) || strings.Contains(pair, secret))
-}
-
-// stripPrefix returns a copy of u without prefix (no trailing slash; "" strips
-// nothing), which must match whole segments of the escaped path: an encoded
-// slash (%2F) is part of a segment, as the router sees it. The result keeps
-// Path and RawPath consistent, so escapes survive SetURL.
-func stripPrefix(u *url.URL, prefix string) (*url.URL, bool) {
-	out := *u
+// stripPrefix returns u's path without prefix (no trailing slash; ""
+// strips nothing), decoded and escaped, which must match whole segments of
+// the escaped path: an encoded slash (%2F) is part of a segment, as the
+// router sees it. rawPath is the canonical escaped form, forwarded as it
+// is.
+func stripPrefix(u *url.URL, prefix string) (path, rawPath string, ok bool) {
 	if prefix == "" {
-		return &out, true
+		return u.Path, u.RawPath, true
 	}
 	esc := u.EscapedPath()
 	// Cut the escaped path after as many segments as the prefix has.
@@ -511,23 +484,27 @@ func stripPrefix(u *url.URL, prefix string) (*url.URL, bool) {
 			seen++
 		}
 	}
-	head, err := url.PathUnescape(esc[:cut])
-	if err != nil || head != prefix {
-		return nil, false
+	if esc[:cut] != prefix {
+		// The prefix is canonical (config); so is the path (the edge's):
+		// the escaped head matches when the decoded one does, unless the
+		// head holds an escape, which a canonical prefix does not.
+		head, err := url.PathUnescape(esc[:cut])
+		if err != nil || head != prefix {
+			return "", "", false
+		}
 	}
 	rest := esc[cut:]
 	if rest == "" {
 		rest = "/"
 	}
+	if strings.IndexByte(rest, '%') < 0 {
+		return rest, rest, true // nothing escaped: decoded, it is the same
+	}
 	path, err := url.PathUnescape(rest)
 	if err != nil {
-		return nil, false
+		return "", "", false
 	}
-	out.Path, out.RawPath = path, rest
-	if (&url.URL{Path: path}).EscapedPath() == rest {
-		out.RawPath = ""
-	}
-	return &out, true
+	return path, rest, true
 }
 
 // clientBody is a request body that remembers why it failed: a body that

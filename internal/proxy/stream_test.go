@@ -227,6 +227,7 @@ func TestServerSentEventsAreFlushed(t *testing.T) {
 	clock := newFakeClock()
 	rt := ordersRoute(mustURL(t, up.URL))
 	rt.Timeout = 5 * time.Second
+	rt.Leg = LegStandard // the fake clock drives the standard leg's route timer
 	g := newGateway(t, rt, setup{tweak: func(p *Proxy) { p.afterFunc = clock.afterFunc }})
 
 	resp, err := g.client.Get(g.URL + "/orders/events")

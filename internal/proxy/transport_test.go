@@ -152,7 +152,8 @@ func TestNewTransport(t *testing.T) {
 	}
 }
 
-// An https upstream is spoken to in HTTP/2, with the configured roots.
+// An https upstream is spoken to in HTTP/2 on the standard leg, with the
+// configured roots; in HTTP/1.1 on the fast leg, with the same roots.
 func TestHTTP2Upstream(t *testing.T) {
 	seen := make(chan recorded, 1)
 	up := httptest.NewUnstartedServer(recordingHandler(seen, nil))
@@ -164,18 +165,25 @@ func TestHTTP2Upstream(t *testing.T) {
 	tr := NewTransport(TransportConfig{RootCAs: roots})
 	t.Cleanup(tr.CloseIdleConnections)
 
-	g := newGateway(t, ordersRoute(mustURL(t, up.URL+"/api")), setup{cfg: Config{Transport: tr}})
-	req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1", nil)
-	req.Header.Set("Authorization", "Bearer "+userToken)
-	if resp, body := g.do(t, req); resp.StatusCode != http.StatusOK {
-		t.Fatalf("status = %d %s", resp.StatusCode, body)
-	}
-	got := receive(t, seen)
-	if got.Proto != "HTTP/2.0" {
-		t.Errorf("upstream protocol = %s, want HTTP/2.0", got.Proto)
-	}
-	if got.Header.Get("Authorization") != "Bearer "+downstreamToken || strings.Contains(got.Dump, userToken) {
-		t.Errorf("upstream saw Authorization %q", got.Header.Get("Authorization"))
+	for _, tc := range []struct {
+		leg   Leg
+		proto string
+	}{{LegStandard, "HTTP/2.0"}, {LegFast, "HTTP/1.1"}} {
+		rt := ordersRoute(mustURL(t, up.URL+"/api"))
+		rt.Leg = tc.leg
+		g := newGateway(t, rt, setup{cfg: Config{Transport: tr}})
+		req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1", nil)
+		req.Header.Set("Authorization", "Bearer "+userToken)
+		if resp, body := g.do(t, req); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s leg: status = %d %s", tc.leg, resp.StatusCode, body)
+		}
+		got := receive(t, seen)
+		if got.Proto != tc.proto {
+			t.Errorf("%s leg: upstream protocol = %s, want %s", tc.leg, got.Proto, tc.proto)
+		}
+		if got.Header.Get("Authorization") != "Bearer "+downstreamToken || strings.Contains(got.Dump, userToken) {
+			t.Errorf("%s leg: upstream saw Authorization %q", tc.leg, got.Header.Get("Authorization"))
+		}
 	}
 }
 
