@@ -3,16 +3,24 @@
 # machine (see docs/performance.md). It starts the local tenant, a lean
 # upstream, nginx, oauth2-proxy, redis-server and the gateway (built with
 # go build) on loopback, measures, prints a summary against the targets, and
-# stops everything it started. It exits 0 when every step ran (even if a
+# stops everything it started. Two bare Go reverse proxies without
+# authentication (benchtool goproxy: httputil; benchtool syncproxy: the
+# gateway's proxy on its fast, synchronous leg) are measured beside them as
+# references, and every throughput ratio is printed against both. It exits 0 when every step ran (even if a
 # target is missed: it is a report), non-zero when a step could not run.
 #
-# Usage: bench/run.sh [--duration 10s] [--conns 64] [--threads 2] [--warmup 3s]
+# Usage: bench/run.sh [--duration 10s] [--conns 64] [--threads 2] [--warmup 3s] [--rounds 3]
 #                     [--rate-duration 10s] [--rate-rounds 3] [--cold-users 500] [--cold-conc 16]
 #                     [--burst 200] [--mem-users 20000] [--fill-conc 32]
 #                     [--redis-cold-users 200] [--cache-budget 1GiB]
 #                     [--gw-gomemlimit ""] [--gw-gogc ""] [--profile] [--keep]
 # Each flag has an environment variable of the same name in capitals with _
 # (DURATION=5s bench/run.sh). --mem-users 100000 measures 100k users directly.
+# --rounds and --rate-rounds repeat the hot-path (wrk) and the open-loop
+# measurements on every target; the median of the rounds is reported. A quick
+# run that still takes every step: --rounds 1 --rate-rounds 1 --duration 3s
+# --warmup 1s --rate-duration 3s --cold-users 50 --burst 20 --mem-users 500
+# --redis-cold-users 20.
 set -euo pipefail
 
 # ---------- parameters ----------
@@ -20,8 +28,9 @@ THREADS=${THREADS:-2}                    # wrk threads
 CONNS=${CONNS:-64}                       # wrk connections
 DURATION=${DURATION:-10s}                # each closed-loop (wrk) measurement
 WARMUP=${WARMUP:-3s}                     # wrk warm-up before each measurement (not counted)
+ROUNDS=${ROUNDS:-3}                      # rounds of the hot-path wrk load on every target; the median counts
 RATE_DURATION=${RATE_DURATION:-10s}      # each open-loop measurement at half the gateway's max
-RATE_ROUNDS=${RATE_ROUNDS:-3}            # rounds of (direct, gateway) at that rate; the median round counts
+RATE_ROUNDS=${RATE_ROUNDS:-3}            # rounds of (direct, both bare proxies, gateway) at that rate; the median round counts
 COLD_USERS=${COLD_USERS:-500}            # distinct users, each needing an exchange
 COLD_CONC=${COLD_CONC:-16}               # their requests in flight
 BURST=${BURST:-200}                      # concurrent requests of one brand-new token
@@ -49,10 +58,13 @@ while [ $# -gt 0 ]; do
   esac
   var=$(echo "${name#--}" | tr 'a-z-' 'A-Z_')
   case $var in
-    THREADS|CONNS|DURATION|WARMUP|RATE_DURATION|RATE_ROUNDS|COLD_USERS|COLD_CONC|BURST|MEM_USERS|FILL_CONC|REDIS_COLD_USERS|CACHE_BUDGET|GW_GOMEMLIMIT|GW_GOGC)
+    THREADS|CONNS|DURATION|WARMUP|ROUNDS|RATE_DURATION|RATE_ROUNDS|COLD_USERS|COLD_CONC|BURST|MEM_USERS|FILL_CONC|REDIS_COLD_USERS|CACHE_BUDGET|GW_GOMEMLIMIT|GW_GOGC)
       printf -v "$var" '%s' "$val" ;;
     *) echo "run.sh: unknown flag $name (see --help)" >&2; exit 2 ;;
   esac
+done
+for var in ROUNDS RATE_ROUNDS; do
+  [[ ${!var} =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: $var must be a positive number of rounds, not \"${!var}\"" >&2; exit 2; }
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,6 +107,13 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"; }
 
 # calc EXPR: floating-point arithmetic with awk (variables passed as numbers).
 calc() { awk "BEGIN { printf \"%s\", $1 }"; }
+# median V...: the middle value; for an even count, the mean of the two middle ones.
+median() {
+  printf '%s\n' "$@" | sort -g |
+    awk '{ v[NR] = $1 } END { printf "%.6f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# list V...: the values as "a, b, c" with FORMAT (printf) each.
+list() { local fmt=$1; shift; printf '%s\n' "$@" | awk -v f="$fmt" '{ printf "%s" f, (NR > 1 ? ", " : ""), $1 }'; }
 jget() { jq -r "$2" <<<"$1"; }
 
 # ---------- prerequisites and builds ----------
@@ -243,7 +262,7 @@ run_wrk() {
   ERRS[$name]=$(jget "$out" .errors); REQS[$name]=$(jget "$out" .requests)
   local flag=""
   [ "${ERRS[$name]}" = 0 ] || flag="   <-- $(jget "$out" .non2xx) non-2xx, $(jget "$out" .socket_errors) socket errors: RUN HAD ERRORS"
-  printf '%-28s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   %8d requests, %d errors%s\n' \
+  printf '%-32s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   %8d requests, %d errors%s\n' \
     "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${REQS[$name]}" "${ERRS[$name]}" "$flag"
 }
 
@@ -299,6 +318,11 @@ GOP_PORT=$("$BT" freeport)
 "$BT" goproxy -listen "127.0.0.1:$GOP_PORT" -upstream "$UPSTREAM" >"$TMP/goproxy.log" 2>&1 &
 PIDS+=($!)
 
+# (f) reference: the gateway's proxy alone on its fast, synchronous leg (proxy.LegFast; no authentication)
+SYP_PORT=$("$BT" freeport)
+"$BT" syncproxy -listen "127.0.0.1:$SYP_PORT" -upstream "$UPSTREAM" >"$TMP/syncproxy.log" 2>&1 &
+PIDS+=($!)
+
 # (d) oauth2-proxy validating the same user token
 O2P_PORT=$("$BT" freeport)
 SSL_CERT_FILE=$CA "$O2P" --provider=oidc --oidc-issuer-url="$AUTHORITY/v2.0" \
@@ -319,12 +343,13 @@ G1L_PID=$GW_PID; G1L=$GW_ADDR
 # Wait for each target, then check that it answers 200 with the upstream's body.
 for i in $(seq 100); do
   curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/" && curl -s -o /dev/null "http://127.0.0.1:$O2P_PORT/ping" &&
-    curl -s -o /dev/null "http://127.0.0.1:$GOP_PORT/" && break
+    curl -s -o /dev/null "http://127.0.0.1:$GOP_PORT/" && curl -s -o /dev/null "http://127.0.0.1:$SYP_PORT/" && break
   sleep 0.1
 done
 check_200 direct "$UPSTREAM$PATH_Q"
 check_200 nginx "http://127.0.0.1:$NGX_PORT$PATH_Q"
 check_200 go-reverseproxy "http://127.0.0.1:$GOP_PORT$PATH_Q"
+check_200 go-syncproxy "http://127.0.0.1:$SYP_PORT$PATH_Q"
 check_200 gateway "http://$G1$PATH_Q"
 check_200 gateway-accesslog "http://$G1L$PATH_Q"
 check_200 oauth2-proxy "http://127.0.0.1:$O2P_PORT$PATH_Q"
@@ -336,14 +361,34 @@ EX0=$(metric "$G1_ADMIN" 'obo_gateway_obo_exchanges_total{result="success"}')
 [ "$EX0" = 1 ] || die "the gateway made $EX0 exchanges for the warm-up request (want 1)"
 say "every target answered 200 with the upstream's body to the token (gateway and oauth2-proxy: 401 without it);"
 say "the gateway's warm-up request made its one exchange: the downstream token is cached from here on"
-echo
-run_wrk "(a) direct" "$UPSTREAM$PATH_Q"
-run_wrk "(b) nginx" "http://127.0.0.1:$NGX_PORT$PATH_Q"
-run_wrk "(e) go-reverseproxy [ref]" "http://127.0.0.1:$GOP_PORT$PATH_Q"
-run_wrk "(c) gateway" "http://$G1$PATH_Q"
-run_wrk "(c') gateway+accesslog [ref]" "http://$G1L$PATH_Q"
-run_wrk "(d) oauth2-proxy" "http://127.0.0.1:$O2P_PORT$PATH_Q"
+# The hot-path targets, in the order each round measures them.
+GW="(c) gateway"; NGINX="(b) nginx"; DIRECT="(a) direct"; O2P_T="(d) oauth2-proxy"
+GOP="(e) go-reverseproxy [ref]"; SYP="(f) go-syncproxy [ref]"; GWLOG="(c') gateway+accesslog [ref]"
+HOT_NAMES=("$DIRECT" "$NGINX" "$GOP" "$SYP" "$GW" "$GWLOG" "$O2P_T")
+HOT_URLS=("$UPSTREAM$PATH_Q" "http://127.0.0.1:$NGX_PORT$PATH_Q" "http://127.0.0.1:$GOP_PORT$PATH_Q"
+  "http://127.0.0.1:$SYP_PORT$PATH_Q" "http://$G1$PATH_Q" "http://$G1L$PATH_Q" "http://127.0.0.1:$O2P_PORT$PATH_Q")
+# rk NAME ROUND: the name of a target's measurement in a round (the name alone when there is one round).
+rk() { if [ "$ROUNDS" = 1 ]; then printf '%s' "$1"; else printf '%s #%s' "$1" "$2"; fi; }
+# round_ratios A B: A's throughput / B's, one line per round.
+round_ratios() { local r; for r in $(seq "$ROUNDS"); do calc "${RPS[$(rk "$1" "$r")]} / ${RPS[$(rk "$2" "$r")]}"; echo; done; }
+# ratio A B: the median over the rounds of A's throughput / B's in the same round.
+ratio() { median $(round_ratios "$1" "$2"); }
+for r in $(seq "$ROUNDS"); do
+  echo
+  [ "$ROUNDS" = 1 ] || say "round $r of $ROUNDS"
+  for i in "${!HOT_NAMES[@]}"; do run_wrk "$(rk "${HOT_NAMES[$i]}" "$r")" "${HOT_URLS[$i]}"; done
+  [ "$ROUNDS" = 1 ] || printf 'round %d: gateway/nginx %.2f   gateway/go-reverseproxy %.2f   gateway/go-syncproxy %.2f   go-syncproxy/nginx %.2f\n' "$r" \
+    "$(calc "${RPS[$(rk "$GW" "$r")]} / ${RPS[$(rk "$NGINX" "$r")]}")" "$(calc "${RPS[$(rk "$GW" "$r")]} / ${RPS[$(rk "$GOP" "$r")]}")" \
+    "$(calc "${RPS[$(rk "$GW" "$r")]} / ${RPS[$(rk "$SYP" "$r")]}")" "$(calc "${RPS[$(rk "$SYP" "$r")]} / ${RPS[$(rk "$NGINX" "$r")]}")"
+done
 stop_pid "$G1L_PID"
+# From here on a target's RPS is the median of its rounds' and its ERRS the sum of their errors.
+if [ "$ROUNDS" != 1 ]; then
+  for n in "${HOT_NAMES[@]}"; do
+    RPS[$n]=$(median $(for r in $(seq "$ROUNDS"); do echo "${RPS[$(rk "$n" "$r")]}"; done))
+    ERRS[$n]=$(calc "0 $(for r in $(seq "$ROUNDS"); do printf ' + %s' "${ERRS[$(rk "$n" "$r")]}"; done)")
+  done
+fi
 if [ "$PROFILE" = 1 ]; then
   # Not one of the measurements: profiling costs the gateway some CPU.
   curl -sS -o "$TMP/gateway.cpu.pprof" "http://$G1_ADMIN/debug/pprof/profile?seconds=8" &
@@ -355,20 +400,23 @@ fi
 EX1=$(metric "$G1_ADMIN" 'obo_gateway_obo_exchanges_total')
 [ "$EX1" = 1 ] || die "the gateway made $EX1 exchanges during the hot-path load (want still 1)"
 
-GW="(c) gateway"
-R_NGINX=$(calc "${RPS[$GW]} / ${RPS["(b) nginx"]}")
-R_DIRECT=$(calc "${RPS[$GW]} / ${RPS["(a) direct"]}")
-R_O2P=$(calc "${RPS[$GW]} / ${RPS["(d) oauth2-proxy"]}")
-R_GOP=$(calc "${RPS[$GW]} / ${RPS["(e) go-reverseproxy [ref]"]}")
-R_LOG=$(calc "${RPS["(c') gateway+accesslog [ref]"]} / ${RPS[$GW]}")
+R_NGINX=$(ratio "$GW" "$NGINX")
+R_DIRECT=$(ratio "$GW" "$DIRECT")
+R_O2P=$(ratio "$GW" "$O2P_T")
+R_GOP=$(ratio "$GW" "$GOP")
+R_SYP=$(ratio "$GW" "$SYP")
+R_LOG=$(ratio "$GWLOG" "$GW")
 echo
+[ "$ROUNDS" = 1 ] || say "median of $ROUNDS rounds (req/s: each target's median; ratios: the median of each round's ratio):"
 printf 'throughput ratios: gateway/nginx %.2f   gateway/direct %.2f   gateway/oauth2-proxy %.2f\n' "$R_NGINX" "$R_DIRECT" "$R_O2P"
 printf '         [ref]     gateway/go-reverseproxy %.2f   gateway with access log / without %.2f\n' "$R_GOP" "$R_LOG"
+printf '         [ref]     gateway/go-syncproxy %.2f   go-syncproxy/go-reverseproxy %.2f   go-syncproxy/nginx %.2f\n' \
+  "$R_SYP" "$(ratio "$SYP" "$GOP")" "$(ratio "$SYP" "$NGINX")"
 say "(the gateway's downstream token stayed cached: 1 exchange in all, made by the warm-up request)"
 
 # ---------- 4(i): p99 added over direct at half the gateway's max ----------
 RATE=$(calc "int(${RPS[$GW]} / 2)")
-step "4(i) latency added at half the gateway's max throughput: open loop at $RATE req/s for $RATE_DURATION (after 2s warm-up), $RATE_ROUNDS rounds of direct, a bare Go proxy and the gateway"
+step "4(i) latency added at half the gateway's max throughput: open loop at $RATE req/s for $RATE_DURATION (after 2s warm-up), $RATE_ROUNDS rounds of direct, the two bare Go proxies and the gateway"
 rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the gateway's GC count too
   local out gc0=0 gc1=0 heap=""
   [ -z "${3:-}" ] || gc0=$(metric "$3" go_gc_duration_seconds_count)
@@ -378,35 +426,54 @@ rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the
     heap=$(printf '   [gateway: %d GCs during warm-up + run, heap in use %.0f MiB]' "$(calc "$gc1 - $gc0")" "$(calc "$(metric "$3" go_memstats_heap_inuse_bytes) / 1048576")")
   fi
   echo "$out" >"$TMP/rate-$(printf '%s' "$1" | tr -c 'A-Za-z0-9.-' '_').json"
-  printf '%-10s sent %6d (%.0f/s)  ok %6d  non-2xx %d  errors %d   p50 %6.3f  p90 %6.3f  p99 %6.3f  p99.9 %6.3f  max %7.3f ms   (sender lateness p99 %.3f ms)%s\n' \
+  printf '%-12s sent %6d (%.0f/s)  ok %6d  non-2xx %d  errors %d   p50 %6.3f  p90 %6.3f  p99 %6.3f  p99.9 %6.3f  max %7.3f ms   (sender lateness p99 %.3f ms)%s\n' \
     "$1" "$(jget "$out" .sent)" "$(jget "$out" .achieved_rate)" "$(jget "$out" .ok)" "$(jget "$out" .non2xx)" "$(jget "$out" .errors)" \
     "$(jget "$out" .latency.p50_ms)" "$(jget "$out" .latency.p90_ms)" "$(jget "$out" .latency.p99_ms)" \
     "$(jget "$out" .latency.p999_ms)" "$(jget "$out" .latency.max_ms)" "$(jget "$out" .lateness.p99_ms)" "$heap"
   RATE_OUT=$out
 }
-# Rounds of direct then gateway: the machine's noise moves from minute to
-# minute, so the added latency is taken per round and the median round reported.
-declare -a ROUND_P99 ROUND_GOP_P99 ROUND_DIRECT ROUND_GW
-RATE_ERRS=0
+# Rounds of direct, the bare Go proxies, then the gateway: the machine's noise
+# moves from minute to minute, so the added latency is taken per round and
+# the median round reported.
+declare -a ROUND_P99 ROUND_GOP_P99 ROUND_SYP_P99 ROUND_P50 ROUND_VS_GOP ROUND_DIRECT ROUND_GW
+RATE_ERRS=0; GOP_RATE_ERRS=0; SYP_RATE_ERRS=0
+# failed JSON...: the non-2xx answers and errors of open-loop runs.
+failed() { local o n=0; for o in "$@"; do n=$(calc "$n + $(jget "$o" .non2xx) + $(jget "$o" .errors)"); done; echo "$n"; }
 for r in $(seq "$RATE_ROUNDS"); do
   rate_run "direct #$r" "$UPSTREAM$PATH_Q"; d=$RATE_OUT
   rate_run "goproxy #$r" "http://127.0.0.1:$GOP_PORT$PATH_Q"; gp=$RATE_OUT
+  rate_run "syncproxy #$r" "http://127.0.0.1:$SYP_PORT$PATH_Q"; sp=$RATE_OUT
   rate_run "gateway #$r" "http://$G1$PATH_Q" "$G1_ADMIN"; g=$RATE_OUT
   ROUND_DIRECT[$r]=$d; ROUND_GW[$r]=$g
   ROUND_P99[$r]=$(calc "$(jget "$g" .latency.p99_ms) - $(jget "$d" .latency.p99_ms)")
   ROUND_GOP_P99[$r]=$(calc "$(jget "$gp" .latency.p99_ms) - $(jget "$d" .latency.p99_ms)")
-  RATE_ERRS=$(calc "$RATE_ERRS + $(jget "$g" .non2xx) + $(jget "$g" .errors) + $(jget "$d" .non2xx) + $(jget "$d" .errors)")
-  printf 'round %d: added by the gateway p50 %+.3f ms, p99 %+.3f ms; [ref] by a bare Go reverse proxy p50 %+.3f ms, p99 %+.3f ms\n' "$r" \
-    "$(calc "$(jget "$g" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")" "${ROUND_P99[$r]}" \
-    "$(calc "$(jget "$gp" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")" "${ROUND_GOP_P99[$r]}"
+  ROUND_SYP_P99[$r]=$(calc "$(jget "$sp" .latency.p99_ms) - $(jget "$d" .latency.p99_ms)")
+  ROUND_P50[$r]=$(calc "$(jget "$g" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")
+  ROUND_VS_GOP[$r]=$(calc "$(jget "$g" .latency.p99_ms) - $(jget "$gp" .latency.p99_ms)")
+  RATE_ERRS=$(calc "$RATE_ERRS + $(failed "$g" "$d")")
+  GOP_RATE_ERRS=$(calc "$GOP_RATE_ERRS + $(failed "$gp")"); SYP_RATE_ERRS=$(calc "$SYP_RATE_ERRS + $(failed "$sp")")
+  printf 'round %d: added by the gateway p50 %+.3f ms, p99 %+.3f ms; [ref] by a bare Go reverse proxy p50 %+.3f ms, p99 %+.3f ms; [ref] by the bare synchronous leg p50 %+.3f ms, p99 %+.3f ms\n' "$r" \
+    "${ROUND_P50[$r]}" "${ROUND_P99[$r]}" \
+    "$(calc "$(jget "$gp" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")" "${ROUND_GOP_P99[$r]}" \
+    "$(calc "$(jget "$sp" .latency.p50_ms) - $(jget "$d" .latency.p50_ms)")" "${ROUND_SYP_P99[$r]}"
 done
 GOP_ADDED_P99=$(for r in $(seq "$RATE_ROUNDS"); do echo "${ROUND_GOP_P99[$r]}"; done | sort -g | awk -v n="$RATE_ROUNDS" 'NR == int((n + 1) / 2)')
+SYP_ADDED_P99=$(for r in $(seq "$RATE_ROUNDS"); do echo "${ROUND_SYP_P99[$r]}"; done | sort -g | awk -v n="$RATE_ROUNDS" 'NR == int((n + 1) / 2)')
+# The issue-13 latency targets, over every round: the median of the gateway's
+# added p50, and of its p99 minus the bare httputil proxy's in the same round.
+MED_ADDED_P50=$(median "${ROUND_P50[@]}")
+MED_VS_GOP=$(median "${ROUND_VS_GOP[@]}")
+VS_GOP_OK=$(for r in $(seq "$RATE_ROUNDS"); do echo "${ROUND_VS_GOP[$r]}"; done | awk '$1 <= 0 { n++ } END { print n + 0 }')
 MEDIAN_ROUND=$(for r in $(seq "$RATE_ROUNDS"); do echo "${ROUND_P99[$r]} $r"; done | sort -g | awk -v n="$RATE_ROUNDS" 'NR == int((n + 1) / 2) { print $2 }')
 RATE_DIRECT=${ROUND_DIRECT[$MEDIAN_ROUND]}; RATE_GW=${ROUND_GW[$MEDIAN_ROUND]}
 ADDED_P99=${ROUND_P99[$MEDIAN_ROUND]}
 ADDED_P50=$(calc "$(jget "$RATE_GW" .latency.p50_ms) - $(jget "$RATE_DIRECT" .latency.p50_ms)")
 printf 'added by the gateway (median of %d rounds: round %d): p50 %+.3f ms, p99 %+.3f ms%s\n' "$RATE_ROUNDS" "$MEDIAN_ROUND" "$ADDED_P50" "$ADDED_P99" "$([ "$RATE_ERRS" = 0 ] || echo "   <-- RUN HAD $RATE_ERRS ERRORS")"
 printf '[ref] added by a bare Go httputil.ReverseProxy at the same rate (median of %d rounds): p99 %+.3f ms\n' "$RATE_ROUNDS" "$GOP_ADDED_P99"
+printf '[ref] added by the bare synchronous leg (proxy.LegFast) at the same rate (median of %d rounds): p99 %+.3f ms%s\n' "$RATE_ROUNDS" "$SYP_ADDED_P99" \
+  "$([ "$(calc "$GOP_RATE_ERRS + $SYP_RATE_ERRS")" = 0 ] || echo "   <-- the bare proxies' runs had $GOP_RATE_ERRS (httputil) and $SYP_RATE_ERRS (synchronous leg) ERRORS")"
+printf 'added by the gateway, median over the %d rounds: p50 %+.3f ms; p99 minus the bare httputil proxy'"'"'s of the same round %+.3f ms (%s; no worse in %d of %d rounds)\n' \
+  "$RATE_ROUNDS" "$MED_ADDED_P50" "$MED_VS_GOP" "$(list '%+.3f' "${ROUND_VS_GOP[@]}")" "$VS_GOP_OK" "$RATE_ROUNDS"
 
 # ---------- 4(iii): burst deduplication ----------
 step "4(iii) burst: $BURST concurrent requests from one brand-new token"
@@ -508,7 +575,7 @@ if start_gateway gateway-redis warn "127.0.0.1:$REDIS_PORT" "$REDIS_KEYS"; then
   run_wrk "redis up: hot token" "http://$G3$PATH_Q"
   RU="redis up: hot token"
   UP_COLD=$("$BT" users -url "http://$G3$PATH_Q" -control "$CONTROL" -n "$REDIS_COLD_USERS" -c "$COLD_CONC") || die "new users, Redis up"
-  printf '%-28s %d new users: ok %d, non-2xx %d, errors %d   latency p50 %.2f  p99 %.2f ms\n' "redis up: new users" \
+  printf '%-32s %d new users: ok %d, non-2xx %d, errors %d   latency p50 %.2f  p99 %.2f ms\n' "redis up: new users" \
     "$REDIS_COLD_USERS" "$(jget "$UP_COLD" .ok)" "$(jget "$UP_COLD" .non2xx)" "$(jget "$UP_COLD" .errors)" \
     "$(jget "$UP_COLD" .latency.p50_ms)" "$(jget "$UP_COLD" .latency.p99_ms)"
   stop_pid "$REDIS_PID"
@@ -517,7 +584,7 @@ if start_gateway gateway-redis warn "127.0.0.1:$REDIS_PORT" "$REDIS_KEYS"; then
   run_wrk "redis down: hot token" "http://$G3$PATH_Q"
   RD="redis down: hot token"
   DOWN_COLD=$("$BT" users -url "http://$G3$PATH_Q" -control "$CONTROL" -n "$REDIS_COLD_USERS" -c "$COLD_CONC") || die "new users, Redis down"
-  printf '%-28s %d new users: ok %d, non-2xx %d, errors %d   latency p50 %.2f  p99 %.2f ms\n' "redis down: new users" \
+  printf '%-32s %d new users: ok %d, non-2xx %d, errors %d   latency p50 %.2f  p99 %.2f ms\n' "redis down: new users" \
     "$REDIS_COLD_USERS" "$(jget "$DOWN_COLD" .ok)" "$(jget "$DOWN_COLD" .non2xx)" "$(jget "$DOWN_COLD" .errors)" \
     "$(jget "$DOWN_COLD" .latency.p50_ms)" "$(jget "$DOWN_COLD" .latency.p99_ms)"
   REDIS_FAILED=$(calc "${ERRS[$RD]} + $(jget "$DOWN_COLD" .non2xx) + $(jget "$DOWN_COLD" .errors)")
@@ -543,7 +610,7 @@ printf '%-58s | %-52s | %s\n' "target" "measured" "verdict"
 printf '%s\n' "-----------------------------------------------------------+------------------------------------------------------+--------"
 ok=$(awk -v r="$R_NGINX" -v e="${ERRS[$GW]}" 'BEGIN{print (r >= 0.8 && e == 0) ? 1 : 0}')
 printf '%-58s | %-52s | %s\n' "hot path >= 0.8x nginx (throughput)" \
-  "$(printf '%.2fx (%.0f vs %.0f req/s)%s' "$R_NGINX" "${RPS[$GW]}" "${RPS["(b) nginx"]}" "$([ "${ERRS[$GW]}" = 0 ] || echo ", ERRORS")")" "$(verdict "$ok")"
+  "$(printf '%.2fx (%.0f vs %.0f req/s%s)%s' "$R_NGINX" "${RPS[$GW]}" "${RPS[$NGINX]}" "$([ "$ROUNDS" = 1 ] || echo "; medians of $ROUNDS rounds")" "$([ "${ERRS[$GW]}" = 0 ] || echo ", ERRORS")")" "$(verdict "$ok")"
 ok=$(awk -v a="$ADDED_P99" -v e="$RATE_ERRS" 'BEGIN{print (a <= 2 && e == 0) ? 1 : 0}')
 v=$(verdict "$ok")
 # The gateway's path includes the direct one: a negative difference means the machine's noise decided it.
@@ -551,6 +618,7 @@ awk -v a="$ADDED_P99" 'BEGIN { exit !(a < 0) }' && v="NOISY (direct slower than 
 printf '%-58s | %-52s | %s\n' "p99 added over direct <= 2 ms at half max throughput" \
   "$(printf '%+.3f ms at %d req/s (p99 %.3f vs %.3f ms)' "$ADDED_P99" "$RATE" "$(jget "$RATE_GW" .latency.p99_ms)" "$(jget "$RATE_DIRECT" .latency.p99_ms)")" "$v"
 printf '%-58s | %-52s | %s\n' "[ref, not a target] p99 added by a bare Go reverse proxy" "$(printf '%+.3f ms at %d req/s (median of %d rounds)' "$GOP_ADDED_P99" "$RATE" "$RATE_ROUNDS")" "-"
+printf '%-58s | %-52s | %s\n' "[ref, not a target] p99 added by the bare synchronous leg" "$(printf '%+.3f ms at %d req/s (median of %d rounds)' "$SYP_ADDED_P99" "$RATE" "$RATE_ROUNDS")" "-"
 ok=$([ "$BURST_EX" = 1 ] && [ "$BURST_TEN" = 1 ] && [ "$BURST_OK" = "$BURST" ] && [ "$COLD_EX" = "$COLD_USERS" ] && [ "$COLD_TEN" = "$COLD_USERS" ] && echo 1 || echo 0)
 printf '%-58s | %-52s | %s\n' "exactly one exchange per (token, scopes) under concurrency" \
   "$(printf '%s concurrent: %s exchange(s) (tenant: %s), %s/%s ok; %s users: %s' "$BURST" "$BURST_EX" "$BURST_TEN" "$BURST_OK" "$BURST" "$COLD_USERS" "$COLD_EX")" "$(verdict "$ok")"
@@ -569,3 +637,34 @@ if [ "$REDIS_RAN" = 1 ]; then
 else
   printf '%-58s | %-52s | %s\n' "Redis down: no failed requests" "not measured: the gateway does not take cache.redis yet" "SKIPPED"
 fi
+# Issue 13's targets (the fast upstream leg): each the median of this run's rounds.
+# errs N: ", ERRORS" when N errors were counted.
+errs() { [ "$1" = 0 ] || printf ', %s ERRORS' "$1"; }
+e=$(calc "${ERRS[$GW]} + ${ERRS[$NGINX]}")
+ok=$(awk -v r="$R_NGINX" -v e="$e" 'BEGIN{print (r >= 0.65 && e == 0) ? 1 : 0}')
+printf '%-58s | %-52s | %s\n' "[issue 13] gateway/nginx >= 0.65 (throughput)" \
+  "$(printf '%.2fx (median of %d rounds: %s)%s' "$R_NGINX" "$ROUNDS" "$(list '%.2f' $(round_ratios "$GW" "$NGINX"))" "$(errs "$e")")" "$(verdict "$ok")"
+e=$(calc "${ERRS[$GW]} + ${ERRS[$GOP]}")
+ok=$(awk -v r="$R_GOP" -v e="$e" 'BEGIN{print (r >= 1.3 && e == 0) ? 1 : 0}')
+printf '%-58s | %-52s | %s\n' "[issue 13] throughput >= 1.3x the bare httputil proxy's" \
+  "$(printf '%.2fx (median of %d rounds: %s)%s' "$R_GOP" "$ROUNDS" "$(list '%.2f' $(round_ratios "$GW" "$GOP"))" "$(errs "$e")")" "$(verdict "$ok")"
+ok=$(awk -v a="$MED_ADDED_P50" -v e="$RATE_ERRS" 'BEGIN{print (a <= 1 && e == 0) ? 1 : 0}')
+printf '%-58s | %-52s | %s\n' "[issue 13] p50 added <= 1 ms at half max throughput" \
+  "$(printf '%+.3f ms at %d req/s (median of %d rounds: %s)%s' "$MED_ADDED_P50" "$RATE" "$RATE_ROUNDS" "$(list '%+.3f' "${ROUND_P50[@]}")" "$(errs "$RATE_ERRS")")" "$(verdict "$ok")"
+e=$(calc "$RATE_ERRS + $GOP_RATE_ERRS")
+ok=$(awk -v a="$MED_VS_GOP" -v e="$e" 'BEGIN{print (a <= 0 && e == 0) ? 1 : 0}')
+printf '%-58s | %-52s | %s\n' "[issue 13] p99 added <= bare httputil proxy's (same round)" \
+  "$(printf 'gateway - httputil p99: median %+.3f ms (%s); <= in %d of %d rounds%s' "$MED_VS_GOP" "$(list '%+.3f' "${ROUND_VS_GOP[@]}")" "$VS_GOP_OK" "$RATE_ROUNDS" "$(errs "$e")")" "$(verdict "$ok")"
+
+# Every hot-path target's throughput against both bare Go references (and nginx).
+echo
+if [ "$ROUNDS" = 1 ]; then
+  say "throughput against the references (hot path, the same wrk load; one round):"
+else
+  say "throughput against the references (hot path, the same wrk load; req/s: median of $ROUNDS rounds; ratios: median of each round's ratio):"
+fi
+printf '%-30s | %8s | %7s | %17s | %14s | %s\n' "target" "req/s" "/ nginx" "/ go-reverseproxy" "/ go-syncproxy" "errors"
+printf '%s\n' "-------------------------------+----------+---------+-------------------+----------------+-------"
+for n in "$GW" "$GWLOG" "$SYP" "$GOP" "$NGINX" "$O2P_T" "$DIRECT"; do
+  printf '%-30s | %8.0f | %7.2f | %17.2f | %14.2f | %d\n' "$n" "${RPS[$n]}" "$(ratio "$n" "$NGINX")" "$(ratio "$n" "$GOP")" "$(ratio "$n" "$SYP")" "${ERRS[$n]}"
+done

@@ -1,9 +1,10 @@
 // Command benchenv is the environment of bench/run.sh: it starts the local
-// Entra-compatible tenant (fakeentra, the demo tenant) in-process, a lean
-// upstream API that answers every request with the same small JSON body,
-// and a control listener that mints user tokens on demand. Once ready it
-// prints one JSON line (see envInfo) on stdout, then serves until SIGINT or
-// SIGTERM.
+// Entra-compatible tenant in-process (fakeentra: the demo tenant, with the
+// gateway's registration on v2 tokens and loop detection off, benchTenant),
+// a lean upstream API that answers every request with the same small JSON
+// body, and a control listener that mints user tokens on demand. Once
+// ready it prints one JSON line (see envInfo) on stdout, then serves until
+// SIGINT or SIGTERM.
 //
 // The control listener (loopback, plain HTTP) serves
 //
@@ -83,7 +84,7 @@ func main() {
 }
 
 func run(ctx context.Context, dir string, ntok int) error {
-	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Dir: dir})
+	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Tenant: benchTenant(), Dir: dir})
 	if err != nil {
 		return fmt.Errorf("local tenant: %w", err)
 	}
@@ -130,6 +131,30 @@ func run(ctx context.Context, dir string, ntok int) error {
 	fmt.Printf("%s\n", line)
 	<-ctx.Done()
 	return nil
+}
+
+// benchTenant is the demo tenant with two changes for the bench:
+//
+//   - the gateway's registration accepts v2 access tokens
+//     (accessTokenAcceptedVersion: 2 in its manifest), as oauth2-proxy's
+//     Entra ID guide asks: the user token every target is given is then one
+//     that oauth2-proxy, configured with the tenant's v2.0 issuer, validates
+//     too (the demo registration leaves the version null, which gives v1
+//     tokens, issued on the tenant's second origin). The gateway accepts
+//     either.
+//   - loop detection (AADSTS50196) is off: the bench's thousands of
+//     "distinct users" are fresh tokens of the tenant's two users, so their
+//     exchanges ask for the same (client, user, resource, scopes) far more
+//     than 100 times in 5 minutes, which Entra would refuse as a loop.
+func benchTenant() *fakeentra.Tenant {
+	t := fakeentra.DemoTenant()
+	for _, a := range t.Apps {
+		if a.Name == "gateway" {
+			a.AccessTokenVersion = 2
+		}
+	}
+	t.LoopDetection = &fakeentra.LoopDetection{MaxRequests: -1}
+	return t
 }
 
 // serve starts h on a free loopback port.

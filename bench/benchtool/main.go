@@ -12,6 +12,9 @@
 //	benchtool tokens -control C -n N        N fresh tokens, one per line (for wrk scripts)
 //	benchtool goproxy -listen A -upstream U a bare httputil.ReverseProxy (the gateway's
 //	                                        transport, no authentication): a reference target
+//	benchtool syncproxy -listen A -upstream U
+//	                                        the gateway's proxy on its fast leg (proxy.LegFast)
+//	                                        and nothing else: the bare synchronous-leg reference
 package main
 
 import (
@@ -40,7 +43,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("usage: benchtool freeport|wrkparse|metric|rate|users|burst|tokens ...")
+		fatalf("usage: benchtool freeport|wrkparse|metric|rate|users|burst|tokens|goproxy|syncproxy ...")
 	}
 	args := os.Args[2:]
 	var err error
@@ -61,6 +64,8 @@ func main() {
 		err = tokensCmd(args)
 	case "goproxy":
 		err = goproxy(args)
+	case "syncproxy":
+		err = syncproxy(args)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -586,21 +591,15 @@ func burst(args []string) error {
 	return printJSON(r)
 }
 
-// ---- reference proxy ----
+// ---- reference proxies ----
 
 // goproxy serves a bare httputil.ReverseProxy to upstream with the
 // gateway's upstream transport: what Go's net/http costs as a reverse proxy
 // on this machine, without anything the gateway adds.
 func goproxy(args []string) error {
-	fs := flag.NewFlagSet("goproxy", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "address")
-	upstream := fs.String("upstream", "", "upstream base URL")
-	if err := fs.Parse(args); err != nil {
+	listen, u, err := referenceFlags("goproxy", args)
+	if err != nil {
 		return err
-	}
-	u, err := url.Parse(*upstream)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("-upstream %q: an absolute URL is required", *upstream)
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -609,6 +608,46 @@ func goproxy(args []string) error {
 		},
 		Transport: proxy.NewTransport(proxy.TransportConfig{}),
 	}
-	srv := &http.Server{Addr: *listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	return serveReference(listen, rp)
+}
+
+// syncproxy serves the gateway's proxy on its fast leg (proxy.LegFast: the
+// request written and the answer read on a pooled keep-alive HTTP/1.1
+// connection in the handler's goroutine), with the gateway's upstream
+// transport and nothing before it: no token, no authentication, no
+// routing, metrics or access log. What the proxying alone costs on the
+// fast leg: the bare synchronous-leg reference.
+func syncproxy(args []string) error {
+	listen, u, err := referenceFlags("syncproxy", args)
+	if err != nil {
+		return err
+	}
+	h := proxy.New(proxy.Config{Transport: proxy.NewTransport(proxy.TransportConfig{})}).
+		Handler(proxy.Route{Name: "bench", PathPrefix: "/", Upstream: u, Leg: proxy.LegFast})
+	return serveReference(listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.Forward(w, r, proxy.Forward{}) // the zero Forward: no upstream token, no secret
+	}))
+}
+
+// referenceFlags parses the flags of a reference proxy: -listen and an
+// absolute -upstream URL.
+func referenceFlags(name string, args []string) (string, *url.URL, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	upstream := fs.String("upstream", "", "upstream base URL")
+	if err := fs.Parse(args); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(*upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", nil, fmt.Errorf("-upstream %q: an absolute http or https URL is required", *upstream)
+	}
+	return *listen, u, nil
+}
+
+// serveReference serves h on listen with the same net/http server settings
+// for every reference proxy, so that they differ only in their upstream leg.
+func serveReference(listen string, h http.Handler) error {
+	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	return srv.ListenAndServe()
 }

@@ -165,6 +165,12 @@ type Route struct {
 	// Set-Cookie. Default false: the gateway is one origin shared by every
 	// upstream, and authenticates with bearer tokens.
 	Cookies bool `yaml:"cookies,omitempty"`
+	// ProxyLeg is the way to the upstream: "auto" (the default: "fast"
+	// unless HTTP_PROXY/HTTPS_PROXY applies to the upstream), "fast"
+	// (HTTP/1.1 on the gateway's own keep-alive connections) or "standard"
+	// (net/http's Transport: HTTP/2 to https upstreams that offer it, HTTP
+	// proxies). WebSocket upgrades take the standard leg either way.
+	ProxyLeg string `yaml:"proxy_leg,omitempty"`
 }
 
 // Limits bound slow and greedy clients. docs/configuration.md explains how

@@ -629,6 +629,7 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 		"routes[].max_in_flight":          {route: "graph-me", value: "50", want: 50},
 		"routes[].websocket":              {route: "graph-me", value: "true", want: true},
 		"routes[].cookies":                {route: "graph-me", value: "1", want: true},
+		"routes[].proxy_leg":              {route: "graph-me", value: "standard", want: "standard"},
 		"limits.max_connections":          {value: "4096", want: 4096},
 		"limits.max_in_flight":            {value: "200", want: 200},
 		"limits.max_concurrent_exchanges": {value: "4", want: 4},

@@ -280,6 +280,8 @@ func routeEnvSettings() []routeEnvSetting {
 			setBool(func(r *Route) *bool { return &r.WebSocket })},
 		{"COOKIES", "cookies", "forward Cookie and pass back Set-Cookie: true, false, 1 or 0",
 			setBool(func(r *Route) *bool { return &r.Cookies })},
+		{"PROXY_LEG", "proxy_leg", "the way to the upstream: auto, fast or standard",
+			setString(func(r *Route) *string { return &r.ProxyLeg })},
 	}
 }
 

@@ -343,6 +343,11 @@ func (c *Config) validateRoutes(p *problems, routeVars []string) {
 		}
 		checkRange(p, at("max_body_bytes"), r.MaxBodyBytes, minBodyBytes, maxBodyBytes, "the limits.max_body_bytes default")
 		checkRange(p, at("body_timeout"), r.BodyTimeout.D(), minBodyTimeout, maxBodyTimeout, "the limits.body_timeout default")
+		switch r.ProxyLeg {
+		case "", "auto", "fast", "standard":
+		default:
+			p.addValue(at("proxy_leg"), r.ProxyLeg, "%q is not a proxy leg: use auto (the default), fast (HTTP/1.1 on the gateway's own connections) or standard (net/http's Transport: HTTP/2, HTTP proxies)", r.ProxyLeg)
+		}
 		if r.MaxInFlight < 0 || (c.Limits.MaxInFlight > 0 && r.MaxInFlight > c.Limits.MaxInFlight) {
 			p.addValue(at("max_in_flight"), strconv.Itoa(r.MaxInFlight), "%d is out of range: use 0 (only limits.max_in_flight applies) to limits.max_in_flight (%d)", r.MaxInFlight, c.Limits.MaxInFlight)
 		}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -53,17 +55,19 @@ type HandlerConfig struct {
 // order of the middleware, which is the order a request meets them:
 //
 //	access log (request ID, reqlog.Writer) → recover → edge (method,
-//	canonical path, body deadline) → CORS (preflights end here) → router
+//	canonical path, body deadline) → CORS (preflights end here) → route
+//	table (longest prefix)
 //	  → per route: route name → metrics → edge (lookalike path, in-flight
 //	    limits, body bounds) → token validation (auth) → On-Behalf-Of
-//	    exchange → reverse proxy
+//	    exchange → reverse proxy (Forward: the tokens as arguments)
 //	  → no route: metrics("unmatched") → 404 JSON
 //
-// The router sees the canonical path the edge made, and the proxy forwards
-// that same path: the upstream reads the path the router matched. The
-// request context carries only the request's own data: its ID, the
-// principal (auth) and the tokens for the proxy (proxy.Forward); what the
-// access log reports travels with the response writer (package reqlog).
+// The route table sees the canonical path the edge made, and the proxy
+// forwards that same path: the upstream reads the path the table matched.
+// The request context carries only the request's own data: its ID and the
+// principal (auth); the exchange step hands the tokens to the proxy as
+// arguments (proxy.RouteHandler.Forward); what the access log reports
+// travels with the response writer (package reqlog).
 func NewHandler(c HandlerConfig) (http.Handler, error) {
 	switch {
 	case c.Validator == nil, c.Tokens == nil, c.Proxy == nil, c.Edge == nil, c.Metrics == nil:
@@ -75,15 +79,7 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 	}
 	x := &exchanges{tokens: c.Tokens, refusals: c.Refusals, log: log, authority: c.Authority}
 
-	r := chi.NewRouter()
-	// The access log wraps the recoverer so that it logs the 500 the
-	// recoverer answers to a panic, not the status nobody wrote.
-	r.Use(reqlog.Middleware(log), recoverer(log), c.Edge.Middleware)
-	r.Use(cors.Middleware(cors.Config{
-		AllowedOrigins: c.CORS.AllowedOrigins,
-		AllowedHeaders: c.CORS.AllowedHeaders,
-		MaxAge:         c.CORS.MaxAge.D(),
-	}))
+	var table routeTable
 	for _, rt := range c.Routes {
 		upstream, err := url.Parse(rt.Upstream)
 		if err != nil {
@@ -92,12 +88,12 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 		pr := proxy.Route{
 			Name: rt.Name, PathPrefix: rt.PathPrefix, Upstream: upstream,
 			StripPrefix: rt.StripPrefix, Timeout: rt.Timeout.D(), WebSocket: rt.WebSocket, Cookies: rt.Cookies,
+			Leg: proxyLeg(rt.ProxyLeg),
 		}
 		if len(rt.DownstreamScopes) > 0 {
 			pr.ClaimsRetry = x.claimsRetry(rt)
 		}
-		h := c.Proxy.Handler(pr)
-		chain := chi.Chain(
+		table.add(rt.PathPrefix, chi.Chain(
 			routeName(rt.Name),
 			c.Metrics.Middleware(rt.Name),
 			c.Edge.Route(edge.Route{
@@ -105,18 +101,54 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 				MaxBodyBytes: int64(rt.MaxBodyBytes), BodyTimeout: rt.BodyTimeout.D(),
 			}),
 			auth.Middleware(c.Validator, rt.Policy(), log),
-		).Handler(x.forward(rt, h))
-		r.Handle(rt.PathPrefix, chain)
-		if rt.PathPrefix == "/" {
-			r.Handle("/*", chain)
-		} else {
-			r.Handle(rt.PathPrefix+"/*", chain)
+		).Handler(x.forward(rt, c.Proxy.Handler(pr))))
+	}
+	table.unmatched = c.Metrics.Middleware("unmatched")(http.HandlerFunc(proxy.NotFound))
+	return chi.Chain(
+		// The access log wraps the recoverer so that it logs the 500 the
+		// recoverer answers to a panic, not the status nobody wrote.
+		reqlog.Middleware(log), recoverer(log), c.Edge.Middleware,
+		cors.Middleware(cors.Config{
+			AllowedOrigins: c.CORS.AllowedOrigins,
+			AllowedHeaders: c.CORS.AllowedHeaders,
+			MaxAge:         c.CORS.MaxAge.D(),
+		}),
+	).Handler(&table), nil
+}
+
+// routeTable sends a request to the route with the longest prefix of its
+// path, at a segment boundary (urlpath.HasPrefix: /orders matches /orders
+// and /orders/1, not /ordersx), compared on the canonical escaped path the
+// edge made: the one the proxy forwards. A table of prefixes rather than a
+// router's pattern tree: the gateway routes on prefixes only, with the one
+// function the edge and the configuration use to compare them, and it
+// copies no request to do so.
+type routeTable struct {
+	routes    []tableRoute // longest prefix first
+	unmatched http.Handler
+}
+
+type tableRoute struct {
+	prefix  string
+	handler http.Handler
+}
+
+func (t *routeTable) add(prefix string, h http.Handler) {
+	t.routes = append(t.routes, tableRoute{prefix: prefix, handler: h})
+	slices.SortStableFunc(t.routes, func(a, b tableRoute) int {
+		return len(strings.TrimSuffix(b.prefix, "/")) - len(strings.TrimSuffix(a.prefix, "/"))
+	})
+}
+
+func (t *routeTable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	for i := range t.routes {
+		if urlpath.HasPrefix(path, t.routes[i].prefix) {
+			t.routes[i].handler.ServeHTTP(w, r)
+			return
 		}
 	}
-	unmatched := c.Metrics.Middleware("unmatched")(http.HandlerFunc(proxy.NotFound))
-	r.NotFound(unmatched.ServeHTTP)
-	r.MethodNotAllowed(unmatched.ServeHTTP)
-	return r, nil
+	t.unmatched.ServeHTTP(w, r)
 }
 
 // stricterPrefixes are the prefixes of the routes nested under prefix: the
@@ -158,4 +190,15 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// proxyLeg is the proxy's leg for routes[].proxy_leg.
+func proxyLeg(s string) proxy.Leg {
+	switch s {
+	case "fast":
+		return proxy.LegFast
+	case "standard":
+		return proxy.LegStandard
+	}
+	return proxy.LegAuto
 }

@@ -64,7 +64,7 @@ func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handle
 			}
 			f.SetUpstreamToken(tok.AccessToken)
 		}
-		to.Forward(w, r, &f)
+		to.Forward(w, r, f)
 	})
 }
 

@@ -1,9 +1,14 @@
-//go:build !unix
+//go:build !linux
 
 package proxy
 
 import "net"
 
-// alive cannot peek at a socket here: an idle connection is taken as alive,
-// and a request that meets a closed one is sent again (fastLeg.send).
-func alive(net.Conn) bool { return true }
+// liveness cannot peek at a socket here: an idle connection is taken as
+// alive, and a request that meets a closed one is sent again when it may
+// be (exchange.roundTrip).
+type liveness struct{}
+
+func newLiveness(net.Conn) *liveness { return nil }
+
+func (*liveness) alive() bool { return true }

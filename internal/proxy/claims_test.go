@@ -73,61 +73,64 @@ func TestUpstreamClaimsChallenge(t *testing.T) {
 			retryErr:   fmt.Errorf("exchange: %w", &RetryLaterError{After: 7 * time.Second, Err: errors.New("AADSTS50196")}),
 			wantStatus: 503, wantRetryAfter: "7", wantSeen: []string{"Bearer stale-token"}, wantResult: "unavailable"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			up, seen := challengingUpstream(t)
-			reg := prometheus.NewRegistry()
-			p := New(Config{Metrics: NewMetrics(reg)})
-			u, _ := url.Parse(up.URL)
-			var gotClaims string
-			rt := Route{Name: "api", PathPrefix: "/api", Upstream: u}
-			if !tt.noRetry {
-				rt.ClaimsRetry = func(_ context.Context, claims string) (string, error) {
-					gotClaims = claims
-					if tt.retryToken != "" {
-						return tt.retryToken, tt.retryErr
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				up, seen := challengingUpstream(t)
+				reg := prometheus.NewRegistry()
+				p := New(Config{Metrics: NewMetrics(reg)})
+				t.Cleanup(p.CloseIdleConnections)
+				u, _ := url.Parse(up.URL)
+				var gotClaims string
+				rt := Route{Name: "api", PathPrefix: "/api", Upstream: u, Leg: leg}
+				if !tt.noRetry {
+					rt.ClaimsRetry = func(_ context.Context, claims string) (string, error) {
+						gotClaims = claims
+						if tt.retryToken != "" {
+							return tt.retryToken, tt.retryErr
+						}
+						return "good-token", tt.retryErr
 					}
-					return "good-token", tt.retryErr
 				}
-			}
-			h := p.Handler(rt)
-			f := &Forward{}
-			f.SetSecret(userToken)
-			f.SetUpstreamToken("stale-token")
-			ctx := NewContext(context.Background(), f)
-			var body io.Reader
-			if tt.body != "" {
-				body = strings.NewReader(tt.body)
-			}
-			req := httptest.NewRequest(tt.method, "/api/x", body).WithContext(ctx)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != tt.wantStatus {
-				t.Fatalf("status = %d, want %d", rec.Code, tt.wantStatus)
-			}
-			if got := seen(); strings.Join(got, "|") != strings.Join(tt.wantSeen, "|") {
-				t.Errorf("upstream saw %v, want %v", got, tt.wantSeen)
-			}
-			wantRetryAfter := tt.wantRetryAfter
-			if wantRetryAfter == "" {
-				wantRetryAfter = "1"
-			}
-			if tt.wantStatus == 503 && (rec.Header().Get("Retry-After") != wantRetryAfter || rec.Header().Get("WWW-Authenticate") != "") {
-				t.Errorf("503 with Retry-After %q and WWW-Authenticate %q: want Retry-After %s and no challenge", rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"), wantRetryAfter)
-			}
-			if tt.wantStatus == 401 && !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_claims", claims="`) {
-				t.Errorf("the challenge did not reach the frontend: %q", rec.Header().Get("WWW-Authenticate"))
-			}
-			if tt.wantResult == "retried" && gotClaims != challengeJSON {
-				t.Errorf("retry got claims %q, want the decoded challenge", gotClaims)
-			}
-			if tt.wantResult != "" {
-				if got := testutil.ToFloat64(p.metrics.claims.WithLabelValues("api", tt.wantResult)); got != 1 {
-					t.Errorf("claims challenges{result=%s} = %v, want 1", tt.wantResult, got)
+				h := p.Handler(rt)
+				f := &Forward{}
+				f.SetSecret(userToken)
+				f.SetUpstreamToken("stale-token")
+				ctx := NewContext(context.Background(), f)
+				var body io.Reader
+				if tt.body != "" {
+					body = strings.NewReader(tt.body)
 				}
-			}
-		})
-	}
+				req := httptest.NewRequest(tt.method, "/api/x", body).WithContext(ctx)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != tt.wantStatus {
+					t.Fatalf("status = %d, want %d", rec.Code, tt.wantStatus)
+				}
+				if got := seen(); strings.Join(got, "|") != strings.Join(tt.wantSeen, "|") {
+					t.Errorf("upstream saw %v, want %v", got, tt.wantSeen)
+				}
+				wantRetryAfter := tt.wantRetryAfter
+				if wantRetryAfter == "" {
+					wantRetryAfter = "1"
+				}
+				if tt.wantStatus == 503 && (rec.Header().Get("Retry-After") != wantRetryAfter || rec.Header().Get("WWW-Authenticate") != "") {
+					t.Errorf("503 with Retry-After %q and WWW-Authenticate %q: want Retry-After %s and no challenge", rec.Header().Get("Retry-After"), rec.Header().Get("WWW-Authenticate"), wantRetryAfter)
+				}
+				if tt.wantStatus == 401 && !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_claims", claims="`) {
+					t.Errorf("the challenge did not reach the frontend: %q", rec.Header().Get("WWW-Authenticate"))
+				}
+				if tt.wantResult == "retried" && gotClaims != challengeJSON {
+					t.Errorf("retry got claims %q, want the decoded challenge", gotClaims)
+				}
+				if tt.wantResult != "" {
+					if got := testutil.ToFloat64(p.metrics.claims.WithLabelValues("api", tt.wantResult)); got != 1 {
+						t.Errorf("claims challenges{result=%s} = %v, want 1", tt.wantResult, got)
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestChallengeClaims(t *testing.T) {
@@ -154,6 +157,10 @@ func TestChallengeClaims(t *testing.T) {
 // When the replay itself fails (the upstream drops the connection), the
 // first answer, the challenge, is still a valid one to give.
 func TestClaimsRetryThatFailsPassesTheChallenge(t *testing.T) {
+	forEachLeg(t, func(t *testing.T, leg Leg) { testClaimsRetryThatFailsPassesTheChallenge(t, leg) })
+}
+
+func testClaimsRetryThatFailsPassesTheChallenge(t *testing.T, leg Leg) {
 	enc := base64.StdEncoding.EncodeToString([]byte(challengeJSON))
 	var replays atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -171,8 +178,9 @@ func TestClaimsRetryThatFailsPassesTheChallenge(t *testing.T) {
 	t.Cleanup(up.Close)
 	reg := prometheus.NewRegistry()
 	p := New(Config{Metrics: NewMetrics(reg)})
+	t.Cleanup(p.CloseIdleConnections)
 	u, _ := url.Parse(up.URL)
-	h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u,
+	h := p.Handler(Route{Name: "api", PathPrefix: "/api", Upstream: u, Leg: leg,
 		ClaimsRetry: func(context.Context, string) (string, error) { return "good-token", nil }})
 	f := &Forward{}
 	f.SetUpstreamToken("stale-token")

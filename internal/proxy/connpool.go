@@ -54,12 +54,13 @@ func (c FastConfig) withDefaults() FastConfig {
 
 // upstreamConn is one pooled HTTP/1.1 connection to an upstream.
 type upstreamConn struct {
-	net.Conn               // the TLS connection for https
-	tcp      net.Conn      // the TCP connection under it, for the liveness check
-	br       *bufio.Reader // reads responses
-	bw       *bufio.Writer // writes requests
-	idleAt   time.Time
-	reused   bool // served a request before this one
+	net.Conn                // the TLS connection for https
+	live      *liveness     // checks the TCP connection under it
+	br        *bufio.Reader // reads responses
+	bw        *bufio.Writer // writes requests
+	interrupt func()        // ends any read or write in progress, for good
+	idleAt    time.Time
+	reused    bool // served a request before this one
 }
 
 // connPool holds the idle connections to one upstream host (scheme, host
@@ -105,7 +106,7 @@ func (p *connPool) get(ctx context.Context) (*upstreamConn, error) {
 		c := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
-		if now.Sub(c.idleAt) < p.cfg.IdleTimeout && alive(c.tcp) {
+		if now.Sub(c.idleAt) < p.cfg.IdleTimeout && c.br.Buffered() == 0 && c.live.alive() {
 			p.mu.Unlock()
 			c.reused = true
 			return c, nil
@@ -121,7 +122,10 @@ func (p *connPool) get(ctx context.Context) (*upstreamConn, error) {
 		case <-ch:
 		case <-ctx.Done():
 			p.mu.Lock()
-			p.dropWaiter(ch)
+			if !p.dropWaiter(ch) {
+				// Woken as it gave up: the wake-up goes to the next one.
+				p.wakeLocked()
+			}
 			p.mu.Unlock()
 			return nil, ctx.Err()
 		}
@@ -144,13 +148,15 @@ func (p *connPool) get(ctx context.Context) (*upstreamConn, error) {
 	return c, nil
 }
 
-func (p *connPool) dropWaiter(ch chan struct{}) {
+// dropWaiter forgets a waiter that gave up; false means it had been woken.
+func (p *connPool) dropWaiter(ch chan struct{}) bool {
 	for i, w := range p.waiters {
 		if w == ch {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // wakeLocked lets one waiting request try again.
@@ -170,7 +176,7 @@ func (p *connPool) dial(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &upstreamConn{Conn: raw, tcp: raw}
+	c := &upstreamConn{Conn: raw, live: newLiveness(raw)}
 	if p.tls != nil {
 		tc := tls.Client(raw, p.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -181,6 +187,7 @@ func (p *connPool) dial(ctx context.Context) (*upstreamConn, error) {
 	}
 	c.br = bufio.NewReaderSize(c.Conn, 4<<10)
 	c.bw = bufio.NewWriterSize(c.Conn, 4<<10)
+	c.interrupt = func() { _ = c.SetDeadline(aLongTimeAgo) }
 	return c, nil
 }
 
@@ -189,7 +196,9 @@ func (p *connPool) put(c *upstreamConn) {
 	c.idleAt = time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || len(p.idle) >= p.cfg.MaxIdlePerHost {
+	// Bytes already read past the answer were sent unasked (a second
+	// answer, a body to a HEAD): they would be read as the next request's.
+	if p.closed || len(p.idle) >= p.cfg.MaxIdlePerHost || c.br.Buffered() > 0 {
 		p.open--
 		c.Close()
 		p.wakeLocked()

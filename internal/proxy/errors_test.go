@@ -73,45 +73,103 @@ func TestUpstreamFailures(t *testing.T) {
 			timeout:    20 * time.Millisecond,
 			wantStatus: http.StatusGatewayTimeout, wantError: "gateway_timeout", wantKind: "timeout",
 		},
+		{
+			name: "headers, then nothing within the route timeout",
+			upstream: func(t *testing.T) string {
+				return newRawUpstream(t, func(conn net.Conn, _ rawRequest) bool {
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-")
+					_, _ = io.Copy(io.Discard, conn) // until the proxy gives up
+					return false
+				}).URL
+			},
+			timeout:    20 * time.Millisecond,
+			wantStatus: http.StatusGatewayTimeout, wantError: "gateway_timeout", wantKind: "timeout",
+		},
+		{
+			name: "not HTTP",
+			upstream: func(t *testing.T) string {
+				return newRawUpstream(t, func(conn net.Conn, _ rawRequest) bool {
+					_, _ = io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n\r\n")
+					return false
+				}).URL
+			},
+			wantStatus: http.StatusBadGateway, wantError: "bad_gateway", wantKind: "other",
+		},
+		{
+			name: "malformed Content-Length",
+			upstream: func(t *testing.T) string {
+				return newRawUpstream(t, func(conn net.Conn, _ rawRequest) bool {
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok")
+					return false
+				}).URL
+			},
+			wantStatus: http.StatusBadGateway, wantError: "bad_gateway", wantKind: "other",
+		},
+		{
+			name: "header line without a colon",
+			upstream: func(t *testing.T) string {
+				return newRawUpstream(t, func(conn net.Conn, _ rawRequest) bool {
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Broken\r\nContent-Length: 2\r\n\r\nok")
+					return false
+				}).URL
+			},
+			wantStatus: http.StatusBadGateway, wantError: "bad_gateway", wantKind: "other",
+		},
+		{
+			name: "plain HTTP behind an https URL",
+			upstream: func(t *testing.T) string {
+				srv := httptest.NewServer(http.NotFoundHandler())
+				srv.Config.ErrorLog = quietLog()
+				t.Cleanup(srv.Close)
+				return strings.Replace(srv.URL, "http:", "https:", 1)
+			},
+			wantStatus: http.StatusBadGateway, wantError: "bad_gateway", wantKind: "connect",
+		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			u := mustURL(t, tc.upstream(t))
-			rt := ordersRoute(u)
-			rt.Timeout = tc.timeout
-			g := newGateway(t, rt, setup{})
-			req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1?q="+userToken, nil)
-			req.Header.Set("Authorization", "Bearer "+userToken)
-			resp, body := g.do(t, req)
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				u := mustURL(t, tc.upstream(t))
+				rt := ordersRoute(u)
+				rt.Timeout = tc.timeout
+				g := newGateway(t, rt, setup{leg: leg})
+				req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1?q="+userToken, nil)
+				req.Header.Set("Authorization", "Bearer "+userToken)
+				resp, body := g.do(t, req)
 
-			if resp.StatusCode != tc.wantStatus {
-				t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
-			}
-			b := testkit.ErrorBody(t, resp.Header, body)
-			if b["error"] != tc.wantError || b["error_description"] == "" || b["request_id"] != requestID {
-				t.Errorf("body = %s, want error %q with a description and the request ID", body, tc.wantError)
-			}
-			o := g.outcome(t)
-			if o.Status != tc.wantStatus || o.Err != tc.wantKind || o.Duration <= 0 {
-				t.Errorf("outcome = %+v, want status %d, kind %q and a duration", o, tc.wantStatus, tc.wantKind)
-			}
-			if tc.timeout > 0 && o.Duration < tc.timeout {
-				t.Errorf("gave up after %v, before the %v timeout", o.Duration, tc.timeout)
-			}
-			if n := testutil.ToFloat64(g.metrics.errors.WithLabelValues("orders", tc.wantKind)); n != 1 {
-				t.Errorf("errors_total{kind=%q} = %v, want 1", tc.wantKind, n)
-			}
-			if n := testkit.HistogramCount(t, g.reg, "obo_gateway_upstream_request_duration_seconds", map[string]string{"route": "orders"}); n != 0 {
-				t.Errorf("duration observations = %d, want 0 for a failure", n)
-			}
-			assertFailureLogged(t, g.logs, "WARN", tc.wantKind, u.Host)
-		})
-	}
+				if resp.StatusCode != tc.wantStatus {
+					t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+				}
+				b := testkit.ErrorBody(t, resp.Header, body)
+				if b["error"] != tc.wantError || b["error_description"] == "" || b["request_id"] != requestID {
+					t.Errorf("body = %s, want error %q with a description and the request ID", body, tc.wantError)
+				}
+				o := g.outcome(t)
+				if o.Status != tc.wantStatus || o.Err != tc.wantKind || o.Duration <= 0 {
+					t.Errorf("outcome = %+v, want status %d, kind %q and a duration", o, tc.wantStatus, tc.wantKind)
+				}
+				if tc.timeout > 0 && o.Duration < tc.timeout {
+					t.Errorf("gave up after %v, before the %v timeout", o.Duration, tc.timeout)
+				}
+				if n := testutil.ToFloat64(g.metrics.errors.WithLabelValues("orders", tc.wantKind)); n != 1 {
+					t.Errorf("errors_total{kind=%q} = %v, want 1", tc.wantKind, n)
+				}
+				if n := testkit.HistogramCount(t, g.reg, "obo_gateway_upstream_request_duration_seconds", map[string]string{"route": "orders"}); n != 0 {
+					t.Errorf("duration observations = %d, want 0 for a failure", n)
+				}
+				assertFailureLogged(t, g.logs, "WARN", tc.wantKind, u.Host)
+			})
+		}
+	})
 }
 
 // The client gives up while the upstream is still working: nothing is
 // written (the client is gone), 499 is reported to the access log and logged.
 func TestClientCancel(t *testing.T) {
+	forEachLeg(t, func(t *testing.T, leg Leg) { testClientCancel(t, leg) })
+}
+
+func testClientCancel(t *testing.T, leg Leg) {
 	arrived := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(arrived)
@@ -119,7 +177,7 @@ func TestClientCancel(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	u := mustURL(t, up.URL)
-	g := newGateway(t, ordersRoute(u), setup{})
+	g := newGateway(t, ordersRoute(u), setup{leg: leg})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,10 +56,12 @@ func (f *fastLeg) takes(r *http.Request) bool {
 // serve forwards r with fw to path (r's, without the route's prefix when it
 // strips it; its body is g.body) and copies the answer to g, reporting
 // failures to the route's error handler as the standard leg does.
-func (f *fastLeg) serve(g *guardWriter, r *http.Request, fw *Forward, path, rawPath string, fail func(http.ResponseWriter, *http.Request, error)) {
+func (f *fastLeg) serve(g *guardWriter, r *http.Request, fw Forward, path, rawPath string, fail func(http.ResponseWriter, *http.Request, error)) {
 	ctx := r.Context()
 	start := time.Now()
-	x := &exchange{leg: f, g: g, r: r, fw: fw, path: path, rawPath: rawPath, hasBody: g.body != nil}
+	// The exchange lives in the pooled guard: a request allocates neither.
+	x := &g.x
+	*x = exchange{leg: f, g: g, r: r, fw: fw, path: path, rawPath: rawPath, hasBody: g.body != nil}
 	resp, c, err := x.roundTrip(ctx, fw.token())
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && f.rt.ClaimsRetry != nil {
 		resp, c, err = x.answerChallenge(ctx, resp, c)
@@ -70,14 +71,24 @@ func (f *fastLeg) serve(g *guardWriter, r *http.Request, fw *Forward, path, rawP
 		return
 	}
 	f.p.metrics.observe(f.rt.Name, time.Since(start))
+	if f.rt.Timeout > 0 {
+		// The route timeout bounds the wait for the headers only: a
+		// streamed body is not cut by it. The client's end still ends
+		// the connection (watch), also if it came meanwhile.
+		_ = c.SetDeadline(time.Time{})
+		if ctx.Err() != nil {
+			c.interrupt()
+		}
+	}
 	f.respond(g, r, resp, c, x)
 }
 
 // timeoutCause tells the error handler that the route timeout, not the
-// network, ended the wait.
+// network, ended the wait: once the deadline has passed, whatever the read
+// made of it (a deadline error, or a header line cut in the middle).
 func (f *fastLeg) timeoutCause(err error, start time.Time) error {
-	if f.rt.Timeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) && time.Since(start) >= f.rt.Timeout {
-		return fmt.Errorf("%w (%v)", errTimeout, f.rt.Timeout)
+	if f.rt.Timeout > 0 && time.Since(start) >= f.rt.Timeout {
+		return fmt.Errorf("%w (%v): %w", errTimeout, f.rt.Timeout, err)
 	}
 	return err
 }
@@ -88,7 +99,7 @@ type exchange struct {
 	leg     *fastLeg
 	g       *guardWriter
 	r       *http.Request
-	fw      *Forward
+	fw      Forward
 	path    string // the path upstream of the route's prefix, decoded
 	rawPath string // and escaped, when not path's own escaping
 	hasBody bool
@@ -125,7 +136,7 @@ func (x *exchange) watch(ctx context.Context, c *upstreamConn) {
 	if t := x.leg.rt.Timeout; t > 0 {
 		_ = c.SetDeadline(time.Now().Add(t))
 	}
-	x.stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+	x.stop = context.AfterFunc(ctx, c.interrupt)
 }
 
 // unwatch ends watch; false means the context ended and c's deadline is
@@ -297,8 +308,9 @@ func (x *exchange) writeRequest(bw *bufio.Writer, token string) error {
 // copyBody streams the client's body to w: n bytes, or to its end (n < 0).
 // A body that ends early is the client's failure (clientBody records it).
 func (x *exchange) copyBody(w io.Writer, n int64) error {
-	buf := x.leg.p.buffers.Get()
-	defer x.leg.p.buffers.Put(buf)
+	bp := x.leg.p.buffers.get()
+	defer x.leg.p.buffers.put(bp)
+	buf := *bp
 	var src io.Reader = x.g.body
 	if n >= 0 {
 		src = io.LimitReader(x.g.body, n)
@@ -511,8 +523,9 @@ var errClientWrite = errors.New("proxy: writing to the client failed")
 // copyResponse copies body to g until its end, flushing after each read
 // when flush is set.
 func (f *fastLeg) copyResponse(g *guardWriter, body io.Reader, flush bool) error {
-	buf := f.p.buffers.Get()
-	defer f.p.buffers.Put(buf)
+	bp := f.p.buffers.get()
+	defer f.p.buffers.put(bp)
+	buf := *bp
 	var rc *http.ResponseController
 	if flush {
 		rc = http.NewResponseController(g)

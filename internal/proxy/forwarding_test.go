@@ -73,28 +73,30 @@ func TestForwardedHeaders(t *testing.T) {
 			want:    map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "gw.example", "X-Forwarded-Proto": "http"},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			up, seen := newUpstream(t, nil)
-			g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{cfg: Config{TrustedProxies: tc.trusted}})
-			req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1", nil)
-			req.Host = "gw.example"
-			for name, vals := range tc.header {
-				req.Header[name] = vals
-			}
-			g.do(t, req)
-			got := receive(t, seen).Header
-			for name, want := range tc.want {
-				vals, ok := got[name]
-				switch {
-				case want == absent && ok:
-					t.Errorf("%s = %q, want it dropped", name, vals)
-				case want != absent && (len(vals) != 1 || vals[0] != want):
-					t.Errorf("%s = %q, want %q", name, vals, want)
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				up, seen := newUpstream(t, nil)
+				g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{cfg: Config{TrustedProxies: tc.trusted}, leg: leg})
+				req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1", nil)
+				req.Host = "gw.example"
+				for name, vals := range tc.header {
+					req.Header[name] = vals
 				}
-			}
-		})
-	}
+				g.do(t, req)
+				got := receive(t, seen).Header
+				for name, want := range tc.want {
+					vals, ok := got[name]
+					switch {
+					case want == absent && ok:
+						t.Errorf("%s = %q, want it dropped", name, vals)
+					case want != absent && (len(vals) != 1 || vals[0] != want):
+						t.Errorf("%s = %q, want %q", name, vals, want)
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestTrustedPeer(t *testing.T) {

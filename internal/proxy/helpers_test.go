@@ -1,15 +1,22 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,10 +94,25 @@ type gateway struct {
 	URL      string
 	Addr     string
 	client   *http.Client
+	proxy    *Proxy
 	reg      *prometheus.Registry
 	metrics  *Metrics
 	logs     *testkit.SyncBuffer
 	outcomes chan reqlog.Upstream
+	dialed   map[Leg]*atomic.Int32 // connections each leg opened (or tried to)
+}
+
+// legs are the two ways to an upstream. The behaviour tests run on both:
+// an upstream, and a client, must not be able to tell which one carried a
+// request.
+var legs = []Leg{LegStandard, LegFast}
+
+// forEachLeg runs f as one subtest per leg, named by it.
+func forEachLeg(t *testing.T, f func(t *testing.T, leg Leg)) {
+	t.Helper()
+	for _, leg := range legs {
+		t.Run(string(leg), func(t *testing.T) { f(t, leg) })
+	}
 }
 
 type setup struct {
@@ -101,6 +123,13 @@ type setup struct {
 	// wrap, when set, wraps the proxy's handler, as the edge's middleware
 	// does in the gateway (body bounds, deadlines).
 	wrap func(http.Handler) http.Handler
+	// leg, when set, is the route's leg (its Route.Leg otherwise). The
+	// gateway fails the test if the other leg opens a connection, so that
+	// a test cannot pass on the leg it does not mean to test.
+	leg Leg
+	// crossLeg lets the route's leg hand requests to the other one, as
+	// the fast leg does upgrades and requests with trailers.
+	crossLeg bool
 }
 
 func newGateway(t *testing.T, rt Route, s setup) *gateway {
@@ -111,19 +140,48 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 		outcomes: make(chan reqlog.Upstream, 64),
 	}
 	g.metrics = NewMetrics(g.reg)
+	g.dialed = map[Leg]*atomic.Int32{LegStandard: new(atomic.Int32), LegFast: new(atomic.Int32)}
 	cfg := s.cfg
 	cfg.Metrics = g.metrics
 	cfg.Logger = slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.Transport == nil {
 		tr := NewTransport(TransportConfig{})
+		dial := tr.DialContext
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			g.dialed[LegStandard].Add(1)
+			return dial(ctx, network, addr)
+		}
 		t.Cleanup(tr.CloseIdleConnections)
 		cfg.Transport = tr
 	}
+	if cfg.Fast.Dial == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		cfg.Fast.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			g.dialed[LegFast].Add(1)
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	if s.leg != LegAuto {
+		rt.Leg = s.leg
+	}
 	p := New(cfg)
+	g.proxy = p
+	t.Cleanup(p.CloseIdleConnections)
 	if s.tweak != nil {
 		s.tweak(p)
 	}
 	var h http.Handler = p.Handler(rt)
+	if !s.crossLeg {
+		want, other := LegStandard, LegFast
+		if p.fastLegFor(rt) {
+			want, other = LegFast, LegStandard
+		}
+		t.Cleanup(func() {
+			if n := g.dialed[other].Load(); n > 0 {
+				t.Errorf("the %s leg opened %d connections on a route of the %s leg", other, n, want)
+			}
+		})
+	}
 	if s.wrap != nil {
 		h = s.wrap(h)
 	}
@@ -153,6 +211,9 @@ func newGateway(t *testing.T, rt Route, s setup) *gateway {
 	g.client.Timeout = 30 * time.Second // a failsafe: no test waits on it
 	return g
 }
+
+// dials returns the connections leg opened, or tried to.
+func (g *gateway) dials(leg Leg) int { return int(g.dialed[leg].Load()) }
 
 // outcome returns what the proxy reported to the access log's writer for
 // the next request the gateway finished.
@@ -286,3 +347,206 @@ func (ft *fakeTimer) wasStopped() bool {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// newCountingUpstream is newUpstream that also counts the connections it
+// accepted.
+func newCountingUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, <-chan recorded, *atomic.Int32) {
+	t.Helper()
+	seen := make(chan recorded, 64)
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(recordingHandler(seen, h))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, seen, &conns
+}
+
+// rawUpstream is a loopback upstream that speaks HTTP/1.1 by hand. It sees
+// a request's head as it was written on the wire, and answers whatever a
+// test writes: what net/http's server would not send (an answer nobody
+// asked for, an HTTP/1.0 body, a 100 Continue unasked), or nothing (a
+// connection closed before answering).
+type rawUpstream struct {
+	URL      string
+	accepted atomic.Int32    // connections accepted
+	seen     chan rawRequest // every request read
+	ended    chan int        // connection numbers, as each one ends
+}
+
+// rawRequest is one request a rawUpstream read.
+type rawRequest struct {
+	Conn int           // its connection's number, from 1, in the order accepted
+	N    int           // its number on that connection, from 1
+	Head string        // the request line and header lines, as written
+	Req  *http.Request // parsed from Head; Body holds the body
+	Body string        // the body, de-chunked
+	// Trailers are those after a chunked body.
+	Trailers http.Header
+}
+
+// rawAnswer answers one request on conn; false closes the connection
+// after it.
+type rawAnswer func(conn net.Conn, rq rawRequest) bool
+
+func newRawUpstream(t *testing.T, answer rawAnswer) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{URL: "http://" + ln.Addr().String(), seen: make(chan rawRequest, 256), ended: make(chan int, 256)}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := int(u.accepted.Add(1))
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				u.serve(c, n, answer)
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			}()
+		}
+	}()
+	return u
+}
+
+func (u *rawUpstream) serve(c net.Conn, n int, answer rawAnswer) {
+	defer func() {
+		c.Close()
+		u.ended <- n
+	}()
+	br := bufio.NewReader(c)
+	for i := 1; ; i++ {
+		rq, err := readRawRequest(br, c)
+		if err != nil {
+			return
+		}
+		rq.Conn, rq.N = n, i
+		u.seen <- rq
+		if !answer(c, rq) {
+			return
+		}
+	}
+}
+
+// readRawRequest reads one request, keeping its head as written. It
+// answers Expect: 100-continue on w, as a server that wants the body does.
+func readRawRequest(br *bufio.Reader, w io.Writer) (rawRequest, error) {
+	var head strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return rawRequest{}, err
+		}
+		head.WriteString(line)
+		if line == "\r\n" || line == "\n" {
+			break
+		}
+	}
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head.String())))
+	if err != nil {
+		return rawRequest{}, err
+	}
+	if strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
+		if _, err := io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			return rawRequest{}, err
+		}
+	}
+	var body []byte
+	var trailers http.Header
+	switch {
+	case len(req.TransferEncoding) > 0:
+		if body, err = io.ReadAll(httputil.NewChunkedReader(br)); err != nil {
+			return rawRequest{}, err
+		}
+		h, err := textproto.NewReader(br).ReadMIMEHeader() // up to the blank line
+		if err != nil {
+			return rawRequest{}, err
+		}
+		trailers = http.Header(h)
+	case req.ContentLength > 0:
+		body = make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return rawRequest{}, err
+		}
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	return rawRequest{Head: head.String(), Req: req, Body: string(body), Trailers: trailers}, nil
+}
+
+// rawOK answers rq 200 with body and its Content-Length (the length
+// alone to a HEAD).
+func rawOK(conn net.Conn, rq rawRequest, body string) bool {
+	head := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if rq.Req.Method == http.MethodHead {
+		body = ""
+	}
+	_, err := io.WriteString(conn, head+body)
+	return err == nil
+}
+
+// nextEnded returns the number of the next connection the raw upstream saw
+// end.
+func (u *rawUpstream) nextEnded(t *testing.T) int {
+	t.Helper()
+	select {
+	case n := <-u.ended:
+		return n
+	case <-time.After(30 * time.Second):
+		t.Fatal("no upstream connection ended")
+		return 0
+	}
+}
+
+// receive returns the next request the raw upstream read.
+func (u *rawUpstream) receive(t *testing.T) rawRequest {
+	t.Helper()
+	select {
+	case rq := <-u.seen:
+		return rq
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream received nothing")
+		return rawRequest{}
+	}
+}
+
+// received drains the requests the raw upstream has read so far.
+func (u *rawUpstream) received() []rawRequest {
+	var out []rawRequest
+	for {
+		select {
+		case rq := <-u.seen:
+			out = append(out, rq)
+		default:
+			return out
+		}
+	}
+}

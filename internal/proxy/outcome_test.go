@@ -10,29 +10,31 @@ import (
 )
 
 func TestOutcomeOfASuccess(t *testing.T) {
-	up, _ := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "*") // the gateway owns CORS
-		w.Header().Set("Access-Control-Expose-Headers", "X-Secret-Header")
-		w.Header().Set("X-Kept", "1")
-		w.WriteHeader(http.StatusTeapot)
-	})
-	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
-	resp, _ := g.get(t, "/orders/1")
-	if resp.StatusCode != http.StatusTeapot {
-		t.Errorf("status = %d, want the upstream's 418", resp.StatusCode)
-	}
-	for _, name := range []string{"Access-Control-Allow-Origin", "Access-Control-Expose-Headers"} {
-		if v, ok := resp.Header[name]; ok {
-			t.Errorf("upstream %s = %q reached the client", name, v)
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		up, _ := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Access-Control-Allow-Origin", "*") // the gateway owns CORS
+			w.Header().Set("Access-Control-Expose-Headers", "X-Secret-Header")
+			w.Header().Set("X-Kept", "1")
+			w.WriteHeader(http.StatusTeapot)
+		})
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{leg: leg})
+		resp, _ := g.get(t, "/orders/1")
+		if resp.StatusCode != http.StatusTeapot {
+			t.Errorf("status = %d, want the upstream's 418", resp.StatusCode)
 		}
-	}
-	if resp.Header.Get("X-Kept") != "1" {
-		t.Error("an ordinary upstream header was dropped")
-	}
-	o := g.outcome(t)
-	if o.Status != http.StatusTeapot || o.Err != "" || o.Duration <= 0 {
-		t.Errorf("outcome = %+v, want 418, no error and a duration", o)
-	}
+		for _, name := range []string{"Access-Control-Allow-Origin", "Access-Control-Expose-Headers"} {
+			if v, ok := resp.Header[name]; ok {
+				t.Errorf("upstream %s = %q reached the client", name, v)
+			}
+		}
+		if resp.Header.Get("X-Kept") != "1" {
+			t.Error("an ordinary upstream header was dropped")
+		}
+		o := g.outcome(t)
+		if o.Status != http.StatusTeapot || o.Err != "" || o.Duration <= 0 {
+			t.Errorf("outcome = %+v, want 418, no error and a duration", o)
+		}
+	})
 }
 
 func TestContextValues(t *testing.T) {

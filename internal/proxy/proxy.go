@@ -235,14 +235,19 @@ type RouteHandler struct {
 
 // ServeHTTP forwards r with the Forward in its context ([NewContext]).
 func (h *RouteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.Forward(w, r, FromContext(r.Context()))
+	var f Forward
+	if fc := FromContext(r.Context()); fc != nil {
+		f = *fc
+	}
+	h.Forward(w, r, f)
 }
 
-// Forward forwards r with the upstream token and the user's token of f
-// (nil: neither). The caller that holds them passes them here rather than
-// in the request's context.
-func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, f *Forward) {
+// Forward forwards r with the upstream token and the user's token of f.
+// The caller that holds them passes them here rather than in the
+// request's context.
+func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, fv Forward) {
 	p, rt := h.p, h.rt
+	f := &fv
 	if !urlpath.IsCanonical(r.URL.EscapedPath()) {
 		// The edge canonicalises every path before routing; this is the
 		// proxy's own guarantee, for a handler used without it.
@@ -285,13 +290,15 @@ func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, f *Forwar
 		g.body = &clientBody{ReadCloser: r.Body}
 	}
 	if h.fast != nil && h.fast.takes(r) {
-		h.fast.serve(g, r, f, path, rawPath, h.fail)
+		h.fast.serve(g, r, fv, path, rawPath, h.fail)
 		return
 	}
 	// The standard leg: ReverseProxy reads the Forward from the context,
 	// and the stripped path from a copy of the request, so that the
 	// caller's (and its access log) keeps the full path.
-	r2 := r.WithContext(NewContext(r.Context(), f))
+	fc := new(Forward)
+	*fc = fv
+	r2 := r.WithContext(NewContext(r.Context(), fc))
 	u := *r.URL
 	u.Path, u.RawPath = path, rawPath
 	r2.URL = &u
@@ -387,7 +394,10 @@ func (p *Proxy) rewrite(rt Route) func(*httputil.ProxyRequest) {
 		secret := f.secretValue()
 		out := pr.Out
 		// As the fast leg (rules.go), and as pr.SetURL would.
-		out.URL.Path, out.URL.RawPath, out.URL.RawQuery = upstreamURL(rt.Upstream, out.URL.Path, out.URL.RawPath, out.URL.RawQuery, secret)
+		// The client's query, not ReverseProxy's re-encoding of it (which
+		// sorts it when a parameter does not parse): scrubQuery drops those
+		// one by one, on both legs.
+		out.URL.Path, out.URL.RawPath, out.URL.RawQuery = upstreamURL(rt.Upstream, out.URL.Path, out.URL.RawPath, pr.In.URL.RawQuery, secret)
 		out.URL.Scheme, out.URL.Host, out.Host = rt.Upstream.Scheme, rt.Upstream.Host, ""
 		p.setForwarded(pr)
 		h := out.Header

@@ -101,71 +101,75 @@ func TestUserTokenNeverReachesUpstream(t *testing.T) {
 			gone:      []string{"X-Forwarded-Access-Token", "Cookie", "X-Custom"},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			up, seen := newUpstream(t, nil)
-			cfg := Config{}
-			if tc.trusted {
-				cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-			}
-			g := newGateway(t, ordersRoute(mustURL(t, up.URL+"/api")), setup{cfg: cfg})
-
-			target := g.URL + "/orders/42"
-			if tc.query != "" {
-				target += "?" + tc.query
-			}
-			req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(`{"note":"hello"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for name, vals := range tc.header {
-				req.Header[name] = vals
-			}
-			req.Header.Set("X-Keep", "yes")
-			resp, body := g.do(t, req)
-			if resp.StatusCode != http.StatusOK || body != "ok" {
-				t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
-			}
-
-			got := receive(t, seen)
-			// Case-folded too: canonical header names change the case.
-			if strings.Contains(strings.ToLower(got.Dump), strings.ToLower(userToken)) {
-				t.Errorf("the user's token reached the upstream:\n%s", got.Dump)
-			}
-			if a := got.Header.Values("Authorization"); len(a) != 1 || a[0] != "Bearer "+downstreamToken {
-				t.Errorf("Authorization = %q, want only the downstream token", a)
-			}
-			for _, name := range tc.gone {
-				if v, ok := got.Header[name]; ok {
-					t.Errorf("%s = %q reached the upstream", name, v)
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				up, seen := newUpstream(t, nil)
+				cfg := Config{}
+				if tc.trusted {
+					cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 				}
-			}
-			if v := got.Header.Get("X-Keep"); v != "yes" {
-				t.Errorf("X-Keep = %q, want the header kept", v)
-			}
-			wantURI := "/api/42"
-			if tc.wantQuery != "" {
-				wantURI += "?" + tc.wantQuery
-			}
-			if got.RequestURI != wantURI {
-				t.Errorf("request URI = %q, want %q", got.RequestURI, wantURI)
-			}
-			if got.Body != `{"note":"hello"}` {
-				t.Errorf("body = %q, want it unchanged", got.Body)
-			}
-		})
-	}
+				g := newGateway(t, ordersRoute(mustURL(t, up.URL+"/api")), setup{cfg: cfg, leg: leg})
+
+				target := g.URL + "/orders/42"
+				if tc.query != "" {
+					target += "?" + tc.query
+				}
+				req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(`{"note":"hello"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, vals := range tc.header {
+					req.Header[name] = vals
+				}
+				req.Header.Set("X-Keep", "yes")
+				resp, body := g.do(t, req)
+				if resp.StatusCode != http.StatusOK || body != "ok" {
+					t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
+				}
+
+				got := receive(t, seen)
+				// Case-folded too: canonical header names change the case.
+				if strings.Contains(strings.ToLower(got.Dump), strings.ToLower(userToken)) {
+					t.Errorf("the user's token reached the upstream:\n%s", got.Dump)
+				}
+				if a := got.Header.Values("Authorization"); len(a) != 1 || a[0] != "Bearer "+downstreamToken {
+					t.Errorf("Authorization = %q, want only the downstream token", a)
+				}
+				for _, name := range tc.gone {
+					if v, ok := got.Header[name]; ok {
+						t.Errorf("%s = %q reached the upstream", name, v)
+					}
+				}
+				if v := got.Header.Get("X-Keep"); v != "yes" {
+					t.Errorf("X-Keep = %q, want the header kept", v)
+				}
+				wantURI := "/api/42"
+				if tc.wantQuery != "" {
+					wantURI += "?" + tc.wantQuery
+				}
+				if got.RequestURI != wantURI {
+					t.Errorf("request URI = %q, want %q", got.RequestURI, wantURI)
+				}
+				if got.Body != `{"note":"hello"}` {
+					t.Errorf("body = %q, want it unchanged", got.Body)
+				}
+			})
+		}
+	})
 }
 
 func TestNoUpstreamTokenMeansNoAuthorization(t *testing.T) {
-	up, seen := newUpstream(t, nil)
-	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{noToken: true})
-	req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1", nil)
-	req.Header.Set("Authorization", "Bearer "+userToken)
-	g.do(t, req)
-	if v, ok := receive(t, seen).Header["Authorization"]; ok {
-		t.Errorf("Authorization = %q reached the upstream", v)
-	}
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		up, seen := newUpstream(t, nil)
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{noToken: true, leg: leg})
+		req, _ := http.NewRequest(http.MethodGet, g.URL+"/orders/1", nil)
+		req.Header.Set("Authorization", "Bearer "+userToken)
+		g.do(t, req)
+		if v, ok := receive(t, seen).Header["Authorization"]; ok {
+			t.Errorf("Authorization = %q reached the upstream", v)
+		}
+	})
 }
 
 func TestPaths(t *testing.T) {
@@ -207,38 +211,40 @@ func TestPaths(t *testing.T) {
 		{name: "dot segment", upstream: "/api", prefix: "/orders", path: "/orders/./1", wantStatus: http.StatusBadRequest, wantError: "invalid_request"},
 		{name: "user's token in the path", upstream: "/api", prefix: "/orders", strip: true, path: "/orders/" + userToken, wantStatus: http.StatusBadRequest, wantError: "invalid_request"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			up, seen := newUpstream(t, nil)
-			rt := Route{Name: "orders", PathPrefix: tc.prefix, Upstream: mustURL(t, up.URL+tc.upstream), StripPrefix: tc.strip}
-			g := newGateway(t, rt, setup{})
-			// Sent raw, so the client does not normalise the path.
-			resp, body := g.raw(t, "GET "+tc.path+" HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n")
-			if tc.wantURI == "" {
-				if resp.StatusCode != tc.wantStatus {
-					t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				up, seen := newUpstream(t, nil)
+				rt := Route{Name: "orders", PathPrefix: tc.prefix, Upstream: mustURL(t, up.URL+tc.upstream), StripPrefix: tc.strip}
+				g := newGateway(t, rt, setup{leg: leg})
+				// Sent raw, so the client does not normalise the path.
+				resp, body := g.raw(t, "GET "+tc.path+" HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n")
+				if tc.wantURI == "" {
+					if resp.StatusCode != tc.wantStatus {
+						t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+					}
+					b := testkit.ErrorBody(t, resp.Header, body)
+					if b["error"] != tc.wantError || b["request_id"] != requestID {
+						t.Errorf("body = %v, want error %q with the request ID", b, tc.wantError)
+					}
+					if strings.Contains(body, userToken) {
+						t.Errorf("the error body carries the user's token: %s", body)
+					}
+					assertNothingReceived(t, seen)
+					if o := g.outcome(t); o != (reqlog.Upstream{}) {
+						t.Errorf("outcome = %+v, want zero: nothing went upstream", o)
+					}
+					return
 				}
-				b := testkit.ErrorBody(t, resp.Header, body)
-				if b["error"] != tc.wantError || b["request_id"] != requestID {
-					t.Errorf("body = %v, want error %q with the request ID", b, tc.wantError)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status = %d (%s), want 200", resp.StatusCode, body)
 				}
-				if strings.Contains(body, userToken) {
-					t.Errorf("the error body carries the user's token: %s", body)
+				if got := receive(t, seen).RequestURI; got != tc.wantURI {
+					t.Errorf("upstream request URI = %q, want %q", got, tc.wantURI)
 				}
-				assertNothingReceived(t, seen)
-				if o := g.outcome(t); o != (reqlog.Upstream{}) {
-					t.Errorf("outcome = %+v, want zero: nothing went upstream", o)
-				}
-				return
-			}
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status = %d (%s), want 200", resp.StatusCode, body)
-			}
-			if got := receive(t, seen).RequestURI; got != tc.wantURI {
-				t.Errorf("upstream request URI = %q, want %q", got, tc.wantURI)
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func TestHandlerPanicsOnMalformedRoute(t *testing.T) {
@@ -273,17 +279,19 @@ func TestHandlerPanicsOnMalformedRoute(t *testing.T) {
 // If the exchange before the proxy ever handed it the user's own token, the
 // proxy refuses to forward rather than send it.
 func TestUpstreamTokenThatIsTheUsersToken(t *testing.T) {
-	up, seen := newUpstream(t, nil)
-	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{token: userToken})
-	resp, body := g.get(t, "/orders/1")
-	if resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("status = %d, want 500", resp.StatusCode)
-	}
-	if b := testkit.ErrorBody(t, resp.Header, body); b["error"] != "internal_error" {
-		t.Errorf("body = %v", b)
-	}
-	assertNothingReceived(t, seen)
-	if !strings.Contains(g.logs.String(), `"level":"ERROR"`) || strings.Contains(g.logs.String(), userToken) {
-		t.Errorf("log = %s, want an error line without the token", g.logs.String())
-	}
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		up, seen := newUpstream(t, nil)
+		g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{token: userToken, leg: leg})
+		resp, body := g.get(t, "/orders/1")
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("status = %d, want 500", resp.StatusCode)
+		}
+		if b := testkit.ErrorBody(t, resp.Header, body); b["error"] != "internal_error" {
+			t.Errorf("body = %v", b)
+		}
+		assertNothingReceived(t, seen)
+		if !strings.Contains(g.logs.String(), `"level":"ERROR"`) || strings.Contains(g.logs.String(), userToken) {
+			t.Errorf("log = %s, want an error line without the token", g.logs.String())
+		}
+	})
 }

@@ -119,6 +119,7 @@ type guardWriter struct {
 	upstream reqlog.Upstream
 	decided  bool        // the error handler set upstream; WriteHeader keeps it
 	body     *clientBody // the request body forwarded, if any
+	x        exchange    // the fast leg's state of the request
 }
 
 type savedHeader struct {
@@ -193,6 +194,7 @@ func (g *guardWriter) finish() {
 	}
 	clear(g.saved[:])
 	g.ResponseWriter, g.more, g.log, g.body = nil, nil, nil, nil
+	g.x = exchange{}
 	guards.Put(g)
 }
 

@@ -61,8 +61,8 @@ func (rr *requestRules) keep(name string, vals []string) bool {
 	switch {
 	case isHopHeader(name), namedInConnection(rr.conn, name):
 		return false
-	case headerNameIs(name, "content-length"), headerNameIs(name, "expect"), headerNameIs(name, "host"):
-		return false // the leg frames the body itself, and sends it at once
+	case headerNameIs(name, "content-length"), headerNameIs(name, "host"):
+		return false // the leg frames the body itself
 	case headerNameIs(name, "x-forwarded-for"), headerNameIs(name, "x-forwarded-host"), headerNameIs(name, "x-forwarded-proto"):
 		return false // set by forwardedHeaders, from the client's only behind a trusted proxy
 	case isForwardingHeader(name):

@@ -15,6 +15,10 @@ import (
 )
 
 func TestHopByHopHeaders(t *testing.T) {
+	forEachLeg(t, func(t *testing.T, leg Leg) { testHopByHopHeaders(t, leg) })
+}
+
+func testHopByHopHeaders(t *testing.T, leg Leg) {
 	up, seen := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Connection", "X-Bar")
@@ -23,7 +27,7 @@ func TestHopByHopHeaders(t *testing.T) {
 		h.Set("X-Keep", "end-to-end")
 		_, _ = io.WriteString(w, "ok")
 	})
-	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{leg: leg})
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	resp, _ := g.raw(t, "GET /orders/1 HTTP/1.1\r\n"+
 		"Host: gw.example\r\n"+
@@ -69,8 +73,13 @@ func TestHopByHopHeaders(t *testing.T) {
 }
 
 // A protocol upgrade (WebSocket) on a route that allows it is relayed as
-// ReverseProxy defines it, with the route timeout's body wrapper in the path.
+// ReverseProxy defines it, with the route timeout's body wrapper in the
+// path. A fast route hands it to the standard leg.
 func TestUpgrade(t *testing.T) {
+	forEachLeg(t, func(t *testing.T, leg Leg) { testUpgrade(t, leg) })
+}
+
+func testUpgrade(t *testing.T, leg Leg) {
 	up, seen := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
 			http.Error(w, "not an upgrade", http.StatusBadRequest)
@@ -93,7 +102,7 @@ func TestUpgrade(t *testing.T) {
 	rt := ordersRoute(mustURL(t, up.URL))
 	rt.Timeout = time.Minute
 	rt.WebSocket = true
-	g := newGateway(t, rt, setup{})
+	g := newGateway(t, rt, setup{leg: leg, crossLeg: true})
 
 	conn, err := net.Dial("tcp", g.Addr)
 	if err != nil {
@@ -133,11 +142,18 @@ func TestUpgrade(t *testing.T) {
 	if o := g.outcome(t); o.Status != http.StatusSwitchingProtocols {
 		t.Errorf("outcome = %+v, want status 101", o)
 	}
+	if n := g.dials(LegFast); n != 0 {
+		t.Errorf("the fast leg opened %d connections for an upgrade", n)
+	}
 }
 
 // A 64 MiB request body flows through without being buffered: the upstream
 // receives its start while the client has sent only the first MiB.
 func TestRequestBodyIsStreamed(t *testing.T) {
+	forEachLeg(t, func(t *testing.T, leg Leg) { testRequestBodyIsStreamed(t, leg) })
+}
+
+func testRequestBodyIsStreamed(t *testing.T, leg Leg) {
 	const (
 		total = 64 << 20
 		chunk = 1 << 20
@@ -161,7 +177,7 @@ func TestRequestBodyIsStreamed(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(up.Close)
-	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{})
+	g := newGateway(t, ordersRoute(mustURL(t, up.URL)), setup{leg: leg})
 
 	pr, pw := io.Pipe()
 	sent := make(chan error, 1)
@@ -264,4 +280,59 @@ func TestServerSentEventsAreFlushed(t *testing.T) {
 	if o := g.outcome(t); o.Status != http.StatusOK || o.Err != "" {
 		t.Errorf("outcome = %+v, want 200 and no error", o)
 	}
+}
+
+// A route timeout bounds the wait for the response headers only: a stream
+// that goes on after it has passed is not cut. The test above drives the
+// standard leg's timer with a fake clock; this one runs both legs on real
+// time, as the fast leg bounds the wait with the connection's deadline.
+func TestStreamOutlivesRouteTimeout(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	forEachLeg(t, func(t *testing.T, leg Leg) {
+		read := make(chan struct{})
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			rc := http.NewResponseController(w)
+			_, _ = io.WriteString(w, "data: event 1\n\n")
+			if rc.Flush() != nil {
+				return
+			}
+			select {
+			case <-read:
+			case <-r.Context().Done():
+				return
+			}
+			// The route timeout passes, twice over, while the stream is
+			// quiet.
+			select {
+			case <-time.After(2 * timeout):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, "data: event 2\n\n")
+		}))
+		t.Cleanup(up.Close)
+		rt := ordersRoute(mustURL(t, up.URL))
+		rt.Timeout = timeout
+		g := newGateway(t, rt, setup{leg: leg})
+
+		resp, err := g.client.Get(g.URL + "/orders/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		events := bufio.NewReader(resp.Body)
+		if line, err := events.ReadString('\n'); err != nil || line != "data: event 1\n" {
+			t.Fatalf("first event: read %q, %v", line, err)
+		}
+		_, _ = events.ReadString('\n')
+		close(read)
+		rest, err := io.ReadAll(events)
+		if err != nil || string(rest) != "data: event 2\n\n" {
+			t.Errorf("after the route timeout: read %q, %v; want the second event and a clean end", rest, err)
+		}
+		if o := g.outcome(t); o.Status != http.StatusOK || o.Err != "" {
+			t.Errorf("outcome = %+v, want 200 and no error", o)
+		}
+	})
 }

@@ -37,9 +37,12 @@ func Prepare(w http.ResponseWriter, r *http.Request) string {
 		id = New()
 	}
 	// Set, not only when replaced: a second X-Request-Id header the client
-	// sent must not reach the upstream unchecked.
-	r.Header.Set(Header, id)
-	w.Header().Set(Header, id)
+	// sent must not reach the upstream unchecked. One slice for both maps
+	// (Header is canonical): neither is appended to in place (an append to
+	// a full slice copies it).
+	v := []string{id}
+	r.Header[Header] = v
+	w.Header()[Header] = v[:1:1]
 	return id
 }
 

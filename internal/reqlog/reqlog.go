@@ -210,7 +210,8 @@ func Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 			returned := false
 			defer func() {
 				if log.Enabled(r.Context(), slog.LevelInfo) {
-					log.LogAttrs(r.Context(), slog.LevelInfo, "request", ww.attrs(r, id, start, returned)...)
+					var buf [14]slog.Attr // on the stack: LogAttrs copies them
+					log.LogAttrs(r.Context(), slog.LevelInfo, "request", ww.attrs(buf[:0], r, id, start, returned)...)
 				}
 			}()
 			next.ServeHTTP(ww, r.WithContext(reqid.NewContext(r.Context(), id)))
@@ -219,8 +220,8 @@ func Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-func (w *Writer) attrs(r *http.Request, id string, start time.Time, returned bool) []slog.Attr {
-	attrs := make([]slog.Attr, 0, 14)
+// attrs appends the access log's attributes to attrs.
+func (w *Writer) attrs(attrs []slog.Attr, r *http.Request, id string, start time.Time, returned bool) []slog.Attr {
 	attrs = append(attrs,
 		slog.String("request_id", id),
 		slog.String("method", r.Method),

@@ -161,6 +161,12 @@ func (c *OBO) Exchange(ctx context.Context, req obo.Request) (obo.Token, error) 
 		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
 	}
 	c.cfg.Metrics.lookup("l1", "miss")
+	return c.miss(ctx, k, req)
+}
+
+// miss performs or joins the exchange for k. Apart from Exchange, so that
+// the key escapes to the heap (in the closure) on misses only.
+func (c *OBO) miss(ctx context.Context, k Key, req obo.Request) (obo.Token, error) {
 	ch := c.group.DoChan(string(k[:]), func() (any, error) {
 		// Detached from the first caller: its giving up must not fail the others.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ExchangeTimeout)
