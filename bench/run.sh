@@ -420,7 +420,7 @@ step "4(i) latency added at half the gateway's max throughput: open loop at $RAT
 rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the gateway's GC count too
   local out gc0=0 gc1=0 heap=""
   [ -z "${3:-}" ] || gc0=$(metric "$3" go_gc_duration_seconds_count)
-  out=$("$BT" rate -url "$2" -token "$TOKEN" -rate "$RATE" -duration "$RATE_DURATION" -warmup 2s) || die "open-loop load on $1"
+  out=$("$BT" rate -url "$2" -token "$TOKEN" -rate "$RATE" -conns "$CONNS" -duration "$RATE_DURATION" -warmup 2s) || die "open-loop load on $1"
   if [ -n "${3:-}" ]; then
     gc1=$(metric "$3" go_gc_duration_seconds_count)
     heap=$(printf '   [gateway: %d GCs during warm-up + run, heap in use %.0f MiB]' "$(calc "$gc1 - $gc0")" "$(calc "$(metric "$3" go_memstats_heap_inuse_bytes) / 1048576")")
@@ -430,6 +430,7 @@ rate_run() { # rate_run NAME URL [GATEWAY_ADMIN]: open loop at $RATE; prints the
     "$1" "$(jget "$out" .sent)" "$(jget "$out" .achieved_rate)" "$(jget "$out" .ok)" "$(jget "$out" .non2xx)" "$(jget "$out" .errors)" \
     "$(jget "$out" .latency.p50_ms)" "$(jget "$out" .latency.p90_ms)" "$(jget "$out" .latency.p99_ms)" \
     "$(jget "$out" .latency.p999_ms)" "$(jget "$out" .latency.max_ms)" "$(jget "$out" .lateness.p99_ms)" "$heap"
+  [ "$(jget "$out" '.not_ok // {} | length')" = 0 ] || echo "             non-2xx by status: $(jget "$out" '.not_ok | to_entries | map("\(.key) ×\(.value)") | join(", ")')"
   RATE_OUT=$out
 }
 # Rounds of direct, the bare Go proxies, then the gateway: the machine's noise

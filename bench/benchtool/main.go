@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 )
 
@@ -349,14 +351,17 @@ func ms(d time.Duration) float64 { return math.Round(float64(d.Nanoseconds())/1e
 // ---- open-loop constant rate ----
 
 type rateResult struct {
-	URL          string       `json:"url"`
-	TargetRate   float64      `json:"target_rate"`
-	AchievedRate float64      `json:"achieved_rate"` // requests sent / time to send them
-	Sent         int          `json:"sent"`
-	OK           int64        `json:"ok"`
-	Non2xx       int64        `json:"non2xx"`
-	Errors       int64        `json:"errors"` // transport errors and timeouts
-	Latency      latencyStats `json:"latency"`
+	URL          string  `json:"url"`
+	TargetRate   float64 `json:"target_rate"`
+	AchievedRate float64 `json:"achieved_rate"` // requests sent / time to send them
+	Sent         int     `json:"sent"`
+	OK           int64   `json:"ok"`
+	Non2xx       int64   `json:"non2xx"`
+	Errors       int64   `json:"errors"` // transport errors and timeouts
+	// NotOK counts the answers other than 2xx by status ("503": 12), so
+	// that shedding under overload is told from failures.
+	NotOK   map[string]int `json:"not_ok,omitempty"`
+	Latency latencyStats   `json:"latency"`
 	// Lateness is how late requests left against their schedule (the
 	// generator's own lag on a busy machine); latency is timed from the
 	// actual send.
@@ -371,29 +376,53 @@ func rate(args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "measured duration")
 	warm := fs.Duration("warmup", 2*time.Second, "warm-up at the same rate, not recorded")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
+	conns := fs.Int("conns", 64, "connections to the target at most; a request finding them all busy waits for one (its wait counts in its latency)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *url == "" || *perSec <= 0 {
-		return errors.New("-url and a positive -rate are required")
+	if *url == "" || *perSec <= 0 || *conns <= 0 {
+		return errors.New("-url, a positive -rate and a positive -conns are required")
 	}
-	c := httpClient(*timeout, 4096)
+	c := &fasthttp.Client{
+		MaxConnsPerHost:          *conns,
+		MaxConnWaitTimeout:       *timeout,
+		ReadTimeout:              *timeout,
+		WriteTimeout:             *timeout,
+		MaxIdleConnDuration:      90 * time.Second,
+		NoDefaultUserAgentHeader: true,
+	}
 	if *warm > 0 {
-		openLoop(c, *url, *token, *perSec, *warm)
+		openLoop(c, *url, *token, *perSec, *warm, *timeout)
 	}
-	r := openLoop(c, *url, *token, *perSec, *dur)
+	r := openLoop(c, *url, *token, *perSec, *dur, *timeout)
 	return printJSON(r)
 }
 
 // openLoop sends requests at a constant rate regardless of how many are in
-// flight (one goroutine each), and records every latency.
-func openLoop(c *http.Client, url, token string, perSec float64, dur time.Duration) rateResult {
+// flight (one goroutine each), and records every latency, from the moment
+// the request is handed to the client: a wait for a free connection
+// counts. The connections are bounded (-conns), as wrk2's are: without a
+// bound, the client opens a connection for every request that finds the
+// others busy, about a thousand in the first half second against a target
+// that has not yet warmed up, which measures a connection storm rather
+// than the latency at a rate. It sends with
+// fasthttp's client rather than net/http's: on two shared cores the sender
+// competes with the target for CPU, and net/http's client costs about as
+// much per request as the proxy being measured (its transport hands every
+// request to a connection's goroutines), so the target would get well
+// under the load's share of the machine that wrk, written in C, leaves it.
+func openLoop(c *fasthttp.Client, url, token string, perSec float64, dur, timeout time.Duration) rateResult {
 	n := int(perSec * dur.Seconds())
 	interval := time.Duration(float64(time.Second) / perSec)
 	lat := make([]time.Duration, n)
 	late := make([]time.Duration, n)
+	codes := make([]int, n)
 	var ok, non2xx, errs atomic.Int64
 	var wg sync.WaitGroup
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	}
 	start := time.Now().Add(20 * time.Millisecond)
 	for i := range n {
 		at := start.Add(time.Duration(i) * interval)
@@ -404,24 +433,41 @@ func openLoop(c *http.Client, url, token string, perSec float64, dur time.Durati
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(url)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
 			t0 := time.Now()
-			code, err := get(c, url, token)
+			err := c.DoTimeout(req, resp, timeout)
 			lat[i] = time.Since(t0)
-			switch {
+			switch code := resp.StatusCode(); {
 			case err != nil:
 				errs.Add(1)
 			case code >= 200 && code < 300:
 				ok.Add(1)
 			default:
 				non2xx.Add(1)
+				codes[i] = code
 			}
 		}()
 	}
 	sendTime := time.Since(start)
 	wg.Wait()
+	var notOK map[string]int
+	for _, code := range codes {
+		if code != 0 {
+			if notOK == nil {
+				notOK = map[string]int{}
+			}
+			notOK[strconv.Itoa(code)]++
+		}
+	}
 	return rateResult{
 		URL: url, TargetRate: perSec, AchievedRate: math.Round(float64(n) / sendTime.Seconds()),
-		Sent: n, OK: ok.Load(), Non2xx: non2xx.Load(), Errors: errs.Load(),
+		Sent: n, OK: ok.Load(), Non2xx: non2xx.Load(), Errors: errs.Load(), NotOK: notOK,
 		Latency: stats(lat), Lateness: stats(late),
 	}
 }

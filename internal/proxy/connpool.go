@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ type FastConfig struct {
 	// DialTimeout bounds establishing a connection, the TLS handshake
 	// included. Default 10s.
 	DialTimeout time.Duration
+	// MaxResponseHeaderBytes bounds an answer's head (its informational
+	// answers included). Default 10 MiB, as net/http's Transport.
+	MaxResponseHeaderBytes int64
 }
 
 func (c FastConfig) withDefaults() FastConfig {
@@ -42,6 +46,9 @@ func (c FastConfig) withDefaults() FastConfig {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 10 * time.Second
+	}
+	if c.MaxResponseHeaderBytes <= 0 {
+		c.MaxResponseHeaderBytes = 10 << 20
 	}
 	if c.Dial == nil {
 		c.Dial = (&net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
@@ -56,7 +63,8 @@ func (c FastConfig) withDefaults() FastConfig {
 type upstreamConn struct {
 	net.Conn                // the TLS connection for https
 	live      *liveness     // checks the TCP connection under it
-	br        *bufio.Reader // reads responses
+	br        *bufio.Reader // reads responses, through head
+	head      headLimit     // bounds the bytes br reads while a head is read
 	bw        *bufio.Writer // writes requests
 	interrupt func()        // ends any read or write in progress, for good
 	idleAt    time.Time
@@ -98,8 +106,10 @@ func newConnPool(scheme, host string, cfg FastConfig) *connPool {
 	return p
 }
 
-// get returns an idle connection that is still alive, or a new one.
-func (p *connPool) get(ctx context.Context) (*upstreamConn, error) {
+// get returns an idle connection that is still alive, or a new one. A
+// non-zero deadline bounds the wait for a connection and the dial (the
+// route timeout); taking an idle connection does not wait.
+func (p *connPool) get(ctx context.Context, deadline time.Time) (*upstreamConn, error) {
 	now := time.Now()
 	p.mu.Lock()
 	for len(p.idle) > 0 {
@@ -113,6 +123,11 @@ func (p *connPool) get(ctx context.Context) (*upstreamConn, error) {
 		}
 		p.open--
 		c.Close()
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	for p.cfg.MaxConnsPerHost > 0 && p.open >= p.cfg.MaxConnsPerHost {
 		ch := make(chan struct{})
@@ -132,7 +147,7 @@ func (p *connPool) get(ctx context.Context) (*upstreamConn, error) {
 		p.mu.Lock()
 		if len(p.idle) > 0 {
 			p.mu.Unlock()
-			return p.get(ctx)
+			return p.get(ctx, deadline)
 		}
 	}
 	p.open++
@@ -185,7 +200,8 @@ func (p *connPool) dial(ctx context.Context) (*upstreamConn, error) {
 		}
 		c.Conn = tc
 	}
-	c.br = bufio.NewReaderSize(c.Conn, 4<<10)
+	c.head = headLimit{r: c.Conn, n: -1}
+	c.br = bufio.NewReaderSize(&c.head, 4<<10)
 	c.bw = bufio.NewWriterSize(c.Conn, 4<<10)
 	c.interrupt = func() { _ = c.SetDeadline(aLongTimeAgo) }
 	return c, nil
@@ -193,6 +209,10 @@ func (p *connPool) dial(ctx context.Context) (*upstreamConn, error) {
 
 // put returns a connection whose last response was read to its end.
 func (p *connPool) put(c *upstreamConn) {
+	if p.tls != nil && c.br.Buffered() == 0 && !c.tlsDrained() {
+		p.discard(c)
+		return
+	}
 	c.idleAt = time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,6 +229,45 @@ func (p *connPool) put(c *upstreamConn) {
 	if p.janitor == nil {
 		p.janitor = time.AfterFunc(p.cfg.IdleTimeout, p.sweep)
 	}
+}
+
+// tlsDrained reports whether the TLS layer holds no plaintext past the
+// answer. Bytes an upstream sent after the answer in the same TLS record
+// are decrypted into tls.Conn's own buffer, where neither br nor the peek
+// at the socket (liveness) sees them: they would be read as the next
+// request's answer. A read that must not wait finds them; its timeout
+// leaves tls.Conn usable.
+func (c *upstreamConn) tlsDrained() bool {
+	_ = c.SetReadDeadline(aLongTimeAgo)
+	_, err := c.br.Peek(1)
+	_ = c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// headLimit bounds what is read from r while an answer's head is: n bytes
+// more, or no bound when n is negative.
+type headLimit struct {
+	r io.Reader
+	n int64
+}
+
+// errHeadTooLarge is an answer's head beyond MaxResponseHeaderBytes.
+var errHeadTooLarge = errors.New("proxy: the upstream's response head is too large")
+
+func (l *headLimit) Read(b []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(b)
+	}
+	if l.n == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(b)) > l.n {
+		b = b[:l.n]
+	}
+	n, err := l.r.Read(b)
+	l.n -= int64(n)
+	return n, err
 }
 
 // discard closes a connection that cannot serve again.

@@ -34,6 +34,8 @@ const StatusClientClosedRequest = 499
 func classify(ctx context.Context, err error) (kind string, status int) {
 	var netErr net.Error
 	switch {
+	case errors.Is(err, errTooManyInformational), errors.Is(context.Cause(ctx), errTooManyInformational):
+		return kindOther, http.StatusBadGateway
 	case errors.Is(ctx.Err(), context.Canceled):
 		return kindCanceled, StatusClientClosedRequest
 	case errors.Is(err, errTimeout):

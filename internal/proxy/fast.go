@@ -62,6 +62,11 @@ func (f *fastLeg) serve(g *guardWriter, r *http.Request, fw Forward, path, rawPa
 	// The exchange lives in the pooled guard: a request allocates neither.
 	x := &g.x
 	*x = exchange{leg: f, g: g, r: r, fw: fw, path: path, rawPath: rawPath, hasBody: g.body != nil}
+	if f.rt.Timeout > 0 {
+		// One deadline for the whole wait for the answer's head: a
+		// connection from the pool, the dial, a retry, the claims retry.
+		x.deadline = start.Add(f.rt.Timeout)
+	}
 	resp, c, err := x.roundTrip(ctx, fw.token())
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && f.rt.ClaimsRetry != nil {
 		resp, c, err = x.answerChallenge(ctx, resp, c)
@@ -71,7 +76,7 @@ func (f *fastLeg) serve(g *guardWriter, r *http.Request, fw Forward, path, rawPa
 		return
 	}
 	f.p.metrics.observe(f.rt.Name, time.Since(start))
-	if f.rt.Timeout > 0 {
+	if f.rt.Timeout > 0 && c != nil {
 		// The route timeout bounds the wait for the headers only: a
 		// streamed body is not cut by it. The client's end still ends
 		// the connection (watch), also if it came meanwhile.
@@ -96,16 +101,17 @@ func (f *fastLeg) timeoutCause(err error, start time.Time) error {
 // exchange is one request on the fast leg: what it needs to send the
 // request again (a new token, a dead kept-alive connection).
 type exchange struct {
-	leg     *fastLeg
-	g       *guardWriter
-	r       *http.Request
-	fw      Forward
-	path    string // the path upstream of the route's prefix, decoded
-	rawPath string // and escaped, when not path's own escaping
-	hasBody bool
-	sent    bool          // the body was read, wholly or in part: it cannot be sent again
-	stop    func() bool   // ends the watch of the request's context on the connection
-	c       *upstreamConn // the connection of the answer being read
+	leg      *fastLeg
+	g        *guardWriter
+	r        *http.Request
+	fw       Forward
+	path     string // the path upstream of the route's prefix, decoded
+	rawPath  string // and escaped, when not path's own escaping
+	hasBody  bool
+	deadline time.Time     // the route timeout's end; zero without one
+	sent     bool          // the body was read, wholly or in part: it cannot be sent again
+	stop     func() bool   // ends the watch of the request's context on the connection
+	c        *upstreamConn // the connection of the answer being read
 }
 
 // roundTrip sends the request with token on a pooled connection and reads
@@ -113,7 +119,7 @@ type exchange struct {
 // turns out closed before it answered.
 func (x *exchange) roundTrip(ctx context.Context, token string) (*http.Response, *upstreamConn, error) {
 	for attempt := 0; ; attempt++ {
-		c, err := x.leg.pool.get(ctx)
+		c, err := x.leg.pool.get(ctx, x.deadline)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -133,8 +139,8 @@ func (x *exchange) roundTrip(ctx context.Context, token string) (*http.Response,
 // watch makes the request's end (the client gone) and the route timeout
 // interrupt any read or write on c.
 func (x *exchange) watch(ctx context.Context, c *upstreamConn) {
-	if t := x.leg.rt.Timeout; t > 0 {
-		_ = c.SetDeadline(time.Now().Add(t))
+	if !x.deadline.IsZero() {
+		_ = c.SetDeadline(x.deadline)
 	}
 	x.stop = context.AfterFunc(ctx, c.interrupt)
 }
@@ -161,14 +167,32 @@ func (x *exchange) send(ctx context.Context, c *upstreamConn, token string) (*ht
 		if c.reused && !x.sent && isConnReset(err) {
 			return nil, errConnClosedEarly
 		}
+		if x.sent && (x.g.body == nil || x.g.body.failure() == nil) {
+			// The upstream stopped reading the body: it may have answered
+			// first (413, 401) and closed, as net/http's Transport would
+			// find. Its answer is the one to give; the connection ends.
+			if resp := x.earlyAnswer(c); resp != nil {
+				return resp, nil
+			}
+		}
 		return nil, err
 	}
-	for {
+	resp, err := x.readHead(c)
+	if err != nil && c.reused && (err == io.EOF || isConnReset(err)) {
+		return nil, errConnClosedEarly
+	}
+	return resp, err
+}
+
+// readHead reads the answer's head, skipping (or relaying) the
+// informational answers before it, at most maxInformational of them, all
+// within MaxResponseHeaderBytes.
+func (x *exchange) readHead(c *upstreamConn) (*http.Response, error) {
+	c.head.n = x.leg.p.fast.MaxResponseHeaderBytes
+	defer func() { c.head.n = -1 }()
+	for i := 0; ; i++ {
 		resp, err := http.ReadResponse(c.br, x.r)
 		if err != nil {
-			if c.reused && (err == io.EOF || isConnReset(err)) {
-				return nil, errConnClosedEarly
-			}
 			return nil, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
@@ -177,8 +201,31 @@ func (x *exchange) send(ctx context.Context, c *upstreamConn, token string) (*ht
 			}
 			return resp, nil
 		}
+		if i == maxInformational {
+			return nil, errTooManyInformational
+		}
 		x.relayInformational(resp)
 	}
+}
+
+// earlyAnswerWait is how long an answer the upstream sent before it stopped
+// reading the body is waited for.
+const earlyAnswerWait = 250 * time.Millisecond
+
+// earlyAnswer reads an answer the upstream gave before reading the whole
+// body, or returns nil. The answer's connection is closed after it.
+func (x *exchange) earlyAnswer(c *upstreamConn) *http.Response {
+	wait := time.Now().Add(earlyAnswerWait)
+	if !x.deadline.IsZero() && x.deadline.Before(wait) {
+		wait = x.deadline
+	}
+	_ = c.SetReadDeadline(wait)
+	resp, err := x.readHead(c)
+	if err != nil {
+		return nil
+	}
+	resp.Close = true
+	return resp
 }
 
 // relayInformational passes a 103 Early Hints to the client, as the
@@ -396,6 +443,8 @@ func (x *exchange) answerChallenge(ctx context.Context, resp *http.Response, c *
 			slog.String("route", f.rt.Name), slog.String("request_id", reqid.FromContext(ctx)), slog.String("error", rerr.Error()))
 		return resp, c, nil
 	}
+	// The first answer is kept in memory, its connection released before
+	// the retry takes one (it could be the only one the pool may open).
 	first := x.drain(resp, c)
 	resp2, c2, err := x.roundTrip(ctx, tok)
 	if err != nil {
@@ -404,9 +453,8 @@ func (x *exchange) answerChallenge(ctx context.Context, resp *http.Response, c *
 		if first == nil {
 			return nil, nil, err
 		}
-		return first.resp, first.c, nil
+		return first, nil, nil
 	}
-	first.close()
 	result := "retried"
 	if resp2.StatusCode == http.StatusUnauthorized {
 		result = "retried_still_refused"
@@ -415,33 +463,26 @@ func (x *exchange) answerChallenge(ctx context.Context, resp *http.Response, c *
 	return resp2, c2, nil
 }
 
-// drained is a first answer kept, read to its end, in case the second
-// attempt fails.
-type drained struct {
-	resp *http.Response
-	c    *upstreamConn
-	x    *exchange
-}
-
-func (d *drained) close() {
-	if d != nil {
-		d.x.leg.pool.discard(d.c)
-	}
-}
-
 // drain reads a small answer's body into memory, so that it can still be
-// given after its connection is closed, or returns nil for a large one
-// (closing its connection).
-func (x *exchange) drain(resp *http.Response, c *upstreamConn) *drained {
-	x.unwatch()
+// given once its connection is released, and releases the connection (to
+// the pool when the answer ended cleanly); it returns nil for a large
+// answer. The read is still watched: the client's end or the route
+// timeout interrupts it.
+func (x *exchange) drain(resp *http.Response, c *upstreamConn) *http.Response {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10+1))
-	if err != nil || len(body) > 64<<10 {
+	clean := x.unwatch()
+	if err != nil || len(body) > 64<<10 || !clean || resp.Close {
 		x.leg.pool.discard(c)
-		return nil
+		if err != nil || len(body) > 64<<10 {
+			return nil
+		}
+	} else {
+		_ = c.SetDeadline(time.Time{})
+		x.leg.pool.put(c)
 	}
 	resp.Body = io.NopCloser(strings.NewReader(string(body)))
 	resp.ContentLength = int64(len(body))
-	return &drained{resp: resp, c: c, x: x}
+	return resp
 }
 
 // release gives up an answer: its connection is closed.
@@ -480,6 +521,11 @@ func (f *fastLeg) respond(g *guardWriter, r *http.Request, resp *http.Response, 
 	reuse := !resp.Close
 	if resp.Body != http.NoBody && r.Method != http.MethodHead {
 		flush := resp.ContentLength < 0 || isEventStream(resp.Header)
+		if flush {
+			// The head now, as ReverseProxy sends it: a stream's first
+			// bytes may be long in coming.
+			_ = http.NewResponseController(g).Flush()
+		}
 		switch err := f.copyResponse(g, resp.Body, flush); {
 		case errors.Is(err, errClientWrite):
 			reuse = false // the client went away: the rest is not read
@@ -487,7 +533,9 @@ func (f *fastLeg) respond(g *guardWriter, r *http.Request, resp *http.Response, 
 			// The upstream failed half-way: the answer cannot be mended
 			// now, only cut, as ReverseProxy cuts it.
 			x.unwatch()
-			f.pool.discard(c)
+			if c != nil {
+				f.pool.discard(c)
+			}
 			f.p.log.LogAttrs(r.Context(), slog.LevelWarn, "proxy: upstream response body failed",
 				slog.String("route", f.rt.Name), slog.String("error", err.Error()),
 				slog.String("request_id", reqid.FromContext(r.Context())))
@@ -509,10 +557,12 @@ func (f *fastLeg) respond(g *guardWriter, r *http.Request, resp *http.Response, 
 	if !x.unwatch() {
 		reuse = false // the request's end interrupted the connection
 	}
-	if reuse {
+	switch {
+	case c == nil: // an answer kept in memory (drain): its connection is gone
+	case reuse:
 		_ = c.SetDeadline(time.Time{})
 		f.pool.put(c)
-	} else {
+	default:
 		f.pool.discard(c)
 	}
 }

@@ -311,14 +311,14 @@ func TestFastMaxConnsWaiterThatGivesUp(t *testing.T) {
 	}()
 	for i := range 20 {
 		pool := newConnPool("http", ln.Addr().String(), FastConfig{MaxConnsPerHost: 1}.withDefaults())
-		held, err := pool.get(context.Background())
+		held, err := pool.get(context.Background(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctxB, giveUp := context.WithCancel(context.Background())
 		gotB := make(chan error, 1)
 		go func() {
-			c, err := pool.get(ctxB)
+			c, err := pool.get(ctxB, time.Time{})
 			if err == nil {
 				pool.put(c)
 			}
@@ -328,7 +328,7 @@ func TestFastMaxConnsWaiterThatGivesUp(t *testing.T) {
 		ctxC, cancelC := context.WithTimeout(context.Background(), 2*time.Second) // a failsafe
 		gotC := make(chan error, 1)
 		go func() {
-			c, err := pool.get(ctxC)
+			c, err := pool.get(ctxC, time.Time{})
 			if err == nil {
 				pool.put(c)
 			}

@@ -15,6 +15,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -298,7 +299,10 @@ func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, fv Forwar
 	// caller's (and its access log) keeps the full path.
 	fc := new(Forward)
 	*fc = fv
-	r2 := r.WithContext(NewContext(r.Context(), fc))
+	ctx, stop := context.WithCancelCause(NewContext(r.Context(), fc))
+	defer stop(nil)
+	g.stop1xx = stop
+	r2 := r.WithContext(ctx)
 	u := *r.URL
 	u.Path, u.RawPath = path, rawPath
 	r2.URL = &u
@@ -329,6 +333,9 @@ func fastFromTransport(c FastConfig, rt http.RoundTripper) FastConfig {
 	}
 	if c.MaxConnsPerHost == 0 {
 		c.MaxConnsPerHost = t.MaxConnsPerHost
+	}
+	if c.MaxResponseHeaderBytes == 0 {
+		c.MaxResponseHeaderBytes = t.MaxResponseHeaderBytes
 	}
 	return c
 }

@@ -65,10 +65,10 @@ func (rr *requestRules) keep(name string, vals []string) bool {
 		return false // the leg frames the body itself
 	case headerNameIs(name, "x-forwarded-for"), headerNameIs(name, "x-forwarded-host"), headerNameIs(name, "x-forwarded-proto"):
 		return false // set by forwardedHeaders, from the client's only behind a trusted proxy
+	case isOverrideHeader(name):
+		return false // before the forwarding headers: X-Forwarded-Prefix is both, and never kept
 	case isForwardingHeader(name):
 		return rr.trusted && !headerNameIs(name, "forwarded") && !holdsSecret(name, vals, rr.secret)
-	case isOverrideHeader(name):
-		return false
 	case !rr.cookies && (headerNameIs(name, "cookie") || headerNameIs(name, "cookie2")):
 		return false
 	case headerNameIs(name, "authorization"):
