@@ -15,6 +15,8 @@
 //	benchtool syncproxy -listen A -upstream U
 //	                                        the gateway's proxy on its fast leg (proxy.LegFast)
 //	                                        and nothing else: the bare synchronous-leg reference
+//	benchtool minsync -listen A -upstream U the least a synchronous leg can do (no header rules,
+//	                                        no timeouts, no failure handling): a floor, not a proxy
 package main
 
 import (
@@ -45,7 +47,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("usage: benchtool freeport|wrkparse|metric|rate|users|burst|tokens|goproxy|syncproxy ...")
+		fatalf("usage: benchtool freeport|wrkparse|metric|rate|users|burst|tokens|goproxy|syncproxy|minsync ...")
 	}
 	args := os.Args[2:]
 	var err error
@@ -68,6 +70,8 @@ func main() {
 		err = goproxy(args)
 	case "syncproxy":
 		err = syncproxy(args)
+	case "minsync":
+		err = minsync(args)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -672,6 +676,77 @@ func syncproxy(args []string) error {
 		Handler(proxy.Route{Name: "bench", PathPrefix: "/", Upstream: u, Leg: proxy.LegFast})
 	return serveReference(listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.Forward(w, r, proxy.Forward{}) // the zero Forward: no upstream token, no secret
+	}))
+}
+
+// minsync serves the least a synchronous upstream leg can do: the request
+// line and the client's headers written as they came on a pooled
+// keep-alive connection, the answer read with http.ReadResponse and copied
+// back, in the handler's goroutine; no header rules, no forwarding
+// headers, no timeouts, no failure handling, no request body. Not a proxy
+// to use: the floor against which the cost of the fast leg's rules is
+// read (docs/performance.md).
+func minsync(args []string) error {
+	listen, u, err := referenceFlags("minsync", args)
+	if err != nil {
+		return err
+	}
+	type conn struct {
+		c  net.Conn
+		br *bufio.Reader
+		bw *bufio.Writer
+	}
+	var mu sync.Mutex
+	var idle []*conn
+	bufs := sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	return serveReference(listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		var c *conn
+		if n := len(idle); n > 0 {
+			c, idle = idle[n-1], idle[:n-1]
+		}
+		mu.Unlock()
+		if c == nil {
+			nc, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			c = &conn{c: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+		}
+		c.bw.WriteString(r.Method + " " + r.URL.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\n")
+		for k, vv := range r.Header {
+			for _, v := range vv {
+				c.bw.WriteString(k + ": " + v + "\r\n")
+			}
+		}
+		c.bw.WriteString("\r\n")
+		resp, err := func() (*http.Response, error) {
+			if err := c.bw.Flush(); err != nil {
+				return nil, err
+			}
+			return http.ReadResponse(c.br, r)
+		}()
+		if err != nil {
+			c.c.Close()
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		for k, vv := range resp.Header {
+			w.Header()[k] = vv
+		}
+		w.WriteHeader(resp.StatusCode)
+		bp := bufs.Get().(*[]byte)
+		_, err = io.CopyBuffer(w, resp.Body, *bp)
+		bufs.Put(bp)
+		resp.Body.Close()
+		if err != nil || resp.Close {
+			c.c.Close()
+			return
+		}
+		mu.Lock()
+		idle = append(idle, c)
+		mu.Unlock()
 	}))
 }
 
