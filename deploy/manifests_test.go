@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -63,11 +65,13 @@ var fakeSecrets = map[string]string{
 
 // variants are the kustomizations under test.
 var variants = []struct {
-	dir   string
-	redis bool // the shared cache is configured
+	dir              string
+	redis            bool // the shared cache is configured
+	workloadIdentity bool // entra.credential: workload_identity, no certificate
 }{
 	{dir: "base"},
 	{dir: "overlays/redis", redis: true},
+	{dir: "overlays/workload-identity", workloadIdentity: true},
 }
 
 // rendered is the output of one kustomization, every object decoded into
@@ -226,7 +230,7 @@ func TestManifests(t *testing.T) {
 			if c == nil {
 				t.Fatalf("Deployment %s: no container %q", gatewayDeployment, gatewayContainer)
 			}
-			cfg, certPath := loadGatewayConfig(t, r, gw, c, v.redis)
+			cfg, certPath := loadGatewayConfig(t, r, gw, c, v.redis, v.workloadIdentity)
 
 			t.Run("security", func(t *testing.T) {
 				if len(r.deployments) == 0 {
@@ -237,13 +241,16 @@ func TestManifests(t *testing.T) {
 				}
 				checkUser(t, gatewayDeployment, gw.Spec.Template.Spec, c, imageUID)
 			})
-			t.Run("gateway", func(t *testing.T) { checkGateway(t, r, gw, c, cfg) })
+			t.Run("gateway", func(t *testing.T) { checkGateway(t, r, gw, c, cfg, v.workloadIdentity) })
 			t.Run("services", func(t *testing.T) { checkServices(t, r) })
 			t.Run("servicemonitor", func(t *testing.T) { checkServiceMonitor(t, r, gw, c, cfg) })
 			t.Run("networkpolicy", func(t *testing.T) { checkNetworkPolicies(t, r, gw, c, cfg, v.redis) })
 			t.Run("availability", func(t *testing.T) { checkAvailability(t, r, gw) })
 			if v.redis {
 				t.Run("redis", func(t *testing.T) { checkRedis(t, r, gw, c, cfg) })
+			}
+			if v.workloadIdentity {
+				t.Run("workloadidentity", func(t *testing.T) { checkWorkloadIdentity(t, r, gw) })
 			}
 			t.Run("docs", func(t *testing.T) { checkDocs(t, r, certPath) })
 		})
@@ -252,35 +259,14 @@ func TestManifests(t *testing.T) {
 
 // loadGatewayConfig loads the gateway.yaml of the ConfigMap the gateway
 // mounts with the project's own loader, with the container's environment
-// (Secrets from fakeSecrets) and a readable stand-in for the certificate.
-// The configuration must validate: it is what the pod would start with.
-func loadGatewayConfig(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Container, redis bool) (cfg *config.Config, certPath string) {
+// (Secrets from fakeSecrets) and a readable stand-in for the certificate;
+// with workload identity, with what the webhook adds to it instead (see
+// webhookEnv). The configuration must validate: it is what the pod would
+// start with.
+func loadGatewayConfig(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Container, redis, workloadIdentity bool) (cfg *config.Config, certPath string) {
 	t.Helper()
 	spec := d.Spec.Template.Spec
-
-	// The ConfigMap volume mounted where the image reads its configuration.
-	var data string
-	for _, m := range c.VolumeMounts {
-		v := volume(spec, m.Name)
-		if v == nil || v.ConfigMap == nil {
-			continue
-		}
-		key := strings.TrimPrefix(imageConfigPath, m.MountPath+"/")
-		if key == imageConfigPath || strings.Contains(key, "/") || len(v.ConfigMap.Items) > 0 || m.SubPath != "" {
-			continue
-		}
-		cm := r.configMaps[v.ConfigMap.Name]
-		if cm == nil {
-			t.Fatalf("volume %s: ConfigMap %q is not rendered", v.Name, v.ConfigMap.Name)
-		}
-		var ok bool
-		if data, ok = cm.Data[key]; !ok {
-			t.Fatalf("ConfigMap %s has no key %q, the file the image reads (%s)", cm.Name, key, imageConfigPath)
-		}
-	}
-	if data == "" {
-		t.Fatalf("no ConfigMap volume puts the configuration at %s, where the image reads it", imageConfigPath)
-	}
+	data := configData(t, r, spec, c)
 
 	env, environ := containerEnv(t, c)
 	known := map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}
@@ -306,25 +292,37 @@ func loadGatewayConfig(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev
 		t.Fatalf("gateway.yaml: %v", err)
 	}
 	certPath = file.Entra.Certificate.Path
-	if p := env["AZURE_CLIENT_CERTIFICATE_PATH"]; p != "" {
-		certPath = p
+	if p, set := env["AZURE_CLIENT_CERTIFICATE_PATH"]; set {
+		certPath = p // "" clears the file's
 	}
-	m := mountOf(spec, c, path.Dir(certPath))
-	if m == nil || volume(spec, m.Name).Secret == nil || volume(spec, m.Name).Secret.SecretName != credentialSecret {
-		t.Errorf("entra.certificate.path %q is not in the mounted Secret %s", certPath, credentialSecret)
-	}
-
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "gateway.yaml")
-	certFile := filepath.Join(dir, "tls.pem")
 	if err := os.WriteFile(cfgFile, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(certFile, []byte("a stand-in: Load checks that the file is readable\n"), 0o600); err != nil {
-		t.Fatal(err)
+	if workloadIdentity {
+		// No certificate at all; the webhook's variables, as it adds them
+		// to the pod, with a token file to read.
+		if certPath != "" {
+			t.Errorf("entra.certificate.path is %q with workload identity: clear it (AZURE_CLIENT_CERTIFICATE_PATH=\"\")", certPath)
+		}
+		for k, v := range webhookEnv(t, r, d, c, dir) {
+			env[k] = v
+			environ = append(environ, k+"="+v)
+		}
+	} else {
+		m := mountOf(spec, c, path.Dir(certPath))
+		if m == nil || volume(spec, m.Name).Secret == nil || volume(spec, m.Name).Secret.SecretName != credentialSecret {
+			t.Errorf("entra.certificate.path %q is not in the mounted Secret %s", certPath, credentialSecret)
+		}
+		certFile := filepath.Join(dir, "tls.pem")
+		if err := os.WriteFile(certFile, []byte("a stand-in: Load checks that the file is readable\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env["AZURE_CLIENT_CERTIFICATE_PATH"] = certFile
 	}
-	env["AZURE_CLIENT_CERTIFICATE_PATH"] = certFile
-	cfg, err := config.Load(cfgFile, func(k string) string { return env[k] })
+	// The map, as the gateway reads os.Environ: a variable set to "" is set.
+	cfg, err := config.Load(cfgFile, env)
 	if err != nil {
 		t.Fatalf("%s: the gateway's configuration does not load:\n%v", r.dir, err)
 	}
@@ -335,6 +333,35 @@ func loadGatewayConfig(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev
 		t.Errorf("%s: shared cache configured = %v, want %v", r.dir, got, redis)
 	}
 	return cfg, certPath
+}
+
+// configData is the gateway.yaml of the ConfigMap volume mounted where the
+// image reads its configuration.
+func configData(t *testing.T, r *rendered, spec corev1.PodSpec, c *corev1.Container) string {
+	t.Helper()
+	var data string
+	for _, m := range c.VolumeMounts {
+		v := volume(spec, m.Name)
+		if v == nil || v.ConfigMap == nil {
+			continue
+		}
+		key := strings.TrimPrefix(imageConfigPath, m.MountPath+"/")
+		if key == imageConfigPath || strings.Contains(key, "/") || len(v.ConfigMap.Items) > 0 || m.SubPath != "" {
+			continue
+		}
+		cm := r.configMaps[v.ConfigMap.Name]
+		if cm == nil {
+			t.Fatalf("volume %s: ConfigMap %q is not rendered", v.Name, v.ConfigMap.Name)
+		}
+		var ok bool
+		if data, ok = cm.Data[key]; !ok {
+			t.Fatalf("ConfigMap %s has no key %q, the file the image reads (%s)", cm.Name, key, imageConfigPath)
+		}
+	}
+	if data == "" {
+		t.Fatalf("no ConfigMap volume puts the configuration at %s, where the image reads it", imageConfigPath)
+	}
+	return data
 }
 
 // containerEnv resolves a container's environment: literal values, and
@@ -488,8 +515,9 @@ func checkUser(t *testing.T, name string, spec corev1.PodSpec, c *corev1.Contain
 }
 
 // checkGateway checks the gateway's container against its configuration:
-// ports, probes, shutdown, memory, the certificate volume.
-func checkGateway(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Container, cfg *config.Config) {
+// ports, probes, shutdown, memory, the certificate volume (none with
+// workload identity: checkWorkloadIdentity).
+func checkGateway(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Container, cfg *config.Config, workloadIdentity bool) {
 	spec := d.Spec.Template.Spec
 	if want := "obo-gateway:latest"; r.dir == "base" && c.Image != want {
 		t.Errorf("image %q, want the placeholder %q set by images: in the kustomization", c.Image, want)
@@ -589,7 +617,7 @@ func checkGateway(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Con
 			t.Errorf("fsGroup must be %d so that the gateway can read its Secret files", imageUID)
 		}
 	}
-	if !found {
+	if !found && !workloadIdentity {
 		t.Errorf("no volume of the Secret %s", credentialSecret)
 	}
 }
@@ -951,6 +979,283 @@ func checkRedis(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Conta
 	if !data {
 		t.Error("Redis: /data must be an emptyDir (read-only root filesystem)")
 	}
+}
+
+// What AKS workload identity keys on, and what its webhook adds to a pod
+// (Azure/azure-workload-identity, docs/kubernetes.md).
+const (
+	wiUseLabel          = "azure.workload.identity/use"
+	wiClientIDAnnotaton = "azure.workload.identity/client-id"
+	wiTenantIDAnnotaton = "azure.workload.identity/tenant-id"
+	wiTokenVolume       = "azure-identity-token"
+	wiTokenDir          = "/var/run/secrets/azure/tokens"
+	// The tenant the webhook injects for a service account without the
+	// tenant-id annotation: the one it was installed for, the cluster's.
+	wiClusterTenant = "99999999-9999-9999-9999-999999999999"
+	credentialEnv   = "OBO_GATEWAY_ENTRA_CREDENTIAL"
+	credentialDir   = "/etc/obo-gateway/credential" // the base's certificate mount
+)
+
+// webhookEnv is what the workload identity webhook adds to the gateway's
+// container when the pod is created: the Azure SDK's variables, from the
+// annotations of the pod's service account, each unless the container sets
+// it already (the webhook leaves those alone), and a token file (written
+// into dir, as the projected volume would hold it).
+func webhookEnv(t *testing.T, r *rendered, d *appsv1.Deployment, c *corev1.Container, dir string) map[string]string {
+	t.Helper()
+	spec := d.Spec.Template.Spec
+	sa := r.serviceAccounts[spec.ServiceAccountName]
+	if sa == nil {
+		t.Fatalf("the pods' ServiceAccount %q is not rendered: the webhook has no annotation to read", spec.ServiceAccountName)
+	}
+	tenant := sa.Annotations[wiTenantIDAnnotaton]
+	if tenant == "" {
+		tenant = wiClusterTenant
+	}
+	// A service-account token as the kubelet projects it; the gateway
+	// reads it, Entra alone checks its signature.
+	now := time.Now()
+	seg := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	token := seg(map[string]any{"alg": "RS256", "kid": "stand-in"}) + "." + seg(map[string]any{
+		"aud": []string{"api://AzureADTokenExchange"},
+		"iss": "https://oidc.prod-aks.azure.com/00000000-0000-0000-0000-000000000000/",
+		"sub": "system:serviceaccount:" + ownNS + ":" + sa.Name,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}) + "." + base64.RawURLEncoding.EncodeToString([]byte("not a signature"))
+	tokenFile := filepath.Join(dir, wiTokenVolume)
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for k, v := range map[string]string{
+		"AZURE_CLIENT_ID":            sa.Annotations[wiClientIDAnnotaton],
+		"AZURE_TENANT_ID":            tenant,
+		"AZURE_AUTHORITY_HOST":       "https://login.microsoftonline.com/", // as the webhook writes it, with the slash
+		"AZURE_FEDERATED_TOKEN_FILE": tokenFile,
+	} {
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == k }) {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// guidRE is a GUID, as Entra writes client and tenant IDs.
+var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// checkWorkloadIdentity: the pods ask for the webhook and run as a service
+// account that names the gateway's app registration; nothing of the
+// certificate is left, and nothing the webhook adds is set by hand; the
+// gateway reads the credential's variables; and the overlay is the base
+// with exactly these changes.
+func checkWorkloadIdentity(t *testing.T, r *rendered, d *appsv1.Deployment) {
+	spec := d.Spec.Template.Spec
+
+	// The webhook mutates only pods labelled so, with the string "true".
+	if got, ok := d.Spec.Template.Labels[wiUseLabel]; !ok || got != "true" {
+		t.Errorf("the pod template's label %s is %q (set: %v), want \"true\"", wiUseLabel, got, ok)
+	}
+
+	// The pods' own service account carries the client ID (and tenant) of
+	// the gateway's app registration, the GUIDs of gateway.yaml: the
+	// webhook's AZURE_CLIENT_ID and AZURE_TENANT_ID override the file.
+	var file struct {
+		Entra struct {
+			TenantID string `json:"tenant_id"`
+			ClientID string `json:"client_id"`
+		} `json:"entra"`
+	}
+	c := container(spec, gatewayContainer)
+	if err := yaml.Unmarshal([]byte(configData(t, r, spec, c)), &file); err != nil {
+		t.Fatalf("gateway.yaml: %v", err)
+	}
+	saName := spec.ServiceAccountName
+	sa := r.serviceAccounts[saName]
+	switch {
+	case saName == "" || saName == "default":
+		t.Errorf("the pods run as the namespace's default service account: name the annotated one (serviceAccountName)")
+	case sa == nil:
+		t.Errorf("the pods' ServiceAccount %s is not rendered", saName)
+	default:
+		for _, a := range []struct{ annotation, want, setting string }{
+			{wiClientIDAnnotaton, file.Entra.ClientID, "entra.client_id"},
+			{wiTenantIDAnnotaton, file.Entra.TenantID, "entra.tenant_id"},
+		} {
+			got := strings.TrimSpace(sa.Annotations[a.annotation])
+			switch {
+			case got == "":
+				t.Errorf("ServiceAccount %s (the pods'): annotation %s is missing or empty", saName, a.annotation)
+			case !guidRE.MatchString(got):
+				t.Errorf("ServiceAccount %s: annotation %s is %q, not a GUID", saName, a.annotation, got)
+			case got != a.want:
+				t.Errorf("ServiceAccount %s: annotation %s is %s but %s is %s: the webhook's variable would override the file", saName, a.annotation, got, a.setting, a.want)
+			}
+		}
+	}
+	for name, other := range r.serviceAccounts {
+		if name != saName && other.Annotations[wiClientIDAnnotaton] != "" {
+			t.Errorf("ServiceAccount %s is annotated %s but the pods run as %q", name, wiClientIDAnnotaton, saName)
+		}
+	}
+
+	// Nothing of the certificate: no volume of its Secret, no mount where
+	// it was, no variable from it or naming a certificate file.
+	for _, v := range spec.Volumes {
+		refs := v.Secret != nil && v.Secret.SecretName == credentialSecret
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				refs = refs || (src.Secret != nil && src.Secret.Name == credentialSecret)
+			}
+		}
+		if refs {
+			t.Errorf("volume %s: the certificate Secret %s is still a volume of the pod", v.Name, credentialSecret)
+		}
+		// What the webhook adds, the overlay must not: the webhook would
+		// add a second one.
+		if v.Name == wiTokenVolume || (v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil })) {
+			t.Errorf("volume %s: the service-account token volume is the webhook's to add", v.Name)
+		}
+	}
+	for _, ct := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		for _, m := range ct.VolumeMounts {
+			if m.MountPath == credentialDir || strings.HasPrefix(m.MountPath, credentialDir+"/") {
+				t.Errorf("container %s: mount %s at %s, where the certificate was", ct.Name, m.Name, m.MountPath)
+			}
+			if m.MountPath == wiTokenDir {
+				t.Errorf("container %s: mount at %s: the webhook's to add", ct.Name, m.MountPath)
+			}
+		}
+		for _, e := range ct.EnvFrom {
+			if e.SecretRef != nil && e.SecretRef.Name == credentialSecret {
+				t.Errorf("container %s: envFrom the certificate Secret %s", ct.Name, credentialSecret)
+			}
+		}
+		for _, e := range ct.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == credentialSecret {
+				t.Errorf("container %s: env %s from the certificate Secret %s", ct.Name, e.Name, credentialSecret)
+			}
+			switch e.Name {
+			case "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH":
+				if e.Value != "" || e.ValueFrom != nil {
+					t.Errorf("container %s: env %s names a certificate", ct.Name, e.Name)
+				}
+			case "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE":
+				t.Errorf("container %s: env %s is set in the spec: the webhook then leaves it, and its own is lost", ct.Name, e.Name)
+			}
+		}
+	}
+
+	// The credential, as a literal in the container's environment.
+	var credential *corev1.EnvVar
+	for i := range c.Env {
+		if c.Env[i].Name == credentialEnv {
+			credential = &c.Env[i]
+		}
+	}
+	if credential == nil || credential.ValueFrom != nil || credential.Value != "workload_identity" {
+		t.Errorf("container %s: want env %s=workload_identity (got %+v)", c.Name, credentialEnv, credential)
+	}
+	// ... and the variables are the gateway's.
+	fields := map[string]string{}
+	for _, v := range config.EnvVars() {
+		fields[v.Name] = v.Field
+	}
+	for name, field := range map[string]string{
+		credentialEnv:                "entra.credential",
+		"AZURE_FEDERATED_TOKEN_FILE": "entra.workload_identity.token_file",
+	} {
+		if fields[name] != field {
+			t.Errorf("config.EnvVars: %s sets %q, want %s", name, fields[name], field)
+		}
+	}
+
+	// Nothing else changed: the base, with the certificate's volume and
+	// mount taken out, is the overlay with its additions taken out.
+	base := render(t, "base")
+	sameObjects(t, "Deployment", base.deployments, r.deployments, func(name string, bd, wd *appsv1.Deployment) (*appsv1.Deployment, *appsv1.Deployment) {
+		bd, wd = bd.DeepCopy(), wd.DeepCopy()
+		bs, ws := &bd.Spec.Template.Spec, &wd.Spec.Template.Spec
+		bs.Volumes = slices.DeleteFunc(bs.Volumes, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == credentialSecret })
+		for i := range bs.Containers {
+			bs.Containers[i].VolumeMounts = slices.DeleteFunc(bs.Containers[i].VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == credentialDir })
+		}
+		delete(wd.Spec.Template.Labels, wiUseLabel)
+		for i := range ws.Containers {
+			ws.Containers[i].Env = slices.DeleteFunc(ws.Containers[i].Env, func(e corev1.EnvVar) bool {
+				return e.Name == credentialEnv || (e.Name == "AZURE_CLIENT_CERTIFICATE_PATH" && e.Value == "" && e.ValueFrom == nil)
+			})
+		}
+		return bd, wd
+	})
+	sameObjects(t, "ServiceAccount", base.serviceAccounts, r.serviceAccounts, func(name string, bs, ws *corev1.ServiceAccount) (*corev1.ServiceAccount, *corev1.ServiceAccount) {
+		ws = ws.DeepCopy()
+		delete(ws.Annotations, wiClientIDAnnotaton)
+		delete(ws.Annotations, wiTenantIDAnnotaton)
+		if len(ws.Annotations) == 0 {
+			ws.Annotations = nil
+		}
+		return bs, ws
+	})
+	sameObjects(t, "Service", base.services, r.services, nil)
+	sameObjects(t, "ConfigMap", base.configMaps, r.configMaps, nil)
+	sameObjects(t, "Secret", base.secrets, r.secrets, nil)
+	sameObjects(t, "PodDisruptionBudget", base.pdbs, r.pdbs, nil)
+	sameObjects(t, "HorizontalPodAutoscaler", base.hpas, r.hpas, nil)
+	sameObjects(t, "NetworkPolicy", base.netpols, r.netpols, nil)
+	sameObjects(t, "ServiceMonitor", base.serviceMonitors, r.serviceMonitors, nil)
+}
+
+// sameObjects: the overlay renders the objects of the base and no other,
+// each equal to the base's once norm (if any) has taken out the
+// differences that are meant.
+func sameObjects[T any](t *testing.T, kind string, base, overlay map[string]*T, norm func(name string, b, o *T) (*T, *T)) {
+	t.Helper()
+	for name := range overlay {
+		if base[name] == nil {
+			t.Errorf("%s %s: not in the base", kind, name)
+		}
+	}
+	for name, b := range base {
+		o := overlay[name]
+		if o == nil {
+			t.Errorf("%s %s: in the base, lost by the overlay", kind, name)
+			continue
+		}
+		if norm != nil {
+			b, o = norm(name, b, o)
+		}
+		if !equality.Semantic.DeepEqual(b, o) {
+			t.Errorf("%s %s differs from the base's beyond the overlay's changes:\n%s", kind, name, firstDifference(t, b, o))
+		}
+	}
+}
+
+// firstDifference shows where the JSON forms of a and b first part:
+// a few lines of each from there.
+func firstDifference(t *testing.T, a, b any) string {
+	t.Helper()
+	lines := func(v any) []string {
+		j, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(string(j), "\n")
+	}
+	la, lb := lines(a), lines(b)
+	i := 0
+	for i < len(la) && i < len(lb) && la[i] == lb[i] {
+		i++
+	}
+	excerpt := func(ls []string) string {
+		return strings.Join(ls[min(i, len(ls)):min(i+6, len(ls))], "\n")
+	}
+	return fmt.Sprintf("at line %d of the JSON\nbase:\n%s\noverlay:\n%s", i+1, excerpt(la), excerpt(lb))
 }
 
 // checkDocs: docs/kubernetes.md creates every Secret the manifests reference,

@@ -192,3 +192,69 @@ func checkDoctorJSON(t *testing.T, out string, err error) {
 		}
 	}
 }
+
+// gateway doctor on a gateway without a certificate: the workload
+// identity's token file is checked, and a service account the app does
+// not trust gets the federated credential to create.
+func TestDoctorCommandWorkloadIdentity(t *testing.T) {
+	t.Parallel()
+	e := startDoctorEnv(t)
+	config := func(t *testing.T, name string) string {
+		t.Helper()
+		tok, err := e.srv.ServiceAccountToken("", "obo-gateway", name, fakeentra.ServiceAccountTokenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := pki.WriteFile(t.TempDir(), "azure-identity-token", []byte(tok), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return configtest.Write(t, &config.Config{
+			Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+			Entra: config.Entra{
+				TenantID: e.srv.TenantID(), ClientID: fakeentra.DemoGatewayClientID,
+				AuthorityHost: e.srv.URL(), CAFile: e.srv.CAFile(), Audiences: []string{"api://obo-gateway"},
+				Credential:       config.CredentialWorkloadIdentity,
+				WorkloadIdentity: config.WorkloadIdentity{TokenFile: file},
+			},
+			Routes: []config.Route{{Name: "orders", PathPrefix: "/orders", Upstream: e.upstream, DownstreamScopes: []string{"api://orders-api/.default"}}},
+		})
+	}
+	for _, tc := range []struct {
+		name, serviceAccount, wantErr string
+		stdout                        []string
+	}{
+		{name: "trusted service account", serviceAccount: "obo-gateway", stdout: []string{
+			"PASS  credential kind:", "PASS  workload identity token file:", "sub " + fakeentra.DemoServiceAccount,
+			"PASS  client credential: Entra accepted the workload identity's service-account token", " 0 warnings, 0 failed",
+		}},
+		{name: "service account the app does not trust", serviceAccount: "another", wantErr: "doctor: 1 of ", stdout: []string{
+			"FAIL  client credential: Entra answered HTTP 401 invalid_client: AADSTS700213",
+			"az ad app federated-credential create --id " + fakeentra.DemoGatewayClientID + ` --parameters '{"name":"aks-obo-gateway-another","issuer":"` +
+				e.srv.ClusterIssuerURL("") + `","subject":"system:serviceaccount:obo-gateway:another","audiences":["api://AzureADTokenExchange"]}'`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, []string{"doctor", "-config", config(t, tc.serviceAccount)}, nil, nil, &stdout, &stderr)
+			out := stdout.String()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("error %v\n%s%s", err, out, stderr.String())
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("error %v, want %q\n%s", err, tc.wantErr, out)
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(out, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out)
+				}
+			}
+			if strings.Contains(out, "  certificate") { // "PASS  certificate validity:"…
+				t.Errorf("certificate checks without a certificate:\n%s", out)
+			}
+		})
+	}
+}

@@ -618,6 +618,9 @@ type envOptions struct {
 	// credential, when set, makes the gateway's credential after the tenant
 	// started (certFile and keyFile, and whether to send x5c).
 	credential func(t *testing.T, te *tenantEnv) (certFile, keyFile string, sendX5C bool)
+	// entra, when set, edits the entra section once the tenant started
+	// (a federated credential instead of the certificate).
+	entra func(t *testing.T, te *tenantEnv, e *config.Entra)
 }
 
 // foreignTenantID is a tenant the test gateway allows (entra.allowed_tenants)
@@ -722,6 +725,9 @@ func (e *env) gatewayConfig(t *testing.T, opt envOptions) *config.Config {
 	}
 	if opt.redisAddr != "" {
 		c.Cache.Redis = &config.Redis{Address: opt.redisAddr, Timeout: config.Duration(100 * time.Millisecond), EncryptionKeys: testRedisKeys}
+	}
+	if opt.entra != nil {
+		opt.entra(t, e.tenantEnv, &c.Entra)
 	}
 	return c
 }

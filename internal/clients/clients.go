@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/fedcred"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
@@ -70,19 +71,68 @@ func Entra(e config.Entra, dial Dialer) (*http.Client, error) {
 // exchange's time bound and the HTTP client for Entra. The caller adds its
 // metrics and logger; obo.New makes the exchanger of it, obo.NewClient a
 // plain MSAL client (gateway doctor).
-func OBO(e config.Entra, cert *obo.Certificate, entra *http.Client) obo.Config {
-	return obo.Config{
+//
+// With a federated credential (entra.credential workload_identity or
+// managed_identity) cert is nil and the assertion source is given instead
+// (Assertion).
+func OBO(e config.Entra, cert *obo.Certificate, assertion AssertionSource, entra *http.Client) obo.Config {
+	c := obo.Config{
 		AuthorityHost: e.AuthorityHost, TenantID: e.TenantID, ClientID: e.ClientID,
-		Certificate: cert,
-		CertificateFiles: &obo.CertificateFiles{
-			Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password,
-		},
-		SendX5C:            e.Certificate.SendX5C,
 		InstanceDiscovery:  e.InstanceDiscovery != nil && *e.InstanceDiscovery,
 		ClientCapabilities: e.ClientCapabilities,
 		HTTPClient:         entra,
 		Timeout:            e.TokenTimeout.D(),
 	}
+	if cert != nil {
+		c.Certificate = cert
+		c.CertificateFiles = &obo.CertificateFiles{
+			Path: e.Certificate.Path, KeyPath: e.Certificate.KeyPath, Password: e.Certificate.Password,
+		}
+		c.SendX5C = e.Certificate.SendX5C
+	} else if assertion != nil {
+		c.Assertion = assertion.Assertion
+	}
+	return c
+}
+
+// AssertionSource gives the client assertion of a federated credential
+// (fedcred.TokenFile, fedcred.ManagedIdentity), and the last failure to.
+type AssertionSource interface {
+	Assertion(ctx context.Context) (string, error)
+	Err() error
+}
+
+// Assertion returns the assertion source of entra.credential
+// workload_identity (the token file, read for every assertion) or
+// managed_identity (MSAL's managed identity client, for the cloud's
+// token-exchange audience unless entra.managed_identity.audience says
+// otherwise), or nil for a certificate. It contacts nothing.
+func Assertion(e config.Entra, m *fedcred.Metrics) (AssertionSource, error) {
+	switch e.Credential {
+	case config.CredentialWorkloadIdentity:
+		f, err := fedcred.NewTokenFile(fedcred.TokenFileConfig{Path: e.WorkloadIdentity.TokenFile, Metrics: m})
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	case config.CredentialManagedIdentity:
+		aud := e.ManagedIdentity.Audience
+		if aud == "" {
+			aud = fedcred.Audience(e.AuthorityHost)
+		}
+		// The identity endpoint is local (IMDS, App Service's): no proxy,
+		// bounded like every call to Entra.
+		tr := &http.Transport{Proxy: nil, ResponseHeaderTimeout: entraHeaderTimeout, MaxIdleConnsPerHost: 4}
+		mi, err := fedcred.NewManagedIdentity(fedcred.ManagedIdentityConfig{
+			ClientID: e.ManagedIdentity.ClientID, Audience: aud, Metrics: m,
+			HTTPClient: &http.Client{Transport: tr, Timeout: entraTimeout},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return mi, nil
+	}
+	return nil, nil
 }
 
 // Certificate loads the gateway's credential from entra.certificate. Its

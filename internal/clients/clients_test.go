@@ -18,6 +18,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/config/configtest"
+	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -155,7 +156,7 @@ func TestOBO(t *testing.T) {
 				Certificate:  config.Certificate{Path: "c.pem", KeyPath: "k.pem", SendX5C: true},
 			}
 			entra := &http.Client{}
-			c := OBO(e, nil, entra)
+			c := OBO(e, &obo.Certificate{}, nil, entra)
 			if c.InstanceDiscovery != tc.want {
 				t.Errorf("InstanceDiscovery = %v, want %v", c.InstanceDiscovery, tc.want)
 			}

@@ -85,8 +85,20 @@ type Entra struct {
 	ClientCapabilities []string `yaml:"client_capabilities,omitempty"`
 	// ClockSkew is the leeway on exp, nbf and iat. Default 1m; at most 5m.
 	ClockSkew Duration `yaml:"clock_skew,omitempty"`
-	// Certificate is the gateway's client credential.
+	// Credential is how the gateway proves itself to Entra: "certificate"
+	// (the default; entra.certificate), "workload_identity" (AKS workload
+	// identity's service-account token, entra.workload_identity) or
+	// "managed_identity" (a managed identity's token, entra.managed_identity),
+	// the last two as federated credentials of the app registration.
+	// Env OBO_GATEWAY_ENTRA_CREDENTIAL.
+	Credential string `yaml:"credential,omitempty"`
+	// Certificate is the gateway's client credential when Credential is
+	// certificate.
 	Certificate Certificate `yaml:"certificate,omitempty"`
+	// WorkloadIdentity is the credential when Credential is workload_identity.
+	WorkloadIdentity WorkloadIdentity `yaml:"workload_identity,omitempty"`
+	// ManagedIdentity is the credential when Credential is managed_identity.
+	ManagedIdentity ManagedIdentity `yaml:"managed_identity,omitempty"`
 	// CAFile adds CA certificates (PEM) trusted for Entra's TLS (the local
 	// tenant, or a TLS-inspecting egress proxy).
 	CAFile string `yaml:"ca_file,omitempty"`
@@ -117,6 +129,34 @@ type Certificate struct {
 	// SendX5C sends the certificate chain with each assertion (subject name +
 	// issuer authentication). Env AZURE_CLIENT_SEND_CERTIFICATE_CHAIN.
 	SendX5C bool `yaml:"send_x5c,omitempty"`
+}
+
+// The kinds of entra.credential.
+const (
+	CredentialCertificate      = "certificate"
+	CredentialWorkloadIdentity = "workload_identity"
+	CredentialManagedIdentity  = "managed_identity"
+)
+
+// WorkloadIdentity locates AKS workload identity's token.
+type WorkloadIdentity struct {
+	// TokenFile is the projected service-account token, read again for
+	// every assertion (the kubelet rewrites it). Env
+	// AZURE_FEDERATED_TOKEN_FILE, which the workload identity webhook sets.
+	// Required for workload_identity.
+	TokenFile string `yaml:"token_file,omitempty"`
+}
+
+// ManagedIdentity says which managed identity's token is the assertion.
+type ManagedIdentity struct {
+	// ClientID is a user-assigned identity's client ID; empty means the
+	// system-assigned identity. Env OBO_GATEWAY_ENTRA_MANAGED_IDENTITY_CLIENT_ID.
+	ClientID string `yaml:"client_id,omitempty"`
+	// Audience is the token-exchange audience asked for. Default by cloud:
+	// api://AzureADTokenExchange, api://AzureADTokenExchangeUSGov
+	// (login.microsoftonline.us), api://AzureADTokenExchangeChina
+	// (login.chinacloudapi.cn). Env OBO_GATEWAY_ENTRA_MANAGED_IDENTITY_AUDIENCE.
+	Audience string `yaml:"audience,omitempty"`
 }
 
 // Route maps a path prefix to an upstream API.

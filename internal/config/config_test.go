@@ -198,6 +198,7 @@ func wantFull(f files) *Config {
 			Audiences:              []string{"api://obo-gateway"},
 			AllowedTenants:         []string{"b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"},
 			ClockSkew:              Duration(2 * time.Minute),
+			Credential:             CredentialCertificate,
 			Certificate:            Certificate{Path: f.cert, KeyPath: f.key, Password: password},
 			CAFile:                 f.ca,
 			TokenTimeout:           Duration(15 * time.Second),
@@ -570,6 +571,10 @@ type envSample struct {
 	route string // for route variables: the route whose field is set
 	value string
 	want  any // the field's value after Load
+	// also are variables set with it, for a sample that is valid only
+	// with another change (a credential kind other than certificate
+	// clears the certificate).
+	also map[string]string
 }
 
 // envSamples has one sample per variable of EnvVars, keyed by Field; each
@@ -578,68 +583,73 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 	t.Helper()
 	other := func(name string) string { return writeFile(t, f.dir, name, "x") }
 	return map[string]envSample{
-		"listen":                          {value: "127.0.0.1:18080", want: "127.0.0.1:18080"},
-		"admin_listen":                    {value: "127.0.0.1:19090", want: "127.0.0.1:19090"},
-		"admin_pprof":                     {value: "1", want: true},
-		"tls.cert_file":                   {value: other("tls2.crt"), want: other("tls2.crt")},
-		"tls.key_file":                    {value: other("tls2.key"), want: other("tls2.key")},
-		"entra.tenant_id":                 {value: "11111111-2222-4333-8444-555555555555", want: "11111111-2222-4333-8444-555555555555"},
-		"entra.client_id":                 {value: "66666666-7777-4888-9999-aaaaaaaaaaaa", want: "66666666-7777-4888-9999-aaaaaaaaaaaa"},
-		"entra.authority_host":            {value: "https://login.microsoftonline.us", want: "https://login.microsoftonline.us"},
-		"entra.instance_discovery":        {value: "0", want: ptr(false)},
-		"entra.audiences":                 {value: "api://obo-gateway, https://gateway.contoso.com,", want: []string{"api://obo-gateway", "https://gateway.contoso.com"}},
-		"entra.allowed_tenants":           {value: "11111111-2222-4333-8444-555555555555,66666666-7777-4888-9999-aaaaaaaaaaaa", want: []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-9999-aaaaaaaaaaaa"}},
-		"entra.clock_skew":                {value: "90s", want: Duration(90 * time.Second)},
-		"entra.client_capabilities":       {value: "cp1", want: []string{"cp1"}},
-		"entra.certificate.path":          {value: other("cert2.pem"), want: other("cert2.pem")},
-		"entra.certificate.key_path":      {value: other("key2.pem"), want: other("key2.pem")},
-		"entra.certificate.password":      {value: "env-" + password, want: "env-" + password},
-		"entra.certificate.send_x5c":      {value: "TRUE", want: true},
-		"entra.ca_file":                   {value: other("ca2.pem"), want: other("ca2.pem")},
-		"entra.token_timeout":             {value: "7s", want: Duration(7 * time.Second)},
-		"entra.keys_refresh_interval":     {value: "2h", want: Duration(2 * time.Hour)},
-		"entra.keys_min_refresh_interval": {value: "45s", want: Duration(45 * time.Second)},
-		"cors.allowed_origins":            {value: "https://a.example.com,http://localhost:3000", want: []string{"https://a.example.com", "http://localhost:3000"}},
-		"cors.allowed_headers":            {value: "X-A, X-B", want: []string{"X-A", "X-B"}},
-		"cors.max_age":                    {value: "1m", want: Duration(time.Minute)},
-		"cache.memory_budget":             {value: "1GiB", want: GiB},
-		"cache.verified_tokens_budget":    {value: "2097152", want: 2 * MiB},
-		"cache.refresh_margin":            {value: "2m", want: Duration(2 * time.Minute)},
-		"cache.redis.address":             {value: "[fd00::6]:6379", want: "[fd00::6]:6379"},
-		"cache.redis.username":            {value: "gateway-2", want: "gateway-2"},
-		"cache.redis.password":            {value: "env-" + redisPassword, want: "env-" + redisPassword},
-		"cache.redis.db":                  {value: "3", want: 3},
-		"cache.redis.tls":                 {value: "false", want: false},
-		"cache.redis.ca_file":             {value: f.ca, want: f.ca},
-		"cache.redis.timeout":             {value: "5s", want: Duration(5 * time.Second)},
-		"cache.redis.encryption_keys":     {value: "k3:" + testKey(0x33) + ",k2:" + testKey(0x22), want: "k3:" + testKey(0x33) + ",k2:" + testKey(0x22)},
-		"cache.redis.encryption_key_id":   {value: "k1", want: "k1"},
-		"trusted_proxies":                 {value: "192.0.2.0/24, 2001:db8::1", want: []string{"192.0.2.0/24", "2001:db8::1"}},
-		"shutdown_grace":                  {value: "45s", want: Duration(45 * time.Second)},
-		"log_level":                       {value: "debug", want: "debug"},
-		"routes[].path_prefix":            {route: "graph-me", value: "/me", want: "/me"},
-		"routes[].upstream":               {route: "graph-me", value: "https://graph.microsoft.com/beta", want: "https://graph.microsoft.com/beta"},
-		"routes[].strip_prefix":           {route: "graph-me", value: "1", want: true},
-		"routes[].downstream_scopes":      {route: "graph-me", value: "https://graph.microsoft.com/User.Read,https://graph.microsoft.com/Mail.Read", want: []string{"https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/Mail.Read"}},
-		"routes[].required_scopes":        {route: "graph-me", value: "access_as_user,Graph.Me", want: []string{"access_as_user", "Graph.Me"}},
-		"routes[].required_roles":         {route: "inventory-app", value: "Inventory.Read,Inventory.Admin", want: []string{"Inventory.Read", "Inventory.Admin"}},
-		"routes[].timeout":                {route: "graph-me", value: "3s", want: Duration(3 * time.Second)},
-		"routes[].max_body_bytes":         {route: "graph-me", value: "512KiB", want: 512 * KiB},
-		"routes[].body_timeout":           {route: "graph-me", value: "10m", want: Duration(10 * time.Minute)},
-		"routes[].max_in_flight":          {route: "graph-me", value: "50", want: 50},
-		"routes[].websocket":              {route: "graph-me", value: "true", want: true},
-		"routes[].cookies":                {route: "graph-me", value: "1", want: true},
-		"routes[].proxy_leg":              {route: "graph-me", value: "standard", want: "standard"},
-		"limits.max_connections":          {value: "4096", want: 4096},
-		"limits.max_in_flight":            {value: "200", want: 200},
-		"limits.max_concurrent_exchanges": {value: "4", want: 4},
-		"limits.max_queued_exchanges":     {value: "32", want: 32},
-		"limits.exchange_queue_timeout":   {value: "500ms", want: Duration(500 * time.Millisecond)},
-		"limits.read_header_timeout":      {value: "3s", want: Duration(3 * time.Second)},
-		"limits.body_timeout":             {value: "45s", want: Duration(45 * time.Second)},
-		"limits.idle_timeout":             {value: "30s", want: Duration(30 * time.Second)},
-		"limits.max_header_bytes":         {value: "16KiB", want: 16 * KiB},
-		"limits.max_body_bytes":           {value: "2MiB", want: 2 * MiB},
+		"listen":                    {value: "127.0.0.1:18080", want: "127.0.0.1:18080"},
+		"admin_listen":              {value: "127.0.0.1:19090", want: "127.0.0.1:19090"},
+		"admin_pprof":               {value: "1", want: true},
+		"tls.cert_file":             {value: other("tls2.crt"), want: other("tls2.crt")},
+		"tls.key_file":              {value: other("tls2.key"), want: other("tls2.key")},
+		"entra.tenant_id":           {value: "11111111-2222-4333-8444-555555555555", want: "11111111-2222-4333-8444-555555555555"},
+		"entra.client_id":           {value: "66666666-7777-4888-9999-aaaaaaaaaaaa", want: "66666666-7777-4888-9999-aaaaaaaaaaaa"},
+		"entra.authority_host":      {value: "https://login.microsoftonline.us", want: "https://login.microsoftonline.us"},
+		"entra.instance_discovery":  {value: "0", want: ptr(false)},
+		"entra.audiences":           {value: "api://obo-gateway, https://gateway.contoso.com,", want: []string{"api://obo-gateway", "https://gateway.contoso.com"}},
+		"entra.allowed_tenants":     {value: "11111111-2222-4333-8444-555555555555,66666666-7777-4888-9999-aaaaaaaaaaaa", want: []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-9999-aaaaaaaaaaaa"}},
+		"entra.clock_skew":          {value: "90s", want: Duration(90 * time.Second)},
+		"entra.client_capabilities": {value: "cp1", want: []string{"cp1"}},
+		"entra.credential": {value: "managed_identity", want: "managed_identity",
+			also: map[string]string{"AZURE_CLIENT_CERTIFICATE_PATH": "", "OBO_GATEWAY_ENTRA_CERTIFICATE_KEY_PATH": ""}},
+		"entra.workload_identity.token_file": {value: other("token"), want: other("token")},
+		"entra.managed_identity.client_id":   {value: "77777777-7777-4777-8777-777777777777", want: "77777777-7777-4777-8777-777777777777"},
+		"entra.managed_identity.audience":    {value: "api://AzureADTokenExchangeUSGov", want: "api://AzureADTokenExchangeUSGov"},
+		"entra.certificate.path":             {value: other("cert2.pem"), want: other("cert2.pem")},
+		"entra.certificate.key_path":         {value: other("key2.pem"), want: other("key2.pem")},
+		"entra.certificate.password":         {value: "env-" + password, want: "env-" + password},
+		"entra.certificate.send_x5c":         {value: "TRUE", want: true},
+		"entra.ca_file":                      {value: other("ca2.pem"), want: other("ca2.pem")},
+		"entra.token_timeout":                {value: "7s", want: Duration(7 * time.Second)},
+		"entra.keys_refresh_interval":        {value: "2h", want: Duration(2 * time.Hour)},
+		"entra.keys_min_refresh_interval":    {value: "45s", want: Duration(45 * time.Second)},
+		"cors.allowed_origins":               {value: "https://a.example.com,http://localhost:3000", want: []string{"https://a.example.com", "http://localhost:3000"}},
+		"cors.allowed_headers":               {value: "X-A, X-B", want: []string{"X-A", "X-B"}},
+		"cors.max_age":                       {value: "1m", want: Duration(time.Minute)},
+		"cache.memory_budget":                {value: "1GiB", want: GiB},
+		"cache.verified_tokens_budget":       {value: "2097152", want: 2 * MiB},
+		"cache.refresh_margin":               {value: "2m", want: Duration(2 * time.Minute)},
+		"cache.redis.address":                {value: "[fd00::6]:6379", want: "[fd00::6]:6379"},
+		"cache.redis.username":               {value: "gateway-2", want: "gateway-2"},
+		"cache.redis.password":               {value: "env-" + redisPassword, want: "env-" + redisPassword},
+		"cache.redis.db":                     {value: "3", want: 3},
+		"cache.redis.tls":                    {value: "false", want: false},
+		"cache.redis.ca_file":                {value: f.ca, want: f.ca},
+		"cache.redis.timeout":                {value: "5s", want: Duration(5 * time.Second)},
+		"cache.redis.encryption_keys":        {value: "k3:" + testKey(0x33) + ",k2:" + testKey(0x22), want: "k3:" + testKey(0x33) + ",k2:" + testKey(0x22)},
+		"cache.redis.encryption_key_id":      {value: "k1", want: "k1"},
+		"trusted_proxies":                    {value: "192.0.2.0/24, 2001:db8::1", want: []string{"192.0.2.0/24", "2001:db8::1"}},
+		"shutdown_grace":                     {value: "45s", want: Duration(45 * time.Second)},
+		"log_level":                          {value: "debug", want: "debug"},
+		"routes[].path_prefix":               {route: "graph-me", value: "/me", want: "/me"},
+		"routes[].upstream":                  {route: "graph-me", value: "https://graph.microsoft.com/beta", want: "https://graph.microsoft.com/beta"},
+		"routes[].strip_prefix":              {route: "graph-me", value: "1", want: true},
+		"routes[].downstream_scopes":         {route: "graph-me", value: "https://graph.microsoft.com/User.Read,https://graph.microsoft.com/Mail.Read", want: []string{"https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/Mail.Read"}},
+		"routes[].required_scopes":           {route: "graph-me", value: "access_as_user,Graph.Me", want: []string{"access_as_user", "Graph.Me"}},
+		"routes[].required_roles":            {route: "inventory-app", value: "Inventory.Read,Inventory.Admin", want: []string{"Inventory.Read", "Inventory.Admin"}},
+		"routes[].timeout":                   {route: "graph-me", value: "3s", want: Duration(3 * time.Second)},
+		"routes[].max_body_bytes":            {route: "graph-me", value: "512KiB", want: 512 * KiB},
+		"routes[].body_timeout":              {route: "graph-me", value: "10m", want: Duration(10 * time.Minute)},
+		"routes[].max_in_flight":             {route: "graph-me", value: "50", want: 50},
+		"routes[].websocket":                 {route: "graph-me", value: "true", want: true},
+		"routes[].cookies":                   {route: "graph-me", value: "1", want: true},
+		"routes[].proxy_leg":                 {route: "graph-me", value: "standard", want: "standard"},
+		"limits.max_connections":             {value: "4096", want: 4096},
+		"limits.max_in_flight":               {value: "200", want: 200},
+		"limits.max_concurrent_exchanges":    {value: "4", want: 4},
+		"limits.max_queued_exchanges":        {value: "32", want: 32},
+		"limits.exchange_queue_timeout":      {value: "500ms", want: Duration(500 * time.Millisecond)},
+		"limits.read_header_timeout":         {value: "3s", want: Duration(3 * time.Second)},
+		"limits.body_timeout":                {value: "45s", want: Duration(45 * time.Second)},
+		"limits.idle_timeout":                {value: "30s", want: Duration(30 * time.Second)},
+		"limits.max_header_bytes":            {value: "16KiB", want: 16 * KiB},
+		"limits.max_body_bytes":              {value: "2MiB", want: 2 * MiB},
 	}
 }
 
@@ -667,7 +677,11 @@ func TestEnvOverrides(t *testing.T) {
 					t.Fatalf("no route %s in the file", s.route)
 				}
 			}
-			c := mustLoad(t, content, map[string]string{name: s.value})
+			env := map[string]string{name: s.value}
+			for k, v := range s.also {
+				env[k] = v
+			}
+			c := mustLoad(t, content, env)
 			got, before := fieldByPath(reflect.ValueOf(c), v.Field, idx), fieldByPath(reflect.ValueOf(base), v.Field, idx)
 			if !reflect.DeepEqual(got.Interface(), s.want) {
 				t.Errorf("%s=%q: %s = %v, want %v", name, s.value, v.Field, got, s.want)
@@ -1064,6 +1078,30 @@ func validationCases(f files) []validationCase {
 		{"audience GUID", func(c *Config) { c.Entra.Audiences = []string{"api://x", "9d7e6c5b-4a3f-4e2d-8c1b-0a9f8e7d6c5b"} }, "entra.audiences[1]", "is a GUID"},
 		{"audience https", func(c *Config) { c.Entra.Audiences = []string{"https://gateway.contoso.com"} }, "", ""},
 		{"unknown client capability", func(c *Config) { c.Entra.ClientCapabilities = []string{"cp1", "cp2"} }, "entra.client_capabilities[1]", "only one is cp1"},
+		{"credential unknown", func(c *Config) { c.Entra.Credential = "secret" }, "entra.credential", `"secret" is not a credential kind`},
+		{"workload identity without a token file", func(c *Config) {
+			c.Entra.Credential, c.Entra.Certificate = CredentialWorkloadIdentity, Certificate{}
+		}, "entra.workload_identity.token_file", "AZURE_FEDERATED_TOKEN_FILE"},
+		{"workload identity with a missing token file", func(c *Config) {
+			c.Entra.Credential, c.Entra.Certificate = CredentialWorkloadIdentity, Certificate{}
+			c.Entra.WorkloadIdentity.TokenFile = "/nonexistent/azure-identity-token"
+		}, "entra.workload_identity.token_file", "cannot read"},
+		{"workload identity with a certificate too", func(c *Config) {
+			c.Entra.Credential = CredentialWorkloadIdentity
+			c.Entra.WorkloadIdentity.TokenFile = c.Entra.Certificate.Path // any readable file
+		}, "entra.certificate.path", "the certificate would not be used"},
+		{"managed identity, system-assigned", func(c *Config) {
+			c.Entra.Credential, c.Entra.Certificate = CredentialManagedIdentity, Certificate{}
+		}, "", ""},
+		{"managed identity client_id not a GUID", func(c *Config) {
+			c.Entra.Credential, c.Entra.Certificate = CredentialManagedIdentity, Certificate{}
+			c.Entra.ManagedIdentity.ClientID = "my-identity"
+		}, "entra.managed_identity.client_id", "is not a GUID"},
+		{"managed identity audience not a URI", func(c *Config) {
+			c.Entra.Credential, c.Entra.Certificate = CredentialManagedIdentity, Certificate{}
+			c.Entra.ManagedIdentity.Audience = "AzureADTokenExchange"
+		}, "entra.managed_identity.audience", "is not an absolute URI"},
+		{"certificate credential without a certificate", func(c *Config) { c.Entra.Certificate = Certificate{} }, "entra.certificate.path", "set entra.credential to workload_identity or managed_identity"},
 		{"clock_skew too long", func(c *Config) { c.Entra.ClockSkew = Duration(6 * time.Minute) }, "entra.clock_skew", "use 0 to 5m"},
 		{"clock_skew negative", func(c *Config) { c.Entra.ClockSkew = Duration(-time.Second) }, "entra.clock_skew", "out of range"},
 		{"clock_skew 5m", func(c *Config) { c.Entra.ClockSkew = Duration(5 * time.Minute) }, "", ""},

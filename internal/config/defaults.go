@@ -58,6 +58,7 @@ func (c *Config) applyDefaults() {
 		on := isMicrosoftAuthorityHost(e.AuthorityHost)
 		e.InstanceDiscovery = &on
 	}
+	setDefault(&e.Credential, CredentialCertificate)
 	setDefault(&e.ClockSkew, Duration(defaultClockSkew))
 	setDefault(&e.TokenTimeout, Duration(defaultTokenTimeout))
 	setDefault(&e.KeysRefreshInterval, Duration(defaultKeysRefreshInterval))

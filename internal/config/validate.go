@@ -229,14 +229,35 @@ func (c *Config) validateEntra(p *problems) {
 		p.addValue("entra.keys_min_refresh_interval", e.KeysMinRefreshInterval.String(), "%s is longer than entra.keys_refresh_interval (%s): it bounds refreshes between the regular ones", e.KeysMinRefreshInterval, e.KeysRefreshInterval)
 	}
 
-	// The password is never checked nor printed: the obo package opens the file.
-	if e.Certificate.Path == "" {
-		p.add("entra.certificate.path", "required: set entra.certificate.path or AZURE_CLIENT_CERTIFICATE_PATH to the PEM or PFX file of the certificate uploaded to the app registration (Certificates & secrets)")
-	} else {
-		checkReadable(p, "entra.certificate.path", e.Certificate.Path)
+	switch e.Credential {
+	case "", CredentialCertificate: // "" before defaults
+		// The password is never checked nor printed: the obo package opens the file.
+		if e.Certificate.Path == "" {
+			p.add("entra.certificate.path", "required: set entra.certificate.path or AZURE_CLIENT_CERTIFICATE_PATH to the PEM or PFX file of the certificate uploaded to the app registration (Certificates & secrets); without a certificate, set entra.credential to workload_identity or managed_identity")
+		} else {
+			checkReadable(p, "entra.certificate.path", e.Certificate.Path)
+		}
+		if e.Certificate.KeyPath != "" {
+			checkReadable(p, "entra.certificate.key_path", e.Certificate.KeyPath)
+		}
+	case CredentialWorkloadIdentity:
+		if e.WorkloadIdentity.TokenFile == "" {
+			p.add("entra.workload_identity.token_file", "required for entra.credential workload_identity: AZURE_FEDERATED_TOKEN_FILE is set by the AKS workload identity webhook in pods labelled azure.workload.identity/use: \"true\" whose service account is annotated azure.workload.identity/client-id; or set entra.workload_identity.token_file")
+		} else {
+			checkReadable(p, "entra.workload_identity.token_file", e.WorkloadIdentity.TokenFile)
+		}
+	case CredentialManagedIdentity:
+		if id := e.ManagedIdentity.ClientID; id != "" && !guidRE.MatchString(id) {
+			p.addValue("entra.managed_identity.client_id", id, "%q is not a GUID: set the client ID of the user-assigned managed identity (its Overview page), or leave it unset for the system-assigned identity", id)
+		}
+		if a := e.ManagedIdentity.Audience; a != "" && !isAbsoluteURI(a) {
+			p.addValue("entra.managed_identity.audience", a, "%q is not an absolute URI: the token-exchange audience is api://AzureADTokenExchange in the public cloud; leave it unset for the cloud's default", a)
+		}
+	default:
+		p.addValue("entra.credential", e.Credential, "%q is not a credential kind: use certificate (the default), workload_identity or managed_identity", e.Credential)
 	}
-	if e.Certificate.KeyPath != "" {
-		checkReadable(p, "entra.certificate.key_path", e.Certificate.KeyPath)
+	if e.Credential != "" && e.Credential != CredentialCertificate && (e.Certificate.Path != "" || e.Certificate.KeyPath != "") {
+		p.addValue("entra.certificate.path", e.Certificate.Path, "is set, but entra.credential is %s: the certificate would not be used; remove entra.certificate (or AZURE_CLIENT_CERTIFICATE_PATH), or set entra.credential to certificate", e.Credential)
 	}
 	if e.CAFile != "" {
 		checkReadable(p, "entra.ca_file", e.CAFile)

@@ -58,7 +58,7 @@ func TestDoctorClientsAreTheGateways(t *testing.T) {
 
 			// The MSAL configuration, with the doctor's HTTP client (shown
 			// the gateway's just above) in place of a new one.
-			if got, want := r.msalConfig(), clients.OBO(tc.entra, r.cert, r.online.entra); !reflect.DeepEqual(got, want) {
+			if got, want := r.msalConfig(), clients.OBO(tc.entra, r.cert, r.assertion, r.online.entra); !reflect.DeepEqual(got, want) {
 				t.Errorf("MSAL configuration:\n doctor  %+v\n gateway %+v", got, want)
 			}
 

@@ -59,6 +59,10 @@ func (r *runner) configProblem(path string, p *config.FieldError) {
 
 	default:
 		fix := fmt.Sprintf("correct %s, as the message says; every setting is described in docs/configuration.md", placeOf(path, p))
+		if p.Field == "entra.workload_identity.token_file" {
+			// The file is the webhook's to project, not the operator's to write.
+			fix = "AKS workload identity's webhook projects the token file into the pod and sets AZURE_FEDERATED_TOKEN_FILE: label the pod azure.workload.identity/use: \"true\", annotate its service account azure.workload.identity/client-id: <the gateway app's client ID>, and restart it; outside Kubernetes, use entra.credential managed_identity or certificate; correct " + placeOf(path, p)
+		}
 		if p.Setting() == "routes[].downstream_scopes" && p.Value != "" {
 			// Explain a scope the way Entra would answer it.
 			if a := config.AnalyzeScopes([]string{p.Value}); len(a.Problems) > 0 {

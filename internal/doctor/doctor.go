@@ -1,8 +1,9 @@
 // Package doctor checks a gateway configuration the way an operator would,
-// and says what to fix: first offline (the file, the certificate, the
-// routes' scopes, risky settings), then online against the tenant (OIDC
-// discovery, signing keys, a client-credentials token proving the
-// certificate, each route's downstream API), the upstreams and Redis.
+// and says what to fix: first offline (the file, the certificate or the
+// federated credential's assertion, the routes' scopes, risky settings),
+// then online against the tenant (OIDC discovery, signing keys, a
+// client-credentials token proving the credential, each route's downstream
+// API), the upstreams and Redis.
 //
 // Each finding is a Check with a status (PASS, WARN or FAIL), a detail, and
 // for WARN and FAIL a fix in words a developer acts on. Nothing printed ever
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 )
@@ -122,8 +124,14 @@ type runner struct {
 	rep  *Report
 	ids  map[string]int
 
-	cfg    *config.Config
-	cert   *obo.Certificate // nil when it does not load
+	cfg  *config.Config
+	cert *obo.Certificate // nil when it does not load
+	// assertion is the federated credential's source (entra.credential
+	// workload_identity or managed_identity), nil for a certificate.
+	assertion clients.AssertionSource
+	// fed is what the federated credential's checks learnt; nil for a
+	// certificate.
+	fed    *federated
 	online *online
 }
 
@@ -133,7 +141,11 @@ func (r *runner) run(ctx context.Context) {
 	}
 	// Offline.
 	r.checkCAFile()
-	r.checkCertificate()
+	if isFederated(r.cfg.Entra) {
+		r.checkFederated()
+	} else {
+		r.checkCertificate()
+	}
 	for i := range r.cfg.Routes {
 		r.checkRouteScopes(&r.cfg.Routes[i])
 	}
@@ -143,6 +155,9 @@ func (r *runner) run(ctx context.Context) {
 	}
 	// Online; stop early when ctx ends (Ctrl-C).
 	r.online = r.newOnline()
+	if r.fed != nil && r.fed.kind == config.CredentialManagedIdentity && r.fed.usable {
+		r.checkManagedIdentityToken(ctx)
+	}
 	if r.checkAuthority(ctx) && ctx.Err() == nil {
 		r.checkCredentialAndResources(ctx)
 	}

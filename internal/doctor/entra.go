@@ -218,8 +218,8 @@ func (r *runner) checkKeys(ctx context.Context, jwksURI string) {
 		rsaKeys, jwksURI, strings.Join(kids, ", "), alg))
 }
 
-// msalClient is MSAL's confidential client for the gateway's certificate,
-// built by the obo package as the gateway builds it.
+// msalClient is MSAL's confidential client for the gateway's certificate
+// or assertion source, built by the obo package as the gateway builds it.
 func (r *runner) msalClient() (*confidential.Client, error) {
 	o := r.online
 	if o.msal != nil || o.msalErr != nil {
@@ -237,7 +237,7 @@ func (r *runner) msalClient() (*confidential.Client, error) {
 // msalConfig is the MSAL client's configuration, the gateway's own
 // (clients.OBO).
 func (r *runner) msalConfig() obo.Config {
-	return clients.OBO(r.cfg.Entra, r.cert, r.online.entra)
+	return clients.OBO(r.cfg.Entra, r.cert, r.assertion, r.online.entra)
 }
 
 // token asks for an app-only token for resource/.default, once per resource.
@@ -272,11 +272,12 @@ func scopeRefusal(e *obo.Error) bool {
 	return false
 }
 
-// checkCredentialAndResources proves the certificate with a
-// client-credentials token, then checks each route's downstream API.
+// checkCredentialAndResources proves the credential (the certificate, or
+// the federated credential's assertion) with a client-credentials token,
+// then checks each route's downstream API.
 func (r *runner) checkCredentialAndResources(ctx context.Context) {
-	if r.cert == nil {
-		return // certificate/load failed and said so
+	if r.cert == nil && (r.fed == nil || !r.fed.usable) {
+		return // certificate/load, or the federated credential's checks, failed and said so
 	}
 	e := r.cfg.Entra
 	const id, name = "credential", "client credential"
@@ -303,9 +304,18 @@ func (r *runner) checkCredentialAndResources(ctx context.Context) {
 		r.fail(id, name, detail+"\n(the downstream API checks need an accepted credential and were not run)", fix)
 		return
 	}
-	t := ThumbprintsOf(r.cert.Leaf())
-	r.pass(id, name, fmt.Sprintf("Entra accepted the certificate (x5t#S256 %s) for app %s: app-only token for %s/.default issued%s",
-		t.X5TS256, e.ClientID, used, tokenSummary(tr.token)))
+	if r.fed != nil {
+		accepted := "Entra accepted the " + r.fed.what()
+		if c := r.fed.claims; r.fed.haveClaims {
+			accepted += fmt.Sprintf(" (iss %s, sub %s)", orNone(c.Issuer), orNone(c.Subject))
+		}
+		r.pass(id, name, fmt.Sprintf("%s as a federated credential of app %s: app-only token for %s/.default issued%s",
+			accepted, e.ClientID, used, tokenSummary(tr.token)))
+	} else {
+		t := ThumbprintsOf(r.cert.Leaf())
+		r.pass(id, name, fmt.Sprintf("Entra accepted the certificate (x5t#S256 %s) for app %s: app-only token for %s/.default issued%s",
+			t.X5TS256, e.ClientID, used, tokenSummary(tr.token)))
+	}
 
 	for i := range r.cfg.Routes {
 		rt := &r.cfg.Routes[i]
@@ -325,6 +335,12 @@ func (r *runner) credentialProblem(oe *obo.Error, route string) (detail, fix str
 		case oe.Timeout:
 			return fmt.Sprintf("Entra's token endpoint did not answer within entra.token_timeout (%s)", e.TokenTimeout),
 				entraNetFix(netFailure{kind: netTimeout}, host)
+		case oe.CodeLabel() == "credential":
+			fix = "the gateway could not get its client assertion: see the checks above (credential/…)"
+			if r.fed != nil && r.fed.kind == config.CredentialWorkloadIdentity {
+				fix = "the token file cannot be used now (rewritten or removed since it was checked?): run the doctor again; in Kubernetes, the pod must be labelled azure.workload.identity/use: \"true\" and its service account annotated azure.workload.identity/client-id"
+			}
+			return "no client assertion: " + oe.Err.Error(), fix
 		case oe.Code == "msal_error":
 			fix = "MSAL could not use the tenant's answers: check entra.authority_host and entra.instance_discovery"
 			if strings.Contains(oe.Err.Error(), "does not match authority") {
@@ -336,9 +352,12 @@ func (r *runner) credentialProblem(oe *obo.Error, route string) (detail, fix str
 			return fmt.Sprintf("cannot reach the token endpoint: %s (%s)", f.class, f.cause), entraNetFix(f, host)
 		}
 	}
+	if r.fed != nil {
+		if detail, fix, ok := r.federatedProblem(oe); ok {
+			return detail, fix
+		}
+	}
 	detail = describeEntra(oe)
-	leaf := r.cert.Leaf()
-	t := ThumbprintsOf(leaf)
 	hint := func(code int, fallback string) string {
 		if entry, ok := obo.Lookup(code); ok && entry.Hint != "" {
 			return entry.Hint
@@ -346,22 +365,19 @@ func (r *runner) credentialProblem(oe *obo.Error, route string) (detail, fix str
 		return fallback
 	}
 	switch code := oe.AADSTS(); code {
-	case 700027:
-		fix = fmt.Sprintf("this certificate is not registered on app %s: upload %s in the app registration's Certificates & secrets (thumbprint %s)",
-			e.ClientID, e.Certificate.Path, t.SHA1Hex) + uploadHint(e.Certificate.Path)
+	case 700027, 700024, 1000502, 7000214:
+		if r.cert == nil {
+			fix = hint(code, oe.Hint())
+			break
+		}
+		fix = r.certificateFix(code)
 	case 700016:
 		fix = fmt.Sprintf("the client ID %s is not an app in tenant %s: set entra.client_id (AZURE_CLIENT_ID) to the Application (client) ID of the gateway's app registration (its Overview page), and entra.tenant_id (AZURE_TENANT_ID) to the Directory (tenant) ID on the same page",
 			e.ClientID, e.TenantID)
-	case 700024, 1000502:
-		now := r.opts.Now().UTC()
-		fix = fmt.Sprintf("Entra finds the client assertion or the certificate out of its validity: this machine's clock says %s (compare it with an NTP source), and the certificate is valid from %s to %s; if it has expired, make a new one and upload it",
-			now.Format(time.RFC3339), leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-	case 7000214:
-		fix = "the certificate (thumbprint " + t.SHA1Hex + ") has been revoked: make a new one, upload it and configure it"
 	case 7000215, 7000222:
-		fix = hint(code, "") + "; the gateway authenticates with its certificate only: remove any client secret from the request path (a proxy adding one?)"
+		fix = hint(code, "") + "; the gateway authenticates with a client assertion only (its certificate's, or its federated credential's): remove any client secret from the request path (a proxy adding one?)"
 	case 7000218:
-		fix = "Entra received no client credential: the gateway sends a client assertion signed with its certificate; something between it and Entra (a proxy rewriting the body?) removed it"
+		fix = "Entra received no client credential: the gateway sends a client assertion (signed with its certificate, or its federated credential's token); something between it and Entra (a proxy rewriting the body?) removed it"
 	case 90002:
 		fix = tenantNotFoundFix(e.TenantID, host)
 	case 90038:
@@ -464,4 +480,24 @@ func cloudOfHost(host string) string {
 		return "partner.microsoftonline.cn"
 	}
 	return ""
+}
+
+// certificateFix says what to do when Entra refuses the certificate.
+func (r *runner) certificateFix(code int) string {
+	e := r.cfg.Entra
+	leaf := r.cert.Leaf()
+	t := ThumbprintsOf(leaf)
+	var fix string
+	switch code {
+	case 700027:
+		fix = fmt.Sprintf("this certificate is not registered on app %s: upload %s in the app registration's Certificates & secrets (thumbprint %s)",
+			e.ClientID, e.Certificate.Path, t.SHA1Hex) + uploadHint(e.Certificate.Path)
+	case 700024, 1000502:
+		now := r.opts.Now().UTC()
+		fix = fmt.Sprintf("Entra finds the client assertion or the certificate out of its validity: this machine's clock says %s (compare it with an NTP source), and the certificate is valid from %s to %s; if it has expired, make a new one and upload it",
+			now.Format(time.RFC3339), leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	case 7000214:
+		fix = "the certificate (thumbprint " + t.SHA1Hex + ") has been revoked: make a new one, upload it and configure it"
+	}
+	return fix
 }

@@ -44,7 +44,12 @@ type Record struct {
 	Scope    string    `json:"scope,omitempty"`
 	// Subject is the user's object ID, when the request named a user.
 	Subject string `json:"subject,omitempty"`
-	Status  int    `json:"status"`
+	// Credential is how the client authenticated, or tried to:
+	// CredentialSecret, CredentialCertificate, CredentialFederated or
+	// CredentialNone (a public client); "" when the request was refused
+	// before the client's credential was looked at.
+	Credential string `json:"credential,omitempty"`
+	Status     int    `json:"status"`
 	// Result is "success", "error" or "fault" (an injected failure).
 	Result string `json:"result"`
 	Error  string `json:"error,omitempty"`
@@ -281,6 +286,24 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 		}
 		s.SetLatency(d, eps...)
 		writeJSON(w, http.StatusOK, map[string]string{"status": "set"})
+	})
+	mux.HandleFunc("POST /_fakeentra/service-account-token", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		opt := ServiceAccountTokenOptions{Audiences: q["audience"]}
+		if v := q.Get("lifetime"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("lifetime %q: want a positive duration such as 1h", v)})
+				return
+			}
+			opt.Lifetime = d
+		}
+		tok, err := s.ServiceAccountToken(q.Get("issuer"), q.Get("namespace"), q.Get("name"), opt)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 	})
 	mux.HandleFunc("GET /_fakeentra/requests", func(w http.ResponseWriter, r *http.Request) {
 		recs := s.Requests()

@@ -20,6 +20,15 @@ const (
 	// DemoDaemonSecret is the client secret of "daemon", a service that
 	// calls the gateway with its own app-only token. Loopback only.
 	DemoDaemonSecret = "demo-daemon-secret" //nolint:gosec // a published demo secret, loopback only
+	// DemoGatewayMIClientID and DemoGatewayMIObjectID are the client and
+	// object (principal) IDs of "gateway-identity", the user-assigned
+	// managed identity the gateway app trusts as a federated credential.
+	DemoGatewayMIClientID = "a1b2c3d4-0005-4e5f-8a9b-0c1d2e3f4a05"
+	DemoGatewayMIObjectID = "a1b2c3d4-0006-4e5f-8a9b-0c1d2e3f4a06"
+	// DemoServiceAccount is the Kubernetes service account, of the local
+	// cluster issuer, the gateway app trusts: namespace obo-gateway, name
+	// obo-gateway.
+	DemoServiceAccount = "system:serviceaccount:obo-gateway:obo-gateway"
 )
 
 // DemoTenant returns the tenant used when no tenant file is given:
@@ -36,12 +45,20 @@ const (
 //   - "daemon": a confidential client (secret DemoDaemonSecret) holding the
 //     gateway's application permission Gateway.Call, for app-only calls;
 //   - users alice and bob, password DemoPassword; alice is assigned the
-//     gateway's app role Gateway.Admin, bob none.
+//     gateway's app role Gateway.Admin, bob none;
+//   - "gateway-identity", a user-assigned managed identity; the gateway app
+//     has two federated credentials, so that it can run without its
+//     certificate: the local cluster issuer's service account
+//     DemoServiceAccount ("aks-obo-gateway") and gateway-identity's
+//     tokens ("gateway-identity").
 func DemoTenant() *Tenant {
 	return &Tenant{
 		TenantID:     DemoTenantID,
 		Domain:       "contoso.test",
 		AuthContexts: []AuthContext{{ID: "c1", RequireMFA: true}},
+		ManagedIdentities: []*ManagedIdentity{
+			{Name: "gateway-identity", ClientID: DemoGatewayMIClientID, ObjectID: DemoGatewayMIObjectID},
+		},
 		Apps: []*App{
 			{
 				Name: "frontend", ClientID: DemoFrontendClientID, PublicClient: true,
@@ -54,6 +71,10 @@ func DemoTenant() *Tenant {
 				AppRoles:            []string{"Gateway.Call", "Gateway.Admin"},
 				GenerateCertificate: true,
 				Secrets:             []string{DemoGatewaySecret},
+				FederatedCredentials: []FederatedCredential{
+					{Name: "aks-obo-gateway", ClusterIssuer: LocalClusterIssuer, Subject: DemoServiceAccount},
+					{Name: "gateway-identity", ManagedIdentity: "gateway-identity"},
+				},
 				Permissions: []Permission{
 					{Resource: "orders-api", Scopes: []string{"Orders.Read", "Orders.Write"}, Roles: []string{"Orders.Read.All"}},
 					{Resource: "hr-api", Scopes: []string{"HR.Read"}},

@@ -18,6 +18,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /common/UserRealm/{user}", s.handleUserRealm)
 	mux.HandleFunc("GET /common/userrealm/{user}", s.handleUserRealm)
 	s.controlRoutes(mux)
+	s.startClusterIssuers(mux)
 	return mux
 }
 

@@ -116,6 +116,59 @@ func errAssertionSubject(clientID string) *aadError {
 		"Client assertion application identifier doesn't match 'client_id' parameter. The iss and sub claims must both be '%s'.", clientID)
 }
 
+// Federated credentials. Entra's answers as users report them; the link
+// is the one today's answers carry.
+const wifDocs = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+
+// errFederatedNoRecord is Entra's first, general answer, which it still
+// gives an app that has no federated credential at all.
+func errFederatedNoRecord(iss, sub, aud string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 70021,
+		"No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'. %s", iss, sub, aud, wifDocs)
+}
+
+func errFederatedIssuer(iss string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700211,
+		"No matching federated identity record found for presented assertion issuer '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", iss, wifDocs)
+}
+
+func errFederatedSubject(sub string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700213,
+		"No matching federated identity record found for presented assertion subject '%s'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", sub, wifDocs)
+}
+
+// errFederatedSubjectCase is Entra's answer since it matches subjects
+// case-sensitively (2024-2025): a subject that matches but for its case.
+func errFederatedSubjectCase(sub string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 7002138,
+		"No matching federated identity record found for presented assertion subject '%s'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. See documentation at: %s. See breaking change notification and remediation at: https://learn.microsoft.com/en-us/entra/identity-platform/reference-breaking-changes#august-2024.", sub, wifDocs)
+}
+
+func errFederatedAudience(aud string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700212,
+		"No matching federated identity record found for presented assertion audience '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", aud, wifDocs)
+}
+
+func errFederatedKeyNotFound(kid, iss string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 7000272,
+		"The certificate with identifier %s used to sign the federated credential could not be found in the metadata of identity provider %s. Please validate that your Identity Provider's metadata exposes the key used to sign the incoming token.", kid, iss)
+}
+
+// errFederatedBadSignature: the issuer publishes the kid, but the
+// signature does not verify with that key (Entra's wording for a client
+// assertion whose signature does not verify).
+func errFederatedBadSignature(kid, iss string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700027,
+		"Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Key identifier used by client: '%s', issuer '%s']", kid, iss)
+}
+
+// errFederatedTime is 700024 as Entra words it for a federated assertion,
+// with its times (seven decimals) and its link.
+func errFederatedTime(now, nbf, exp string) *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700024,
+		"Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .", now, nbf, exp)
+}
+
 func errOBOKeyNotFound(thumb string) *aadError {
 	return newErr(http.StatusBadRequest, "invalid_grant", 50013,
 		"Assertion failed signature validation. [Reason - The key was not found., Thumbprint of key used by client: '%s']", thumb)

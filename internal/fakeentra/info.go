@@ -15,6 +15,22 @@ type Info struct {
 	CAFile   string             `json:"ca_file"`
 	Apps     map[string]AppInfo `json:"apps"`
 	Users    []UserInfo         `json:"users"`
+	// ClusterIssuers are the URLs of the cluster issuers played, by name.
+	ClusterIssuers map[string]string `json:"cluster_issuers"`
+	// IdentityEndpoint and IdentityHeader are the managed identity
+	// endpoint's URL and secret: App Service's IDENTITY_ENDPOINT and
+	// IDENTITY_HEADER.
+	IdentityEndpoint string `json:"identity_endpoint"`
+	IdentityHeader   string `json:"identity_header"`
+	// ManagedIdentities are the tenant's managed identities, by name.
+	ManagedIdentities map[string]ManagedIdentityInfo `json:"managed_identities,omitempty"`
+}
+
+// ManagedIdentityInfo describes a managed identity of the tenant.
+type ManagedIdentityInfo struct {
+	ClientID       string `json:"client_id"`
+	ObjectID       string `json:"object_id"`
+	SystemAssigned bool   `json:"system_assigned,omitempty"`
 }
 
 // AppInfo describes an app of the tenant.
@@ -63,6 +79,17 @@ func (s *Server) Info() Info {
 	}
 	for _, u := range t.Users {
 		in.Users = append(in.Users, UserInfo{Username: u.Username, Password: u.Password, ObjectID: u.ObjectID})
+	}
+	in.ClusterIssuers = map[string]string{}
+	for name, c := range s.clusters {
+		in.ClusterIssuers[name] = c.url
+	}
+	in.IdentityEndpoint, in.IdentityHeader = s.ManagedIdentityEndpoint()
+	for _, m := range t.ManagedIdentities {
+		if in.ManagedIdentities == nil {
+			in.ManagedIdentities = map[string]ManagedIdentityInfo{}
+		}
+		in.ManagedIdentities[m.Name] = ManagedIdentityInfo{ClientID: m.ClientID, ObjectID: m.ObjectID, SystemAssigned: m.SystemAssigned}
 	}
 	return in
 }

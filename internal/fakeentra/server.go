@@ -68,6 +68,11 @@ type Server struct {
 	// aioAEAD seals the sign-in evidence tokens carry in aio.
 	aioAEAD cipher.AEAD
 
+	// clusters are the cluster issuers played, by name; set before serving.
+	clusters map[string]*clusterIssuer
+	// mi is the managed identity endpoint (plain HTTP on loopback).
+	mi *miEndpoint
+
 	mu           sync.Mutex
 	refresh      map[string]*refreshGrant
 	refreshOrder []string // the keys of refresh, oldest first
@@ -106,6 +111,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("fakeentra: tenant %s served twice", t.TenantID)
 		}
 		ids[t.TenantID] = true
+	}
+	if err := checkSystemAssigned(s.tenants); err != nil {
+		return nil, err
 	}
 	var err error
 	if s.keys, err = newKeyRing(s.now()); err != nil {
@@ -152,6 +160,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*tlsCert}, MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.resolveFederated()
+	if s.mi, err = s.startManagedIdentityEndpoint(); err != nil {
+		ln.Close()
+		s.stsLn.Close()
+		return nil, err
+	}
 	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
 	go func() { _ = s.srv.ServeTLS(s.stsLn, "", "") }()
 	go func() {
@@ -175,8 +189,14 @@ func hostPort(a net.Addr) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
 }
 
-// Close stops serving at once.
-func (s *Server) Close() error { return s.srv.Close() }
+// Close stops serving at once, the managed identity endpoint included.
+func (s *Server) Close() error {
+	miErr := s.mi.srv.Close()
+	if err := s.srv.Close(); err != nil {
+		return err
+	}
+	return miErr
+}
 
 // URL is the base URL, https://127.0.0.1:port.
 func (s *Server) URL() string { return s.baseURL }

@@ -35,6 +35,58 @@ type Tenant struct {
 	// LoopDetection refuses a token asked for too often (AADSTS50196);
 	// nil takes the default, 100 identical successful requests in 5 minutes.
 	LoopDetection *LoopDetection `yaml:"loop_detection" json:"loop_detection,omitempty"`
+	// ClusterIssuers name further Kubernetes service-account issuers the
+	// server plays (see ClusterIssuerURL), besides "local", which it always
+	// serves. Names are path segments: letters, digits, '-', '_' and '.'.
+	ClusterIssuers []string `yaml:"cluster_issuers" json:"cluster_issuers,omitempty"`
+	// ManagedIdentities are the tenant's managed identities, whose tokens
+	// the server's managed identity endpoint hands out (see
+	// Server.ManagedIdentityEndpoint). At most one is system-assigned.
+	ManagedIdentities []*ManagedIdentity `yaml:"managed_identities" json:"managed_identities,omitempty"`
+}
+
+// ManagedIdentity is a managed identity of the tenant: a service principal
+// without credentials, whose tokens the host's identity endpoint issues.
+type ManagedIdentity struct {
+	// Name is how the tenant file refers to it (and the last segment of
+	// its Azure resource ID).
+	Name string `yaml:"name" json:"name"`
+	// ClientID is its client (application) ID. Generated when empty.
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// ObjectID is its principal (object) ID: the oid and sub of its tokens.
+	// Generated when empty.
+	ObjectID string `yaml:"object_id" json:"object_id"`
+	// SystemAssigned marks the host's system-assigned identity, the one
+	// answered when a request names none. User-assigned otherwise.
+	SystemAssigned bool `yaml:"system_assigned" json:"system_assigned,omitempty"`
+}
+
+// FederatedCredential is a federated identity credential of an app (the
+// portal's "Federated credentials", Microsoft Graph's
+// federatedIdentityCredential): the app accepts, as its client assertion,
+// a token of Issuer about Subject for one of Audiences. Issuer and subject
+// are compared exactly, case included, as Entra compares them.
+type FederatedCredential struct {
+	// Name is unique among the app's federated credentials.
+	Name string `yaml:"name" json:"name"`
+	// Issuer is the trusted issuer's URL, exactly as the tokens' iss.
+	Issuer string `yaml:"issuer" json:"issuer"`
+	// Subject is the tokens' sub, e.g. system:serviceaccount:<ns>:<name>.
+	Subject string `yaml:"subject" json:"subject"`
+	// Audiences holds the one audience the tokens must carry; default
+	// api://AzureADTokenExchange. Entra takes a single value.
+	Audiences []string `yaml:"audiences" json:"audiences"`
+	// ClusterIssuer, instead of Issuer, names a cluster issuer served by
+	// the local tenant ("local", or one of Tenant.ClusterIssuers): Issuer
+	// is then its URL, known once the server listens.
+	ClusterIssuer string `yaml:"cluster_issuer" json:"cluster_issuer,omitempty"`
+	// ManagedIdentity, instead of Issuer and Subject, names a managed
+	// identity of the tenant: Issuer is then the tenant's v2 issuer and
+	// Subject the identity's object ID (the portal's "Managed identity"
+	// scenario).
+	ManagedIdentity string `yaml:"managed_identity" json:"managed_identity,omitempty"`
+
+	issuer string // the issuer URL, resolved at start
 }
 
 // LoopDetection is Entra's guard against clients asking for the same token
@@ -85,6 +137,10 @@ type App struct {
 	// Permissions are the API permissions this app holds on other apps,
 	// admin-consented: delegated scopes and application roles.
 	Permissions []Permission `yaml:"permissions" json:"permissions"`
+	// FederatedCredentials are the app's federated identity credentials:
+	// tokens of other issuers (a cluster's service accounts, managed
+	// identities) it accepts as client assertions.
+	FederatedCredentials []FederatedCredential `yaml:"federated_credentials" json:"federated_credentials,omitempty"`
 
 	certs []*x509.Certificate
 	// generated credentials, when GenerateCertificate is set
@@ -253,6 +309,19 @@ func (t *Tenant) prepare(dir string, now time.Time) error {
 			if t.resource(p.Resource) == nil {
 				return fmt.Errorf("fakeentra: app %q has a permission on unknown resource %q", a.Name, p.Resource)
 			}
+		}
+	}
+	if err := t.prepareManagedIdentities(); err != nil {
+		return err
+	}
+	for _, name := range t.ClusterIssuers {
+		if !validIssuerName(name) {
+			return fmt.Errorf("fakeentra: cluster issuer %q: use letters, digits, '-', '_' and '.'", name)
+		}
+	}
+	for _, a := range t.Apps {
+		if err := t.prepareFederated(a); err != nil {
+			return err
 		}
 	}
 	return nil

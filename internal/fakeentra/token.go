@@ -170,6 +170,7 @@ func (s *Server) authenticateClient(req *tokenRequest) (*App, authMethod, *aadEr
 		return nil, "", newErr(http.StatusBadRequest, "invalid_request", 90014,
 			"Only one of 'client_assertion' and 'client_secret' may be presented.")
 	case secret != "":
+		req.rec.Credential = CredentialSecret
 		if app.PublicClient {
 			return nil, "", errPublicClientCredential()
 		}
@@ -186,11 +187,23 @@ func (s *Server) authenticateClient(req *tokenRequest) (*App, authMethod, *aadEr
 		if req.form("client_assertion_type") != clientAssertionType {
 			return nil, "", errBadAssertionType()
 		}
+		// A token of another issuer is a federated credential (workload
+		// identity, a managed identity's token); Entra records both kinds
+		// as a certificate-strength credential (azpacr 2).
+		if p, err := parseJWT(assertion); err == nil && isFederated(p, app) {
+			req.rec.Credential = CredentialFederated
+			if aerr := s.verifyFederatedAssertion(app, p); aerr != nil {
+				return nil, "", aerr
+			}
+			return app, authCertificate, nil
+		}
+		req.rec.Credential = CredentialCertificate
 		if aerr := s.verifyClientAssertion(req, app, assertion); aerr != nil {
 			return nil, "", aerr
 		}
 		return app, authCertificate, nil
 	default:
+		req.rec.Credential = CredentialNone
 		if app.PublicClient {
 			return app, authPublic, nil
 		}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/obo-gateway/obo-gateway/internal/clients"
+	"github.com/obo-gateway/obo-gateway/internal/fedcred"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 )
@@ -40,6 +42,10 @@ type Readiness struct {
 	// Certificate is the gateway's credential now (it is reloaded from
 	// its files when they change).
 	Certificate func() *obo.Certificate
+	// Credential says why the gateway's federated credential cannot give
+	// an assertion (its last attempt failed, or a workload identity's token
+	// file is unreadable or expired now), or nil; nil is not checked.
+	Credential interface{ Err() error }
 	// TokenEndpoint says why Entra's token endpoint cannot be reached, or
 	// nil; a nil TokenEndpoint is not checked.
 	TokenEndpoint interface{ Err() error }
@@ -65,8 +71,15 @@ func (r *Readiness) Err() error {
 	if !r.Keys.Ready() {
 		errs = append(errs, errors.New("signing keys not loaded yet"))
 	}
-	if leaf := r.Certificate().Leaf(); now().After(leaf.NotAfter) {
-		errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+	if r.Certificate != nil {
+		if c := r.Certificate(); c != nil && now().After(c.Leaf().NotAfter) {
+			errs = append(errs, fmt.Errorf("the gateway certificate expired at %s", c.Leaf().NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	if r.Credential != nil {
+		if err := r.Credential.Err(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if r.TokenEndpoint != nil {
 		if err := r.TokenEndpoint.Err(); err != nil {
@@ -107,4 +120,27 @@ func writeStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// credentialCheck is what readiness asks of a federated credential: the
+// last assertion's failure, and for a token file also whether it can be
+// read and is in date now (the kubelet may have stopped rewriting it).
+func credentialCheck(a clients.AssertionSource) interface{ Err() error } {
+	switch a := a.(type) {
+	case nil:
+		return nil
+	case *fedcred.TokenFile:
+		return tokenFileCheck{a}
+	default:
+		return a
+	}
+}
+
+type tokenFileCheck struct{ f *fedcred.TokenFile }
+
+func (c tokenFileCheck) Err() error {
+	if _, err := c.f.Check(); err != nil {
+		return err
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/clients"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/edge"
+	"github.com/obo-gateway/obo-gateway/internal/fedcred"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
@@ -85,13 +86,19 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 
 	// The clients, each made once (package clients, as doctor and inspect
 	// make them).
-	cert, err := clients.Certificate(e)
+	var cert *obo.Certificate
+	assertion, err := clients.Assertion(e, fedcred.NewMetrics(reg))
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return nil, fmt.Errorf("gateway: entra.credential %s: %w", e.Credential, err)
 	}
-	if leaf := cert.Leaf(); now().After(leaf.NotAfter) {
-		log.Error("the gateway certificate has expired: Entra will refuse every exchange (AADSTS700024)",
-			"not_after", leaf.NotAfter, "subject", leaf.Subject.String())
+	if assertion == nil {
+		if cert, err = clients.Certificate(e); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		if leaf := cert.Leaf(); now().After(leaf.NotAfter) {
+			log.Error("the gateway certificate has expired: Entra will refuse every exchange (AADSTS700024)",
+				"not_after", leaf.NotAfter, "subject", leaf.Subject.String())
+		}
 	}
 	entra, err := clients.Entra(e, nil)
 	if err != nil {
@@ -124,7 +131,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 
 	// Exchange: MSAL behind the gateway's caches and its exchange limit,
 	// watched for a token endpoint the gateway cannot reach.
-	oc := clients.OBO(e, cert, entra)
+	oc := clients.OBO(e, cert, assertion, entra)
 	oc.Metrics, oc.Logger = obo.NewMetrics(reg), log
 	exchanger, err := obo.New(oc)
 	if err != nil {
@@ -191,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 		Authority: e.AuthorityHost + "/" + e.TenantID,
 	}, AdminConfig{
 		Registry: reg,
-		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, TokenEndpoint: endpoint, Now: now},
+		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, Credential: credentialCheck(assertion), TokenEndpoint: endpoint, Now: now},
 		Pprof:    cfg.AdminPprof,
 	})
 	if err != nil {

@@ -18,6 +18,11 @@ import (
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
+// codeCredential is the Code of an exchange that failed before Entra was
+// asked: the gateway could not get its own client assertion. It is
+// unavailable (503), not the user's fault.
+const codeCredential = "credential_unavailable"
+
 // Error is a failed exchange, with what Entra said. It never holds the
 // user's token or the gateway's credential.
 type Error struct {
@@ -67,6 +72,8 @@ func (e *Error) CodeLabel() string {
 	switch {
 	case e.AADSTS() != 0:
 		return "AADSTS" + strconv.Itoa(e.AADSTS())
+	case e.Code == codeCredential:
+		return "credential"
 	case e.Timeout:
 		return "timeout"
 	case e.Status != 0:
@@ -90,7 +97,7 @@ func (e *Error) CodeLabel() string {
 // The first two are the gateway's configuration, and no retry mends them;
 // the last may pass.
 func (e *Error) Unreachable() string {
-	if e.Status != 0 || e.Timeout || e.Err == nil {
+	if e.Status != 0 || e.Timeout || e.Err == nil || e.Code == codeCredential {
 		return ""
 	}
 	var (
@@ -139,6 +146,9 @@ func (e *Error) Hint() string {
 	if entry, ok := catalogue[e.AADSTS()]; ok {
 		return entry.Hint
 	}
+	if e.Code == codeCredential {
+		return "the gateway could not get its own client assertion (entra.credential): for workload_identity check that the pod is labelled azure.workload.identity/use: \"true\" and the token file (AZURE_FEDERATED_TOKEN_FILE) is mounted; for managed_identity that the identity is assigned and its endpoint reachable; gateway doctor checks both"
+	}
 	switch e.Unreachable() {
 	case "dns":
 		return "the token endpoint's host name does not exist: check entra.authority_host for a typo; hosts other than Microsoft's need entra.instance_discovery off (the default), or MSAL asks login.microsoftonline.com about them"
@@ -177,6 +187,12 @@ func ParseErrorBody(body []byte, e *Error) bool {
 
 // fromMSAL turns MSAL's error into an *Error, reading Entra's JSON body.
 func fromMSAL(ctx context.Context, err error) *Error {
+	// The gateway's own credential first: a managed identity endpoint's
+	// refusal is an MSAL CallErr too, but not Entra's answer.
+	var cf interface{ CredentialFailure() string }
+	if errors.As(err, &cf) {
+		return &Error{Code: codeCredential, Err: fmt.Errorf("no client assertion (%s): %w", cf.CredentialFailure(), err)}
+	}
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) && ce.Resp != nil {
 		e := &Error{Status: ce.Resp.StatusCode}

@@ -30,8 +30,14 @@ type Config struct {
 	// TenantID is the gateway's home tenant; ClientID its application ID.
 	TenantID string
 	ClientID string
-	// Certificate is the gateway's credential. Required.
+	// Certificate is the gateway's credential, unless Assertion is set.
 	Certificate *Certificate
+	// Assertion, instead of a certificate, gives the client assertion for
+	// every call to Entra: a federated credential (a workload identity's
+	// token file, a managed identity's token; package fedcred). Its errors
+	// should carry a CredentialFailure() string method, so that a failure
+	// to get one is told from Entra's refusal.
+	Assertion func(ctx context.Context) (string, error)
 	// CertificateFiles, when set, are the files Certificate was loaded from:
 	// they are checked (at most once per CertificateCheckInterval) before an
 	// exchange, and a changed certificate — including a Kubernetes Secret
@@ -102,8 +108,8 @@ type Token struct {
 
 // New builds the MSAL confidential client. It does not contact Entra.
 func New(cfg Config) (*Exchanger, error) {
-	if cfg.Certificate == nil || cfg.HTTPClient == nil || cfg.TenantID == "" || cfg.ClientID == "" {
-		return nil, errors.New("obo: Config needs Certificate, HTTPClient, TenantID and ClientID")
+	if (cfg.Certificate == nil) == (cfg.Assertion == nil) || cfg.HTTPClient == nil || cfg.TenantID == "" || cfg.ClientID == "" {
+		return nil, errors.New("obo: Config needs one of Certificate and Assertion, HTTPClient, TenantID and ClientID")
 	}
 	u, err := url.Parse(cfg.AuthorityHost)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -119,6 +125,16 @@ func New(cfg Config) (*Exchanger, error) {
 		cfg.CertificateCheckInterval = 10 * time.Second
 	}
 	x := &Exchanger{cfg: cfg}
+	if cfg.Assertion != nil {
+		// One client for life: the callback gives a fresh assertion for
+		// every call, so there is nothing to reload.
+		client, err := clientFor(cfg, nil, confidential.WithCache(emptyCache{}))
+		if err != nil {
+			return nil, err
+		}
+		x.cur.Store(&credentialState{client: client})
+		return x, nil
+	}
 	x.build = func(c *Certificate) (confidential.Client, error) {
 		return clientFor(cfg, c, confidential.WithCache(emptyCache{}))
 	}
@@ -135,14 +151,25 @@ func New(cfg Config) (*Exchanger, error) {
 }
 
 // NewClient returns the MSAL confidential client the Exchanger would use
-// for cert: the same authority, HTTP client, instance discovery, region, x5c
-// and client capabilities, with MSAL's own token cache. The gateway doctor
-// asks Entra through it, so that its checks see what the gateway will.
+// for cert (or, when cert is nil, for cfg.Assertion): the same authority,
+// HTTP client, instance discovery, region, x5c and client capabilities,
+// with MSAL's own token cache. The gateway doctor asks Entra through it,
+// so that its checks see what the gateway will.
 func NewClient(cfg Config, cert *Certificate) (confidential.Client, error) {
 	return clientFor(cfg, cert)
 }
 
 func clientFor(cfg Config, c *Certificate, extra ...confidential.Option) (confidential.Client, error) {
+	if c == nil {
+		if cfg.Assertion == nil {
+			return confidential.Client{}, errors.New("obo: no credential: neither a certificate nor an assertion source")
+		}
+		assertion := cfg.Assertion
+		cred := confidential.NewCredFromAssertionCallback(func(ctx context.Context, _ confidential.AssertionRequestOptions) (string, error) {
+			return assertion(ctx)
+		})
+		return newClient(cfg, cred, extra...)
+	}
 	cred, err := confidential.NewCredFromCert(c.Chain, c.Key)
 	if err != nil {
 		return confidential.Client{}, fmt.Errorf("obo: credential: %w", err)

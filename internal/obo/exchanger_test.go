@@ -630,10 +630,16 @@ func TestNewValidatesConfig(t *testing.T) {
 		wantErr string
 	}{
 		{name: "valid", edit: func(*Config) {}},
-		{name: "no certificate", edit: func(c *Config) { c.Certificate = nil }, wantErr: "needs Certificate"},
-		{name: "no HTTP client", edit: func(c *Config) { c.HTTPClient = nil }, wantErr: "needs Certificate"},
-		{name: "no tenant", edit: func(c *Config) { c.TenantID = "" }, wantErr: "needs Certificate"},
-		{name: "no client ID", edit: func(c *Config) { c.ClientID = "" }, wantErr: "needs Certificate"},
+		{name: "no certificate", edit: func(c *Config) { c.Certificate = nil }, wantErr: "needs one of Certificate and Assertion"},
+		{name: "an assertion instead", edit: func(c *Config) {
+			c.Certificate, c.Assertion = nil, func(context.Context) (string, error) { return "", nil }
+		}},
+		{name: "both", edit: func(c *Config) {
+			c.Assertion = func(context.Context) (string, error) { return "", nil }
+		}, wantErr: "needs one of Certificate and Assertion"},
+		{name: "no HTTP client", edit: func(c *Config) { c.HTTPClient = nil }, wantErr: "needs one of Certificate and Assertion, HTTPClient"},
+		{name: "no tenant", edit: func(c *Config) { c.TenantID = "" }, wantErr: "TenantID"},
+		{name: "no client ID", edit: func(c *Config) { c.ClientID = "" }, wantErr: "ClientID"},
 		{name: "http authority", edit: func(c *Config) { c.AuthorityHost = "http://login.microsoftonline.com" }, wantErr: "https URL"},
 		{name: "no authority", edit: func(c *Config) { c.AuthorityHost = "" }, wantErr: "https URL"},
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -48,11 +49,30 @@ type env struct {
 	adminURL string // http://127.0.0.1:port
 	client   *http.Client
 	tokens   map[string]string // by name: alice, bob, expired, forged
-	redis    string            // what the shared cache is: "redis-server" or "an unreachable address"
+	redis    string            // what the shared cache is: "redis-server", "an unreachable address" or "none"
+	// tokenFile is the workload identity's token file of a gateway started
+	// by startFederatedEnv; "" for one with a certificate.
+	tokenFile string
 }
 
-// startEnv starts the environment; everything stops when the test ends.
+// startEnv starts the environment with a gateway that authenticates with
+// its certificate; everything stops when the test ends.
 func startEnv(t *testing.T) *env {
+	t.Helper()
+	return startEnvWith(t, false)
+}
+
+// startFederatedEnv starts the environment with a gateway without a
+// certificate: entra.credential workload_identity, with a token file of
+// the tenant's local cluster issuer for the service account
+// obo-gateway/obo-gateway (which the demo's gateway app trusts), and no
+// shared cache.
+func startFederatedEnv(t *testing.T) *env {
+	t.Helper()
+	return startEnvWith(t, true)
+}
+
+func startEnvWith(t *testing.T, federated bool) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,9 +91,19 @@ func startEnv(t *testing.T) *env {
 	}))
 	t.Cleanup(up.Close)
 
-	e := &env{tenant: tenant, client: &http.Client{Timeout: httpTimeout}}
-	redisAddr := e.sharedCache(t)
-	cfgPath := configtest.Write(t, gatewayConfig(tenant.Info(), up.URL, testkit.ClosedAddr(t), redisAddr))
+	e := &env{tenant: tenant, client: &http.Client{Timeout: httpTimeout}, redis: "none"}
+	var gwCfg *config.Config
+	if federated {
+		gwCfg = gatewayConfig(tenant.Info(), up.URL, testkit.ClosedAddr(t), "")
+		e.tokenFile = filepath.Join(dir, "azure-identity-token")
+		e.writeServiceAccountToken(t, fakeentra.ServiceAccountTokenOptions{})
+		gwCfg.Entra.Credential = config.CredentialWorkloadIdentity
+		gwCfg.Entra.Certificate = config.Certificate{}
+		gwCfg.Entra.WorkloadIdentity.TokenFile = e.tokenFile
+	} else {
+		gwCfg = gatewayConfig(tenant.Info(), up.URL, testkit.ClosedAddr(t), e.sharedCache(t))
+	}
+	cfgPath := configtest.Write(t, gwCfg)
 	cfg, err := config.Load(cfgPath, func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("the test's configuration: %v", err)
@@ -145,15 +175,47 @@ func (e *env) sharedCache(t *testing.T) string {
 	return testkit.ClosedAddr(t)
 }
 
+// writeServiceAccountToken writes a service-account token of the tenant's
+// local cluster issuer for obo-gateway/obo-gateway to the token file, as
+// the kubelet does: a new file renamed over the old.
+func (e *env) writeServiceAccountToken(t *testing.T, opt fakeentra.ServiceAccountTokenOptions) {
+	t.Helper()
+	tok, err := e.tenant.ServiceAccountToken("", "obo-gateway", "obo-gateway", opt)
+	if err != nil {
+		t.Fatalf("ServiceAccountToken: %v", err)
+	}
+	e.writeTokenFile(t, tok)
+}
+
+// writeTokenFile replaces the token file's content.
+func (e *env) writeTokenFile(t *testing.T, content string) {
+	t.Helper()
+	tmp := e.tokenFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, e.tokenFile); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // gatewayConfig configures the gateway against the tenant: the demo's three
 // routes and one route per further situation the dashboard and the alerts
 // show. Routes that must exchange on every request use scopes no other
-// route uses, so that no cached token answers them.
+// route uses, so that no cached token answers them. An empty redisAddr
+// configures no shared cache.
 func gatewayConfig(fe fakeentra.Info, upstream, closedAddr, redisAddr string) *config.Config {
 	gw := fe.Apps["gateway"]
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	user := []string{"access_as_user"}
+	var redis *config.Redis
+	if redisAddr != "" {
+		redis = &config.Redis{
+			Address:        redisAddr,
+			EncryptionKeys: "k1:" + base64.StdEncoding.EncodeToString(key),
+		}
+	}
 	return &config.Config{
 		Listen:        "127.0.0.1:0",
 		AdminListen:   "127.0.0.1:0",
@@ -168,10 +230,7 @@ func gatewayConfig(fe fakeentra.Info, upstream, closedAddr, redisAddr string) *c
 			CAFile:            fe.CAFile,
 			Certificate:       config.Certificate{Path: gw.CertificateFile, KeyPath: gw.KeyFile},
 		},
-		Cache: config.Cache{Redis: &config.Redis{
-			Address:        redisAddr,
-			EncryptionKeys: "k1:" + base64.StdEncoding.EncodeToString(key),
-		}},
+		Cache: config.Cache{Redis: redis},
 		Routes: []config.Route{
 			// 200, then answered from the token cache.
 			{Name: "orders", PathPrefix: "/orders", Upstream: upstream + "/orders", StripPrefix: true,

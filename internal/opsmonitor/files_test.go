@@ -32,6 +32,16 @@ var (
 // like any other (and its entry can go).
 var pendingMetrics = map[string]string{}
 
+// federatedMetrics are the metrics only a gateway without a certificate
+// (entra.credential workload_identity or managed_identity) exposes. The
+// gateway of startEnv has a certificate: the checks that need them there
+// are skipped, and TestLiveFederatedCredential makes them on a gateway of
+// startFederatedEnv.
+var federatedMetrics = map[string]bool{
+	"obo_gateway_client_assertion_expiry_timestamp_seconds": true,
+	"obo_gateway_client_assertion_failures_total":           true,
+}
+
 // ---------------------------------------------------------------------------
 // The dashboard
 

@@ -133,6 +133,8 @@ func TestDashboard(t *testing.T) {
 		{"cache hit ratio", has("obo_gateway_token_cache_requests_total", `result="hit"`, "/")},
 		{"signing-key freshness", has("time() -", "obo_gateway_signing_keys_last_refresh_timestamp_seconds")},
 		{"certificate expiry", has("obo_gateway_certificate_not_after_timestamp_seconds", "time()")},
+		{"federated assertion expiry", has("obo_gateway_client_assertion_expiry_timestamp_seconds", "time()")},
+		{"federated assertion failures", has("obo_gateway_client_assertion_failures_total", "reason")},
 		{"upstream errors", has("obo_gateway_upstream_errors_total")},
 		{"token validations by reason", has("obo_gateway_token_validations_total", "by (reason)")},
 	} {
@@ -204,6 +206,8 @@ func TestAlertRules(t *testing.T) {
 		{"stale signing keys (2h)", []string{"time() - obo_gateway_signing_keys_last_refresh_timestamp_seconds", "2 * 3600"}},
 		{"signing-key refresh failures", []string{"obo_gateway_signing_key_refreshes_total", `result="failure"`}},
 		{"certificate expiring within 14 days", []string{"obo_gateway_certificate_not_after_timestamp_seconds", "14 * 86400"}},
+		{"client assertion failures", []string{"obo_gateway_client_assertion_failures_total"}},
+		{"client assertion expiring", []string{"obo_gateway_client_assertion_expiry_timestamp_seconds - time()"}},
 		{"Entra throttling", []string{"obo_gateway_obo_exchanges_total", `result="unavailable"`, `error_code=~"http_429|AADSTS50196"`}},
 	} {
 		found := false
@@ -216,6 +220,16 @@ func TestAlertRules(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no alert on %s", want.what)
+		}
+	}
+
+	// A gateway without a certificate exports the certificate's expiry as
+	// 0: every rule on it must ignore 0 (TestLiveFederatedCredential checks
+	// that it does on a live gateway).
+	for _, r := range rules {
+		if strings.Contains(r.Expr, "obo_gateway_certificate_not_after_timestamp_seconds") &&
+			!strings.Contains(r.Expr, "obo_gateway_certificate_not_after_timestamp_seconds > 0") {
+			t.Errorf("%s (%s): no \"obo_gateway_certificate_not_after_timestamp_seconds > 0\": it would fire for a gateway without a certificate", r.Alert, r.Labels["severity"])
 		}
 	}
 

@@ -55,6 +55,7 @@ func full(f files) *config.Config {
 			AllowedTenants:         []string{"f0f0f0f0-1111-4222-8333-444444444444"},
 			ClientCapabilities:     []string{"cp1"},
 			ClockSkew:              d(2 * time.Minute),
+			Credential:             config.CredentialCertificate,
 			Certificate:            config.Certificate{Path: f.cert, KeyPath: f.key, Password: "cert-password", SendX5C: true},
 			CAFile:                 f.ca,
 			TokenTimeout:           d(300 * time.Millisecond),
