@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -242,12 +243,13 @@ func TestWorkloadIdentityWrongSubject(t *testing.T) {
 // identity client (App Service's IDENTITY_ENDPOINT and IDENTITY_HEADER).
 func TestManagedIdentityCredential(t *testing.T) {
 	// MSAL's managed identity client caches tokens in a package-global
-	// cache keyed by client ID: this test's identity is its own.
-	const miClientID = "c0ffee00-0000-4e5f-8a9b-0c1d2e3f4a77"
+	// cache keyed by client ID: this run's identity is its own (also with
+	// -count=2).
+	miClientID, miObjectID := randomGUID(t), randomGUID(t)
 	e := newEnv(t, envOptions{
 		tenant: func(tn *fakeentra.Tenant) {
 			tn.ManagedIdentities = append(tn.ManagedIdentities, &fakeentra.ManagedIdentity{
-				Name: "e2e-identity", ClientID: miClientID, ObjectID: "c0ffee00-0000-4e5f-8a9b-0c1d2e3f4a78"})
+				Name: "e2e-identity", ClientID: miClientID, ObjectID: miObjectID})
 			for _, a := range tn.Apps {
 				if a.Name == "gateway" {
 					a.FederatedCredentials = append(a.FederatedCredentials, fakeentra.FederatedCredential{Name: "e2e-identity", ManagedIdentity: "e2e-identity"})
@@ -334,4 +336,16 @@ func TestDemoWithoutCertificate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomGUID is a random version-4 GUID.
+func randomGUID(t *testing.T) string {
+	t.Helper()
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -5,6 +5,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +89,16 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Dir: opt.Dir, Logger: opt.Logger.With("component", "fakeentra")})
+	demoTenant := fakeentra.DemoTenant()
+	if opt.Credential == "managed_identity" {
+		// MSAL's managed identity client caches tokens process-wide by
+		// client ID: a second demo in one process (tests) must not get the
+		// first one's token, signed by another tenant's keys.
+		if mi := demoTenant.ManagedIdentity("gateway-identity"); mi != nil {
+			mi.ClientID, mi.ObjectID = newGUID(), newGUID()
+		}
+	}
+	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Tenant: demoTenant, Dir: opt.Dir, Logger: opt.Logger.With("component", "fakeentra")})
 	if err != nil {
 		return fmt.Errorf("demo: local tenant: %w", err)
 	}
@@ -225,7 +235,7 @@ func demoCredential(ctx context.Context, opt Options, tenant *fakeentra.Server, 
 			return "", err
 		}
 		return fmt.Sprintf("  credential: managed_identity   # the local tenant's identity endpoint: IDENTITY_ENDPOINT=%s\n  managed_identity:\n    client_id: %s   # gateway-identity, user-assigned\n",
-			u, fakeentra.DemoGatewayMIClientID), nil
+			u, tenant.Tenant().ManagedIdentity("gateway-identity").ClientID), nil
 	}
 	return "", fmt.Errorf("demo: credential %q: use certificate, workload_identity or managed_identity", opt.Credential)
 }
@@ -340,4 +350,13 @@ func userList(us []fakeentra.UserInfo) string {
 		names = append(names, u.Username)
 	}
 	return strings.Join(names, ", ")
+}
+
+// newGUID is a random version-4 GUID.
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -132,6 +132,22 @@ func errFederatedIssuer(iss string) *aadError {
 		"No matching federated identity record found for presented assertion issuer '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", iss, wifDocs)
 }
 
+// errFederatedNotAppOnly is Entra's answer to a token it issued, presented
+// as a federated credential, that is not app-only (a user's access token).
+// Source: MicrosoftDocs/azure-docs issue 109083.
+func errFederatedNotAppOnly() *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700229,
+		"Only app-only tokens may be used as Federated Identity Credentials for AAD issuer.")
+}
+
+// errFederatedAADIssued is Entra's answer to an app-only token it issued,
+// presented as a federated credential, that is not a managed identity's.
+// Source: MicrosoftDocs/azure-docs issue 90276.
+func errFederatedAADIssued() *aadError {
+	return newErr(http.StatusUnauthorized, "invalid_client", 700222,
+		"AAD-issued tokens may not be used for federated identity flows.")
+}
+
 func errFederatedSubject(sub string) *aadError {
 	return newErr(http.StatusUnauthorized, "invalid_client", 700213,
 		"No matching federated identity record found for presented assertion subject '%s'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", sub, wifDocs)

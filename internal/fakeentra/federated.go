@@ -39,13 +39,13 @@ const (
 )
 
 // validIssuerName reports whether name can be a cluster issuer's path
-// segment: letters, digits, '-' and '_'.
+// segment: letters, digits, '-', '_' and '.', but not "." or "..".
 func validIssuerName(name string) bool {
-	if name == "" {
+	if name == "" || name == "." || name == ".." {
 		return false
 	}
 	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
 			return false
 		}
 	}
@@ -398,6 +398,18 @@ func (s *Server) verifyFederatedAssertion(app *App, p *jwtParts) *aadError {
 		}
 		return errFederatedTime(now.UTC().Format(entraTimeFormat), entraTime(nbf, hasNbf), entraTime(exp, hasExp))
 	}
+	if t := s.tenantOfIssuer(iss); t != nil {
+		// A token the tenant issued is a federated credential only as a
+		// managed identity's app-only token: never a user's access token.
+		// (idtyp is an optional claim: a user's token is told by its scp,
+		// and by its pairwise sub, which an app-only token's oid equals.)
+		if p.claimString("scp") != "" || p.claimString("sub") != p.claimString("oid") || p.claimString("oid") == "" {
+			return errFederatedNotAppOnly()
+		}
+		if t.managedIdentityByObjectID(p.claimString("oid")) == nil {
+			return errFederatedAADIssued()
+		}
+	}
 	sub := p.claimString("sub")
 	var bySubject []FederatedCredential
 	folded := false
@@ -451,4 +463,15 @@ func (s *Server) federatedKey(iss string, p *jwtParts) (pub *rsa.PublicKey, know
 		return nil, true
 	}
 	return nil, false
+}
+
+// managedIdentityByObjectID is the tenant's managed identity whose object
+// (principal) ID is oid, or nil.
+func (t *Tenant) managedIdentityByObjectID(oid string) *ManagedIdentity {
+	for _, m := range t.ManagedIdentities {
+		if oid != "" && strings.EqualFold(m.ObjectID, oid) {
+			return m
+		}
+	}
+	return nil
 }

@@ -11,9 +11,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -616,4 +618,42 @@ apps:
 			}
 		})
 	}
+}
+
+// A user's (delegated) access token issued by the tenant itself is not a
+// federated credential, even where an app's federated credential names the
+// tenant's issuer and the user's subject: Entra accepts only app-only
+// managed identity tokens from its own issuer (AADSTS700229).
+func TestFederatedUserTokenFromTheTenantIsRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ten := fakeentra.DemoTenant()
+	var aliceOID string
+	for _, u := range ten.Users {
+		if u.Username == accAlice {
+			aliceOID = u.ObjectID
+		}
+	}
+	// The v2 token's sub is pairwise: sha256(oid | app), base64url.
+	h := sha256.Sum256([]byte(aliceOID + "|" + fakeentra.DemoOrdersClientID))
+	sub := base64.RawURLEncoding.EncodeToString(h[:])[:43]
+	for _, a := range ten.Apps {
+		if a.Name == "gateway" {
+			a.FederatedCredentials = append(a.FederatedCredentials, fakeentra.FederatedCredential{
+				Name: "tenant-issuer", Issuer: "https://" + addr + "/" + fakeentra.DemoTenantID + "/v2.0",
+				Subject: sub, Audiences: []string{fakeentra.DemoOrdersClientID}})
+		}
+	}
+	env := accStart(t, fakeentra.Config{Tenant: ten, Addr: addr})
+	user, err := env.srv.UserToken(accAlice, "api://orders-api/Orders.Read", fakeentra.UserTokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := env.post(t, env.tokenEndpoint(fakeentra.DemoTenantID, 2), accCertForm(fakeentra.DemoGatewayClientID, user,
+		"grant_type", "client_credentials", "scope", "api://orders-api/.default"), nil)
+	accWantError(t, r, http.StatusUnauthorized, "invalid_client", 700229)
 }

@@ -345,6 +345,11 @@ func NewManagedIdentity(cfg ManagedIdentityConfig) (*ManagedIdentity, error) {
 func (m *ManagedIdentity) Assertion(ctx context.Context) (string, error) {
 	res, err := m.client.AcquireToken(ctx, m.audience)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The caller gave up (its own timeout or cancellation): not the
+			// identity's failure, neither counted nor kept for readiness.
+			return "", fmt.Errorf("fedcred: managed identity token: %w", ctx.Err())
+		}
 		e := &Error{Kind: KindManagedIdentity, Reason: "unavailable", Err: sanitize(err)}
 		m.last.set(e)
 		m.metrics.failed(KindManagedIdentity, e.Reason)

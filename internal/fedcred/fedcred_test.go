@@ -179,3 +179,28 @@ func FuzzParseClaims(f *testing.F) {
 }
 
 func ptr(s string) *string { return &s }
+
+// A caller that gives up is not the identity's failure: the error says
+// so, and nothing is counted or kept for readiness.
+func TestManagedIdentityCallerGivesUp(t *testing.T) {
+	t.Setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi/token")
+	t.Setenv("IDENTITY_HEADER", "secret")
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	mi, err := NewManagedIdentity(ManagedIdentityConfig{ClientID: "0d9e1c2b-0000-4000-8000-000000000001", Audience: AudiencePublic, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = mi.Assertion(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Assertion = %v, want context.Canceled", err)
+	}
+	if got := testutil.ToFloat64(m.failures.WithLabelValues(KindManagedIdentity, "unavailable")); got != 0 {
+		t.Errorf("failures = %v, want 0", got)
+	}
+	if mi.Err() != nil {
+		t.Errorf("Err = %v, want nil", mi.Err())
+	}
+}

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,18 +124,65 @@ func writeStatus(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// credentialCheck is what readiness asks of a federated credential: the
-// last assertion's failure, and for a token file also whether it can be
-// read and is in date now (the kubelet may have stopped rewriting it).
-func credentialCheck(a clients.AssertionSource) interface{ Err() error } {
+// credentialCheck is what readiness asks of a federated credential: for a
+// token file, whether it can be read and is in date now (the kubelet may
+// have stopped rewriting it); for any other source, whether it gave an
+// assertion lately, asked by readiness itself (assertionCheck), so that a
+// passing failure of the identity endpoint cannot keep a replica out of
+// its Service for good (user requests, which would clear it, no longer
+// come to a replica that is not ready).
+func credentialCheck(a clients.AssertionSource, now func() time.Time) interface{ Err() error } {
 	switch a := a.(type) {
 	case nil:
 		return nil
 	case *fedcred.TokenFile:
 		return tokenFileCheck{a}
 	default:
-		return a
+		return &assertionCheck{src: a, now: now, okEvery: 30 * time.Second, failedEvery: 5 * time.Second, timeout: 10 * time.Second}
 	}
+}
+
+// assertionCheck gets an assertion from src in the background, at most
+// once per okEvery after a success and per failedEvery after a failure
+// (the managed identity client caches its token, so a check costs
+// nothing while it is valid), and reports the last check's result. Err
+// never waits: a probe must answer at once.
+type assertionCheck struct {
+	src                  clients.AssertionSource
+	now                  func() time.Time
+	okEvery, failedEvery time.Duration
+	timeout              time.Duration
+
+	mu      sync.Mutex
+	checked time.Time // zero: never
+	err     error
+	running bool
+}
+
+func (c *assertionCheck) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	every := c.okEvery
+	if c.err != nil {
+		every = c.failedEvery
+	}
+	if !c.running && (c.checked.IsZero() || c.now().Sub(c.checked) >= every) {
+		c.running = true
+		go c.check()
+	}
+	if c.checked.IsZero() {
+		return errors.New("the gateway's client assertion has not been obtained yet")
+	}
+	return c.err
+}
+
+func (c *assertionCheck) check() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	_, err := c.src.Assertion(ctx)
+	c.mu.Lock()
+	c.checked, c.err, c.running = c.now(), err, false
+	c.mu.Unlock()
 }
 
 type tokenFileCheck struct{ f *fedcred.TokenFile }

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,5 +189,81 @@ func TestAdminPprof(t *testing.T) {
 		if rec, _ := admin(t, tg, "/debug/pprof/cmdline"); rec.Code != http.StatusNotFound {
 			t.Errorf("admin_pprof %v: /debug/pprof/cmdline = %d, want 404 (the command line is not served)", on, rec.Code)
 		}
+	}
+}
+
+// scriptedSource answers assertions from a script of errors (nil: one
+// assertion), one per call, then keeps the last.
+type scriptedSource struct {
+	mu     sync.Mutex
+	script []error
+	calls  int
+}
+
+func (s *scriptedSource) Assertion(context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := min(s.calls, len(s.script)-1)
+	s.calls++
+	if err := s.script[i]; err != nil {
+		return "", err
+	}
+	return "assertion", nil
+}
+
+func (s *scriptedSource) Err() error { return nil }
+
+func (s *scriptedSource) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// A managed identity's endpoint that fails once: readiness asks again by
+// itself, and the replica is ready again without a user request (which a
+// replica out of its Service would never get).
+func TestReadinessAsksTheIdentityEndpointAgain(t *testing.T) {
+	src := &scriptedSource{script: []error{errors.New("IMDS blip"), nil}}
+	var mu sync.Mutex
+	clock := time.Unix(1_800_000_000, 0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	check := credentialCheck(src, now)
+	// settle calls Err until the background check has run n times.
+	settle := func(n int) error {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := check.Err()
+			if src.count() >= n {
+				if ac := check.(*assertionCheck); func() bool { ac.mu.Lock(); defer ac.mu.Unlock(); return !ac.running }() {
+					return check.Err()
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the check ran %d times, want %d (last: %v)", src.count(), n, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := check.Err(); err == nil || !strings.Contains(err.Error(), "not been obtained yet") {
+		t.Fatalf("before any check: %v, want not ready yet", err)
+	}
+	if err := settle(1); err == nil || !strings.Contains(err.Error(), "IMDS blip") {
+		t.Fatalf("after the failed check: %v, want the failure", err)
+	}
+	// Within failedEvery: no new check, still not ready.
+	advance(time.Second)
+	if err := check.Err(); err == nil || src.count() != 1 {
+		t.Fatalf("1s later: %v after %d checks, want the failure and no new check", err, src.count())
+	}
+	advance(5 * time.Second)
+	if err := settle(2); err != nil {
+		t.Fatalf("after the endpoint recovered: %v, want ready", err)
+	}
+	// Ready again: the next check waits okEvery.
+	advance(10 * time.Second)
+	if err := check.Err(); err != nil || src.count() != 2 {
+		t.Fatalf("10s later: %v after %d checks, want ready and no new check", err, src.count())
 	}
 }

@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 		Authority: e.AuthorityHost + "/" + e.TenantID,
 	}, AdminConfig{
 		Registry: reg,
-		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, Credential: credentialCheck(assertion), TokenEndpoint: endpoint, Now: now},
+		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, Credential: credentialCheck(assertion, now), TokenEndpoint: endpoint, Now: now},
 		Pprof:    cfg.AdminPprof,
 	})
 	if err != nil {
