@@ -32,7 +32,9 @@ const (
 )
 
 // DemoTenant returns the tenant used when no tenant file is given:
-//   - "frontend": a public client (a SPA) allowed to ask for the gateway's access_as_user;
+//   - "frontend": a public client (a SPA) allowed to ask for the gateway's
+//     access_as_user, with the SPA redirect URIs http://localhost:3000/ (any
+//     port: Entra ignores a localhost URI's port) and http://127.0.0.1:3000/;
 //   - "gateway": the middle tier, confidential, with a certificate generated at
 //     start-up, exposing access_as_user, with delegated permissions on the APIs;
 //     its manifest leaves accessTokenAcceptedVersion null, as a new
@@ -63,6 +65,9 @@ func DemoTenant() *Tenant {
 			{
 				Name: "frontend", ClientID: DemoFrontendClientID, PublicClient: true,
 				Permissions: []Permission{{Resource: "gateway", Scopes: []string{"access_as_user"}}},
+				// The sample SPA's origins. Entra ignores the port of a
+				// localhost redirect URI: any http://localhost:<port>/ matches.
+				RedirectURIs: RedirectURIs{SPA: []string{"http://localhost:3000/", "http://127.0.0.1:3000/"}},
 			},
 			{
 				Name: "gateway", ClientID: DemoGatewayClientID,

@@ -14,6 +14,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleKeys(1))
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken(2))
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.handleToken(1))
+	mux.HandleFunc("OPTIONS /{tenant}/oauth2/v2.0/token", s.handleTokenPreflight)
+	mux.HandleFunc("OPTIONS /{tenant}/oauth2/token", s.handleTokenPreflight)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", s.handleAuthorize(2))
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/authorize", s.handleAuthorize(2))
+	mux.HandleFunc("GET /{tenant}/oauth2/authorize", s.handleAuthorize(1))
+	mux.HandleFunc("POST /{tenant}/oauth2/authorize", s.handleAuthorize(1))
+	mux.HandleFunc("POST /{tenant}/login", s.handleSignInStep)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/logout", s.handleLogout)
+	mux.HandleFunc("GET /{tenant}/oauth2/logout", s.handleLogout)
 	mux.HandleFunc("GET /{tenant}/discovery/instance", s.handleInstanceDiscovery)
 	mux.HandleFunc("GET /common/UserRealm/{user}", s.handleUserRealm)
 	mux.HandleFunc("GET /common/userrealm/{user}", s.handleUserRealm)
@@ -44,6 +53,7 @@ func (s *Server) handleOpenIDConfig(ver int) http.HandlerFunc {
 		if s.fault(w, r, "discovery") {
 			return
 		}
+		allowAnyOrigin(w)
 		tid, ok := s.discoveryTenant(w, r)
 		if !ok {
 			return
@@ -93,6 +103,7 @@ func (s *Server) handleKeys(ver int) http.HandlerFunc {
 		if s.fault(w, r, "keys") {
 			return
 		}
+		allowAnyOrigin(w)
 		tid, ok := s.discoveryTenant(w, r)
 		if !ok {
 			return
@@ -109,6 +120,7 @@ func (s *Server) handleKeys(ver int) http.HandlerFunc {
 // handleInstanceDiscovery answers MSAL's instance discovery the way Entra
 // does for its own hosts: this host is its own, only alias.
 func (s *Server) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
+	allowAnyOrigin(w)
 	host := strings.TrimPrefix(s.baseURL, "https://")
 	authz := r.URL.Query().Get("authorization_endpoint")
 	tenant := s.TenantID()
@@ -147,6 +159,12 @@ func (s *Server) handleUserRealm(w http.ResponseWriter, r *http.Request) {
 		"ver": "1.0", "account_type": "Managed", "domain_name": domain,
 		"cloud_instance_name": "microsoftonline.com", "cloud_audience_urn": "urn:federation:MicrosoftOnline",
 	})
+}
+
+// allowAnyOrigin lets browsers read a public document (discovery, keys),
+// as Entra does: MSAL.js fetches them from the page.
+func allowAnyOrigin(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

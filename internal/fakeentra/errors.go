@@ -314,3 +314,106 @@ func errServer() *aadError {
 	return newErr(http.StatusServiceUnavailable, "temporarily_unavailable", 90033,
 		"A transient error has occurred. Please try again.")
 }
+
+// The authorization endpoint's and the authorization code grant's answers.
+// Their sources are listed in docs/fakeentra.md (The authorization endpoint).
+
+func errRedirectMismatch(redirectURI, clientID string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 50011,
+		"The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", redirectURI, clientID)
+}
+
+func errNoReplyAddress() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 900971, "No reply address provided.")
+}
+
+func errNoRegisteredReplyAddress() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 500113, "No reply address is registered for the application.")
+}
+
+func errUnsupportedResponseType(rt string) *aadError {
+	return newErr(http.StatusBadRequest, "unsupported_response_type", 70005,
+		"The application returned an unsupported response type '%s'. The local tenant issues authorization codes only: response_type=code.", rt)
+}
+
+func errUnsupportedResponseMode(mode string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 70007,
+		"The application returned an unsupported value of 'response_mode' when requesting a token: '%s'.", mode)
+}
+
+func errInvalidParameter(name string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 90100,
+		"The parameter '%s' is empty or not valid.", name)
+}
+
+func errCodeChallengeSize() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
+}
+
+func errLoginRequired() *aadError {
+	return newErr(http.StatusBadRequest, "login_required", 50058,
+		"A silent sign-in request was sent but no user is signed in. The cookies used to represent the user's session were not sent in the request to Azure AD.")
+}
+
+func errConsentDeclined() *aadError {
+	return newErr(http.StatusBadRequest, "access_denied", 65004, "User declined to consent to access the app.")
+}
+
+func errFlowExpired() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 50089,
+		"Authentication failed due to flow token expired. Start the sign-in again from the application.")
+}
+
+func errBadCode() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 70000, "The provided value for the 'code' parameter is not valid.")
+}
+
+func errCodeOtherTenant() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 700005,
+		"Provided Authorization Code is intended to use against other tenant, thus rejected.")
+}
+
+func errCodeRedeemed() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 54005,
+		"OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+}
+
+func errCodeExpired() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 70008,
+		"The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.")
+}
+
+func errReplyAddressMismatch(got, want string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50011,
+		"The reply address '%s' does not match the reply address '%s' provided when requesting Authorization code.", got, want)
+}
+
+func errVerifierMissing() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 50148,
+		"The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.")
+}
+
+func errVerifierMismatch() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 501481,
+		"The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+}
+
+func errSPANeedsPKCE() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 9002325,
+		"Proof Key for Code Exchange is required for cross-origin authorization code redemption.")
+}
+
+func errCrossOriginNotSPA(origin string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 9002326,
+		"Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '%s'.", origin)
+}
+
+func errSPANeedsOrigin() *aadError {
+	return newErr(http.StatusBadRequest, "invalid_request", 9002327,
+		"Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.")
+}
+
+func errSPARefreshExpired(issued string) *aadError {
+	return newErr(http.StatusBadRequest, "invalid_grant", 700084,
+		"The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which can't be extended. It is now expired and a new sign in request must be sent by the SPA to the sign in page. The token was issued on %s.", issued)
+}

@@ -47,6 +47,8 @@ type AppInfo struct {
 	// AccessTokenVersion is the version of the tokens issued for the app
 	// as a resource (1 unless its manifest asks for 2).
 	AccessTokenVersion int `json:"access_token_version"`
+	// RedirectURIs are the app's redirect URIs by platform, when it has any.
+	RedirectURIs *RedirectURIs `json:"redirect_uris,omitempty"`
 }
 
 // UserInfo describes a user; the password is included on purpose: this is a
@@ -71,11 +73,16 @@ func (s *Server) Info() Info {
 		Apps:          map[string]AppInfo{},
 	}
 	for _, a := range t.Apps {
-		in.Apps[a.Name] = AppInfo{
+		ai := AppInfo{
 			ClientID: a.ClientID, IdentifierURIs: a.IdentifierURIs, Scopes: a.Scopes, AppRoles: a.AppRoles,
 			PublicClient: a.PublicClient, CertificateFile: a.certFile, KeyFile: a.keyFile,
 			AccessTokenVersion: a.AccessTokenVersion,
 		}
+		if !a.RedirectURIs.empty() {
+			ru := a.RedirectURIs
+			ai.RedirectURIs = &ru
+		}
+		in.Apps[a.Name] = ai
 	}
 	for _, u := range t.Users {
 		in.Users = append(in.Users, UserInfo{Username: u.Username, Password: u.Password, ObjectID: u.ObjectID})

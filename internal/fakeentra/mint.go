@@ -98,6 +98,9 @@ func (s *Server) mintID(g grant, now time.Time, lifetime time.Duration) (string,
 		"sub": pairwiseSub(u.ObjectID, g.client.ClientID), "tid": g.tenant.TenantID, "ver": "2.0",
 		"uti": b64.EncodeToString(randomBytes(16)),
 	}
+	if g.nonce != "" {
+		c["nonce"] = g.nonce
+	}
 	return signRS256(s.keys.signer().key, map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}, c)
 }
 

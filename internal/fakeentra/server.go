@@ -45,6 +45,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives one line per token request (never a secret or a token); nil discards.
 	Logger *slog.Logger
+	// CodeLifetime is the lifetime of authorization codes; zero is Entra's
+	// 10 minutes.
+	CodeLifetime time.Duration
 }
 
 // Server is a running local tenant. Its methods are safe for concurrent use.
@@ -73,6 +76,9 @@ type Server struct {
 	// mi is the managed identity endpoint (plain HTTP on loopback).
 	mi *miEndpoint
 
+	// auth holds the browser sign-in's state: flows, sessions and codes.
+	auth authState
+
 	mu           sync.Mutex
 	refresh      map[string]*refreshGrant
 	refreshOrder []string // the keys of refresh, oldest first
@@ -90,6 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		refresh: map[string]*refreshGrant{},
 		aioAEAD: newAEAD(),
+		auth:    newAuthState(cfg.CodeLifetime),
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -141,10 +141,28 @@ type App struct {
 	// tokens of other issuers (a cluster's service accounts, managed
 	// identities) it accepts as client assertions.
 	FederatedCredentials []FederatedCredential `yaml:"federated_credentials" json:"federated_credentials,omitempty"`
+	// RedirectURIs are the app's redirect URIs by platform (the portal's
+	// Authentication blade, the manifest's replyUrlsWithType): where the
+	// authorization endpoint may send the user back.
+	RedirectURIs RedirectURIs `yaml:"redirect_uris" json:"redirect_uris,omitempty"`
 
 	certs []*x509.Certificate
 	// generated credentials, when GenerateCertificate is set
 	certFile, keyFile string
+}
+
+// RedirectURIs are an app's redirect URIs, by platform. The platform
+// decides how a code sent there may be redeemed: an SPA's only
+// cross-origin (from the browser, with an Origin header) and with PKCE, the
+// others only from a server or a native app (no Origin header).
+type RedirectURIs struct {
+	// SPA: the "Single-page application" platform (type Spa).
+	SPA []string `yaml:"spa" json:"spa,omitempty"`
+	// Web: the "Web" platform (type Web).
+	Web []string `yaml:"web" json:"web,omitempty"`
+	// PublicClient: the "Mobile and desktop applications" platform
+	// (type InstalledClient).
+	PublicClient []string `yaml:"public_client" json:"public_client,omitempty"`
 }
 
 // CertificateRef is a certificate registered on an app: inline PEM or a file.
@@ -278,6 +296,9 @@ func (t *Tenant) prepare(dir string, now time.Time) error {
 				return fmt.Errorf("fakeentra: app %q: %w", a.Name, err)
 			}
 			a.certs = append(a.certs, certs[0])
+		}
+		if err := a.RedirectURIs.check(); err != nil {
+			return fmt.Errorf("fakeentra: app %q: %w", a.Name, err)
 		}
 		if a.GenerateCertificate {
 			if dir == "" {

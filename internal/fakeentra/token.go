@@ -25,6 +25,7 @@ const (
 	grantJWTBearer      = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	grantRefresh        = "refresh_token"
 	grantTokenExchange  = "urn:ietf:params:oauth:grant-type:token-exchange"
+	grantAuthCode       = "authorization_code"
 	clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 	// clockSkew is the tolerance on client assertions' exp and nbf.
@@ -42,6 +43,9 @@ type tokenRequest struct {
 	form     func(string) string
 	rec      Record
 	endpoint string // this token endpoint's URL
+	// cors is the Origin the answer lets read: set for grants bound to an
+	// SPA redirect URI only.
+	cors string
 }
 
 // refreshGrant is what a refresh token stands for.
@@ -52,6 +56,10 @@ type refreshGrant struct {
 	resource string // resource app's client ID
 	signIn   signIn // how the user signed in, carried on to refreshed tokens
 	expires  time.Time
+	issued   time.Time
+	// spa marks a refresh token issued to an SPA redirect URI's code: it
+	// is redeemed cross-origin only, and its lifetime is fixed.
+	spa bool
 }
 
 func (s *Server) handleToken(ver int) http.HandlerFunc {
@@ -62,6 +70,10 @@ func (s *Server) handleToken(ver int) http.HandlerFunc {
 		req := &tokenRequest{w: w, r: r, ver: ver}
 		req.rec = Record{Time: s.now(), ClientRequestID: r.Header.Get("client-request-id")}
 		resp, aerr := s.token(req)
+		if req.cors != "" {
+			w.Header().Set("Access-Control-Allow-Origin", req.cors)
+			w.Header().Add("Vary", "Origin")
+		}
 		if aerr != nil {
 			req.rec.Status, req.rec.Result, req.rec.Error, req.rec.Code = aerr.Status, "error", aerr.Error, aerr.Code
 			s.record(req.rec)
@@ -118,6 +130,8 @@ func (s *Server) token(req *tokenRequest) (map[string]any, *aadError) {
 		return s.oboGrant(req)
 	case grantRefresh:
 		return s.refreshGrant(req)
+	case grantAuthCode:
+		return s.authCodeGrant(req)
 	default:
 		// Includes RFC 8693 token exchange, which Entra does not implement.
 		return nil, errUnsupportedGrant(g)
@@ -435,7 +449,7 @@ func (s *Server) parseScopes(req *tokenRequest) (*scopeRequest, *aadError) {
 // (admin-consented) and the user must not have withheld consent.
 func (s *Server) delegatedScopes(t *Tenant, client *App, user *User, sr *scopeRequest) ([]string, *aadError) {
 	perm := t.permission(client, sr.resource)
-	if user.noConsentFor(t, sr.resource) || perm == nil {
+	if s.withholdsConsent(t, user, sr.resource) || perm == nil {
 		return nil, errConsent(client.ClientID, client.Name)
 	}
 	var granted []string
@@ -646,6 +660,18 @@ func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
 	s.mu.Lock()
 	rg := s.refresh[rt]
 	s.mu.Unlock()
+	if rg != nil && rg.spa && rg.clientID == client.ClientID {
+		// An SPA's refresh token: redeemed from the browser only, and for
+		// a fixed 24 hours.
+		origin := req.r.Header.Get("Origin")
+		if origin == "" {
+			return nil, errSPANeedsOrigin()
+		}
+		req.cors = origin
+		if s.now().After(rg.expires) {
+			return nil, errSPARefreshExpired(rg.issued.UTC().Format("2006-01-02T15:04:05.0000000Z"))
+		}
+	}
 	if rg == nil || rg.clientID != client.ClientID || rg.tenantID != req.tenant.TenantID || s.now().After(rg.expires) {
 		return nil, errBadRefreshToken()
 	}
@@ -680,7 +706,7 @@ func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
 		return nil, aerr
 	}
 	si.ACRS = acrs
-	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, signIn: si, claims: claims, refresh: true}
+	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, signIn: si, claims: claims, refresh: true, spa: rg.spa}
 	return s.issue(req, g)
 }
 
@@ -700,6 +726,10 @@ type grant struct {
 	// refresh marks a refresh-token redemption: it always returns a new
 	// refresh token.
 	refresh bool
+	// nonce is the authorization request's, for the ID token.
+	nonce string
+	// spa marks tokens for an SPA redirect URI (see refreshGrant.spa).
+	spa bool
 }
 
 // lifetime is an access token's lifetime: the tenant's when set, else, as
@@ -760,7 +790,8 @@ func (s *Server) issue(req *tokenRequest, g grant) (map[string]any, *aadError) {
 			rt := randomToken()
 			s.mu.Lock()
 			s.refresh[rt] = &refreshGrant{tenantID: g.tenant.TenantID, clientID: g.client.ClientID,
-				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, signIn: g.signIn, expires: now.Add(refreshLifetime)}
+				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, signIn: g.signIn, expires: now.Add(refreshLifetime),
+				issued: now, spa: g.spa}
 			s.pruneRefreshLocked(rt, now)
 			s.mu.Unlock()
 			resp["refresh_token"] = rt
