@@ -38,8 +38,8 @@ func (s *Server) authCodeGrant(req *tokenRequest) (map[string]any, *aadError) {
 		return nil, errBadCode()
 	}
 	origin := req.r.Header.Get("Origin")
-	if code.platform == platformSPA && origin != "" {
-		req.cors = origin
+	if code.platform == platformSPA && origin != "" && req.tenant.spaOrigin(origin) {
+		req.cors = origin // only to an SPA redirect URI's origin
 	}
 	s.auth.mu.Lock()
 	redeemed := code.redeemed

@@ -479,6 +479,7 @@ func (s *Server) handleSignInStep(w http.ResponseWriter, r *http.Request) {
 		}
 		f.user = u
 		f.signIn = signIn{AMR: []string{"pwd"}, AuthTime: s.now().Unix()}
+		f.consented = false // a consent given in this flow was another sign-in's
 	case "mfa":
 		if f.user == nil {
 			s.errorPage(w, r, errFlowExpired())
@@ -494,6 +495,12 @@ func (s *Server) handleSignInStep(w http.ResponseWriter, r *http.Request) {
 		}
 	case "consent":
 		if f.user == nil {
+			s.errorPage(w, r, errFlowExpired())
+			return
+		}
+		if f.needsMFA() && !f.signIn.mfa() {
+			// Consent only after the whole sign-in: a form posted for the
+			// consent step from the MFA page is not one.
 			s.errorPage(w, r, errFlowExpired())
 			return
 		}
@@ -590,10 +597,13 @@ func (s *Server) respond(w http.ResponseWriter, req *authRequest, v url.Values) 
 		w.WriteHeader(http.StatusFound)
 	case "form_post":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		// template.URL: the redirect URI matched a registered one, whatever
+		// its scheme (a public client's custom scheme included), so it is
+		// not the template's to rewrite.
 		_ = formPostTmpl.Execute(w, struct {
-			Action string
+			Action template.URL
 			Fields url.Values
-		}{req.redirectURI, v})
+		}{template.URL(req.redirectURI), v})
 	default:
 		sep := "?"
 		if strings.Contains(req.redirectURI, "?") {
@@ -799,7 +809,7 @@ func normaliseRedirect(raw string) (string, bool) {
 func localhostMatch(reg, got string) bool {
 	a, err1 := url.Parse(reg)
 	b, err2 := url.Parse(got)
-	if err1 != nil || err2 != nil || a.Hostname() != "localhost" || b.Hostname() != "localhost" {
+	if err1 != nil || err2 != nil || !isLoopbackName(a.Hostname()) || a.Hostname() != b.Hostname() {
 		return false
 	}
 	return a.Scheme == b.Scheme && a.EscapedPath() == b.EscapedPath() && a.RawQuery == b.RawQuery && a.User.String() == b.User.String()
@@ -845,10 +855,17 @@ func (t *Tenant) spaOrigin(origin string) bool {
 			if err != nil || u.Scheme != o.Scheme {
 				continue
 			}
-			if u.Host == o.Host || (u.Hostname() == "localhost" && o.Hostname() == "localhost") {
+			if u.Host == o.Host || (isLoopbackName(u.Hostname()) && u.Hostname() == o.Hostname()) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// isLoopbackName reports the loopback hosts whose redirect URIs match on
+// any port (RFC 8252 section 7.3; Entra's "localhost exceptions"):
+// localhost, 127.0.0.1 and [::1].
+func isLoopbackName(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }

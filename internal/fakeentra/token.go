@@ -32,6 +32,8 @@ const (
 	clockSkew = 5 * time.Minute
 	// refreshLifetime bounds refresh tokens; Entra's are longer, tests need less.
 	refreshLifetime = 24 * time.Hour
+	// refreshGrace is how long an expired refresh grant is remembered.
+	refreshGrace = 24 * time.Hour
 )
 
 // tokenRequest is the state of one token request as it is checked.
@@ -667,7 +669,9 @@ func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
 		if origin == "" {
 			return nil, errSPANeedsOrigin()
 		}
-		req.cors = origin
+		if req.tenant.spaOrigin(origin) {
+			req.cors = origin
+		}
 		if s.now().After(rg.expires) {
 			return nil, errSPARefreshExpired(rg.issued.UTC().Format("2006-01-02T15:04:05.0000000Z"))
 		}
@@ -707,6 +711,9 @@ func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
 	}
 	si.ACRS = acrs
 	g := grant{tenant: req.tenant, client: client, method: method, user: user, sr: sr, scopes: scopes, signIn: si, claims: claims, refresh: true, spa: rg.spa}
+	if rg.spa {
+		g.chainIssued, g.chainExpires = rg.issued, rg.expires
+	}
 	return s.issue(req, g)
 }
 
@@ -730,6 +737,10 @@ type grant struct {
 	nonce string
 	// spa marks tokens for an SPA redirect URI (see refreshGrant.spa).
 	spa bool
+	// chain is the SPA refresh-token chain's first issue and its end, when
+	// this grant redeems one: an SPA's refresh tokens end 24 hours after
+	// the sign-in, however often they are redeemed.
+	chainIssued, chainExpires time.Time
 }
 
 // lifetime is an access token's lifetime: the tenant's when set, else, as
@@ -788,10 +799,14 @@ func (s *Server) issue(req *tokenRequest, g grant) (map[string]any, *aadError) {
 	if g.user != nil {
 		if g.sr.offline || req.ver == 1 || g.refresh {
 			rt := randomToken()
+			issued, expires := now, now.Add(refreshLifetime)
+			if g.spa && !g.chainExpires.IsZero() {
+				issued, expires = g.chainIssued, g.chainExpires
+			}
 			s.mu.Lock()
 			s.refresh[rt] = &refreshGrant{tenantID: g.tenant.TenantID, clientID: g.client.ClientID,
-				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, signIn: g.signIn, expires: now.Add(refreshLifetime),
-				issued: now, spa: g.spa}
+				userOID: g.user.ObjectID, resource: g.sr.resource.ClientID, signIn: g.signIn, expires: expires,
+				issued: issued, spa: g.spa}
 			s.pruneRefreshLocked(rt, now)
 			s.mu.Unlock()
 			resp["refresh_token"] = rt
@@ -900,7 +915,11 @@ func (s *Server) pruneRefreshLocked(rt string, now time.Time) {
 	s.refreshOrder = append(s.refreshOrder, rt)
 	for len(s.refreshOrder) > 0 {
 		g := s.refresh[s.refreshOrder[0]]
-		if g != nil && !now.After(g.expires) {
+		// Kept a while past its end, so that an SPA's expired refresh
+		// token is still answered AADSTS700084, as Entra answers it, and
+		// not as an unknown one. (An SPA chain's tokens end with its
+		// first: they may outlive the order, never the memory bound.)
+		if g != nil && !now.After(g.expires.Add(refreshGrace)) {
 			return
 		}
 		delete(s.refresh, s.refreshOrder[0])
