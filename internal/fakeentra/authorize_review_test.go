@@ -1,9 +1,9 @@
 package fakeentra_test
 
 import (
-	"strings"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
