@@ -10,7 +10,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 )
 
-// F1: an SPA's refresh token must keep the first sign-in's 24-hour
+// an SPA's refresh token must keep the first sign-in's 24-hour
 // expiry across redemptions (Entra; docs/frontend.md "fixed").
 func TestSPARefreshChainEndsAfter24Hours(t *testing.T) {
 	e := azStart(t)
@@ -33,7 +33,7 @@ func TestSPARefreshChainEndsAfter24Hours(t *testing.T) {
 	}
 }
 
-// F2: the consent step is accepted before the MFA step it must follow:
+// the consent step is accepted before the MFA step it must follow:
 // someone with only the password grants consent on the user's behalf.
 func TestAuthorizeConsentOnlyAfterMFA(t *testing.T) {
 	e := azStart(t)
@@ -54,7 +54,7 @@ func TestAuthorizeConsentOnlyAfterMFA(t *testing.T) {
 	}
 }
 
-// F3: the token endpoint echoes any Origin for an SPA code although its
+// the token endpoint echoes any Origin for an SPA code although its
 // preflight refuses it.
 func TestTokenCORSOnlyForSPAOrigins(t *testing.T) {
 	e := azStart(t)
@@ -64,7 +64,7 @@ func TestTokenCORSOnlyForSPAOrigins(t *testing.T) {
 	}
 }
 
-// F5: form_post to a registered custom-scheme redirect URI.
+// form_post to a registered custom-scheme redirect URI.
 func TestAuthorizeFormPostToCustomScheme(t *testing.T) {
 	ten := azTenant()
 	ten.Apps = append(ten.Apps, &fakeentra.App{Name: "desktop", PublicClient: true,
