@@ -10,8 +10,8 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/fakeentra"
 )
 
-// an SPA's refresh token must keep the first sign-in's 24-hour
-// expiry across redemptions (Entra; docs/frontend.md "fixed").
+// An SPA's refresh tokens keep the first sign-in's 24-hour expiry across
+// redemptions (Entra; docs/frontend.md "fixed").
 func TestSPARefreshChainEndsAfter24Hours(t *testing.T) {
 	e := azStart(t)
 	tok := accWantSuccess(t, e.redeem(t, azCodeForm(e.signedInCode(t, nil)), azSPAOrigin))
@@ -33,8 +33,8 @@ func TestSPARefreshChainEndsAfter24Hours(t *testing.T) {
 	}
 }
 
-// the consent step is accepted before the MFA step it must follow:
-// someone with only the password grants consent on the user's behalf.
+// The consent step is refused before the MFA step it must follow: someone
+// with only the password cannot grant consent on the user's behalf.
 func TestAuthorizeConsentOnlyAfterMFA(t *testing.T) {
 	e := azStart(t)
 	stepUp := map[string]string{"scope": "api://inventory-api/Inventory.Read openid offline_access",
@@ -54,8 +54,8 @@ func TestAuthorizeConsentOnlyAfterMFA(t *testing.T) {
 	}
 }
 
-// the token endpoint echoes any Origin for an SPA code although its
-// preflight refuses it.
+// The token endpoint lets only an SPA origin read an SPA code's answer, as
+// its preflight does.
 func TestTokenCORSOnlyForSPAOrigins(t *testing.T) {
 	e := azStart(t)
 	r := e.redeem(t, azCodeForm(e.signedInCode(t, nil)), "https://evil.test")
@@ -64,7 +64,7 @@ func TestTokenCORSOnlyForSPAOrigins(t *testing.T) {
 	}
 }
 
-// form_post to a registered custom-scheme redirect URI.
+// form_post posts to a registered custom-scheme redirect URI as it is.
 func TestAuthorizeFormPostToCustomScheme(t *testing.T) {
 	ten := azTenant()
 	ten.Apps = append(ten.Apps, &fakeentra.App{Name: "desktop", PublicClient: true,
