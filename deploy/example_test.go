@@ -148,7 +148,7 @@ func TestExampleCommentedSettings(t *testing.T) {
 	}
 
 	keys := yamlKeys(t, on)
-	for _, path := range settings(reflect.TypeFor[config.Config](), "") {
+	for _, path := range config.SettingPaths() {
 		if !slices.Contains(keys, path) {
 			t.Errorf("%s does not show %s, set or commented out (# %s: …)", examplePath, lastSegment(path), path)
 		}
@@ -221,32 +221,6 @@ func TestReadmeQuotesTheExample(t *testing.T) {
 	if err == nil {
 		t.Error(errors.New("the example loads as it is"))
 	}
-}
-
-// settings lists the YAML paths of every setting of t, routes[].x for a
-// field of any route.
-func settings(t reflect.Type, prefix string) []string {
-	var paths []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		switch {
-		case ft.Kind() == reflect.Struct:
-			paths = append(paths, settings(ft, prefix+tag+".")...)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			paths = append(paths, settings(ft.Elem(), prefix+tag+"[].")...)
-		default:
-			paths = append(paths, prefix+tag)
-		}
-	}
-	return paths
 }
 
 // yamlKeys lists the YAML paths a file sets, routes[].x for the keys of

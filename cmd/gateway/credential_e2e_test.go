@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -244,12 +241,11 @@ func TestWorkloadIdentityWrongSubject(t *testing.T) {
 func TestManagedIdentityCredential(t *testing.T) {
 	// MSAL's managed identity client caches tokens in a package-global
 	// cache keyed by client ID: this run's identity is its own (also with
-	// -count=2).
-	miClientID, miObjectID := randomGUID(t), randomGUID(t)
+	// -count=2), its IDs left empty for the tenant to make at its start.
 	e := newEnv(t, envOptions{
 		tenant: func(tn *fakeentra.Tenant) {
 			tn.ManagedIdentities = append(tn.ManagedIdentities, &fakeentra.ManagedIdentity{
-				Name: "e2e-identity", ClientID: miClientID, ObjectID: miObjectID})
+				Name: "e2e-identity"})
 			for _, a := range tn.Apps {
 				if a.Name == "gateway" {
 					a.FederatedCredentials = append(a.FederatedCredentials, fakeentra.FederatedCredential{Name: "e2e-identity", ManagedIdentity: "e2e-identity"})
@@ -262,7 +258,7 @@ func TestManagedIdentityCredential(t *testing.T) {
 			t.Setenv("IDENTITY_HEADER", secret)
 			ec.Credential = config.CredentialManagedIdentity
 			ec.Certificate = config.Certificate{}
-			ec.ManagedIdentity.ClientID = miClientID
+			ec.ManagedIdentity.ClientID = te.srv.Tenant().ManagedIdentity("e2e-identity").ClientID
 		},
 	})
 	for _, u := range []string{"alice@contoso.test", "bob@contoso.test"} {
@@ -295,26 +291,7 @@ func TestDemoWithoutCertificate(t *testing.T) {
 			// MSAL's managed identity client: put them back afterwards.
 			t.Setenv("IDENTITY_ENDPOINT", "")
 			t.Setenv("IDENTITY_HEADER", "")
-			dir := t.TempDir()
-			pr, pw := io.Pipe()
-			t.Cleanup(func() { pr.Close() })
-			p := startRun(t, []string{"demo", "-json", "-dir", dir, "-credential", kind}, nil, pw)
-			p.cleanStop = true
-			lines := make(chan string, 1)
-			go func() {
-				br := bufio.NewReader(pr)
-				line, _ := br.ReadString('\n')
-				lines <- line
-				_, _ = io.Copy(io.Discard, br)
-			}()
-			var line string
-			select {
-			case line = <-lines:
-			case <-p.done:
-				t.Fatalf("demo returned %v before printing; stderr:\n%s", p.err, p.stderr)
-			case <-time.After(startTimeout):
-				t.Fatal("the demo printed no line")
-			}
+			p, line := startDemo(t, "-json", "-dir", t.TempDir(), "-credential", kind)
 			var info demoInfo
 			if err := json.Unmarshal([]byte(line), &info); err != nil {
 				t.Fatalf("the line is not JSON: %v: %q", err, line)
@@ -336,16 +313,4 @@ func TestDemoWithoutCertificate(t *testing.T) {
 			}
 		})
 	}
-}
-
-// randomGUID is a random version-4 GUID.
-func randomGUID(t *testing.T) string {
-	t.Helper()
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -1125,6 +1125,32 @@ type demoInfo struct {
 	AccessToken string `json:"access_token"`
 }
 
+// startDemo runs "gateway demo" with args and returns it with the first
+// line it printed (its JSON line with -json); the run stops at cleanup.
+func startDemo(t *testing.T, args ...string) (*gatewayProc, string) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pr.Close() })
+	p := startRun(t, append([]string{"demo"}, args...), nil, pw)
+	p.cleanStop = true
+	lines := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(pr)
+		line, _ := br.ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, br)
+	}()
+	select {
+	case line := <-lines:
+		return p, line
+	case <-p.done:
+		t.Fatalf("demo returned %v before printing; stderr:\n%s", p.err, p.stderr)
+	case <-time.After(startTimeout):
+		t.Fatal("the demo printed no line")
+	}
+	return nil, ""
+}
+
 // TestDemo: "gateway demo -json" prints its line, and its gateway answers
 // the token it printed.
 func TestDemo(t *testing.T) {
@@ -1138,25 +1164,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo logged a secret: %s", l)
 		}
 	})
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pr.Close() })
-	p = startRun(t, []string{"demo", "-json", "-dir", dir}, nil, pw)
-	p.cleanStop = true
-	lines := make(chan string, 1)
-	go func() {
-		br := bufio.NewReader(pr)
-		line, _ := br.ReadString('\n')
-		lines <- line
-		_, _ = io.Copy(io.Discard, br)
-	}()
 	var line string
-	select {
-	case line = <-lines:
-	case <-p.done:
-		t.Fatalf("demo returned %v before printing; stderr:\n%s", p.err, p.stderr)
-	case <-time.After(startTimeout):
-		t.Fatal("the demo printed no line")
-	}
+	p, line = startDemo(t, "-json", "-dir", dir)
 
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(line), &raw); err != nil {

@@ -481,32 +481,6 @@ func TestLoadFileErrors(t *testing.T) {
 	})
 }
 
-// yamlLeaves lists the YAML paths of t's settings: entra.tenant_id,
-// routes[].name, ...
-func yamlLeaves(t reflect.Type, prefix string) []string {
-	var paths []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		switch {
-		case ft.Kind() == reflect.Struct:
-			paths = append(paths, yamlLeaves(ft, prefix+tag+".")...)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			paths = append(paths, yamlLeaves(ft.Elem(), prefix+tag+"[].")...)
-		default:
-			paths = append(paths, prefix+tag)
-		}
-	}
-	return paths
-}
-
 // fieldByPath returns the field at a YAML path of yamlLeaves, taking
 // element routeIndex of lists of structs; it is invalid behind a nil pointer.
 func fieldByPath(v reflect.Value, path string, routeIndex int) reflect.Value {
@@ -536,7 +510,7 @@ func fieldByPath(v reflect.Value, path string, routeIndex int) reflect.Value {
 }
 
 func TestEnvVarsCoverEverySetting(t *testing.T) {
-	leaves := yamlLeaves(reflect.TypeFor[Config](), "")
+	leaves := SettingPaths()
 	byField := map[string][]string{}
 	names := map[string]bool{}
 	for _, v := range EnvVars() {

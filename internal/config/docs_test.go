@@ -2,7 +2,6 @@ package config
 
 import (
 	"os"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -31,7 +30,7 @@ func TestDocsCoverEverySetting(t *testing.T) {
 			t.Errorf("%s does not mention %s", docsPath, v.Name)
 		}
 	}
-	for _, path := range yamlLeaves(reflect.TypeFor[Config](), "") {
+	for _, path := range SettingPaths() {
 		if !strings.Contains(docs, "`"+path+"`") {
 			t.Errorf("%s does not document %s", docsPath, path)
 		}

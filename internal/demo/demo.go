@@ -5,7 +5,6 @@ package demo
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,8 +95,9 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 		// MSAL's managed identity client caches tokens process-wide by
 		// client ID: a second demo in one process (tests) must not get the
 		// first one's token, signed by another tenant's keys.
+		// Empty IDs: the tenant makes new ones at its start.
 		if mi := demoTenant.ManagedIdentity("gateway-identity"); mi != nil {
-			mi.ClientID, mi.ObjectID = newGUID(), newGUID()
+			mi.ClientID, mi.ObjectID = "", ""
 		}
 	}
 	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Tenant: demoTenant, Dir: opt.Dir, Logger: opt.Logger.With("component", "fakeentra")})
@@ -375,13 +375,4 @@ func userList(us []fakeentra.UserInfo) string {
 		names = append(names, u.Username)
 	}
 	return strings.Join(names, ", ")
-}
-
-// newGUID is a random version-4 GUID.
-func newGUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -18,8 +18,6 @@ package fedcred
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +28,11 @@ import (
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/managedidentity"
+	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/obo-gateway/obo-gateway/internal/obo"
 )
 
 // The kinds of federated credential, as entra.credential names them.
@@ -251,48 +252,18 @@ type Claims struct {
 	NotBefore time.Time
 }
 
-// ParseClaims reads the claims of a compact JWS without verifying it.
+// ParseClaims reads the claims of a compact JWS without verifying it
+// (jwt.ParseInsecure: the gateway's JOSE library, not a parser of its own).
 func ParseClaims(tok string) (Claims, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+	if strings.Count(tok, ".") != 2 {
 		return Claims{}, errors.New("not a JWT (three base64url parts separated by dots)")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	t, err := jwt.ParseInsecure([]byte(tok))
 	if err != nil {
-		return Claims{}, errors.New("not a JWT: the payload is not base64url")
+		return Claims{}, fmt.Errorf("not a JWT: %w", err)
 	}
-	var raw struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud json.RawMessage `json:"aud"`
-		Exp json.Number     `json:"exp"`
-		Nbf json.Number     `json:"nbf"`
-	}
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return Claims{}, errors.New("not a JWT: the payload is not a JSON object")
-	}
-	c := Claims{Issuer: raw.Iss, Subject: raw.Sub}
-	if len(raw.Aud) > 0 {
-		var one string
-		if json.Unmarshal(raw.Aud, &one) == nil {
-			c.Audiences = []string{one}
-		} else if err := json.Unmarshal(raw.Aud, &c.Audiences); err != nil {
-			return Claims{}, errors.New("not a JWT: aud is neither a string nor a list of strings")
-		}
-	}
-	if raw.Exp != "" {
-		s, err := raw.Exp.Int64()
-		if err != nil {
-			return Claims{}, errors.New("not a JWT: exp is not a number of seconds")
-		}
-		c.Expiry = time.Unix(s, 0)
-	}
-	if raw.Nbf != "" {
-		if s, err := raw.Nbf.Int64(); err == nil {
-			c.NotBefore = time.Unix(s, 0)
-		}
-	}
-	return c, nil
+	return Claims{Issuer: t.Issuer(), Subject: t.Subject(), Audiences: t.Audience(),
+		Expiry: t.Expiration(), NotBefore: t.NotBefore()}, nil
 }
 
 // ManagedIdentity gets the managed identity's token for the token-exchange
@@ -350,7 +321,7 @@ func (m *ManagedIdentity) Assertion(ctx context.Context) (string, error) {
 			// identity's failure, neither counted nor kept for readiness.
 			return "", fmt.Errorf("fedcred: managed identity token: %w", ctx.Err())
 		}
-		e := &Error{Kind: KindManagedIdentity, Reason: "unavailable", Err: sanitize(err)}
+		e := &Error{Kind: KindManagedIdentity, Reason: "unavailable", Err: errors.New(obo.SanitizeMSAL(err.Error()))}
 		m.last.set(e)
 		m.metrics.failed(KindManagedIdentity, e.Reason)
 		return "", e
@@ -362,16 +333,3 @@ func (m *ManagedIdentity) Assertion(ctx context.Context) (string, error) {
 
 // Err is the last assertion's failure, or nil.
 func (m *ManagedIdentity) Err() error { return m.last.get() }
-
-// sanitize keeps MSAL's message unless it quotes an answer that held a
-// token.
-func sanitize(err error) error {
-	msg := err.Error()
-	if strings.Contains(msg, "eyJ") || strings.Contains(msg, "access_token") {
-		return errors.New("the managed identity endpoint's answer could not be used (details withheld: it held a token)")
-	}
-	if len(msg) > 400 {
-		msg = msg[:400] + "…"
-	}
-	return errors.New(msg)
-}

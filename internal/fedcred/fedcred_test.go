@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// jwt makes an unsigned compact JWS with claims (the signature part is
+// unsignedJWT makes an unsigned compact JWS with claims (the signature part is
 // not checked here: Entra checks it).
-func jwt(t *testing.T, claims map[string]any) string {
+func unsignedJWT(t *testing.T, claims map[string]any) string {
 	t.Helper()
 	b, err := json.Marshal(claims)
 	if err != nil {
@@ -45,7 +45,7 @@ func TestAudience(t *testing.T) {
 func TestTokenFile(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	good := func(sub string) string {
-		return jwt(t, map[string]any{"iss": "https://oidc.example/x/", "sub": sub, "aud": []string{AudiencePublic},
+		return unsignedJWT(t, map[string]any{"iss": "https://oidc.example/x/", "sub": sub, "aud": []string{AudiencePublic},
 			"exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix()})
 	}
 	tests := []struct {
@@ -59,7 +59,7 @@ func TestTokenFile(t *testing.T) {
 		{name: "not a JWT", content: ptr("hello"), wantReason: "not_a_jwt"},
 		{name: "payload not JSON", content: ptr("eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln"), wantReason: "not_a_jwt"},
 		{name: "too large", content: ptr(strings.Repeat("a", maxTokenFile+1)), wantReason: "not_a_jwt"},
-		{name: "expired", content: ptr(jwt(t, map[string]any{"iss": "i", "sub": "s", "exp": now.Add(-time.Second).Unix()})), wantReason: "expired"},
+		{name: "expired", content: ptr(unsignedJWT(t, map[string]any{"iss": "i", "sub": "s", "exp": now.Add(-time.Second).Unix()})), wantReason: "expired"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,7 +115,7 @@ func TestTokenFileIsReadForEveryAssertion(t *testing.T) {
 	link := filepath.Join(dir, "azure-identity-token")
 	now := time.Now()
 	write := func(gen, sub string) string {
-		tok := jwt(t, map[string]any{"iss": "i", "sub": sub, "exp": now.Add(time.Hour).Unix()})
+		tok := unsignedJWT(t, map[string]any{"iss": "i", "sub": sub, "exp": now.Add(time.Hour).Unix()})
 		d := filepath.Join(dir, gen)
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func TestTokenFileIsReadForEveryAssertion(t *testing.T) {
 
 func TestParseClaims(t *testing.T) {
 	exp := time.Unix(1_900_000_000, 0)
-	c, err := ParseClaims(jwt(t, map[string]any{"iss": "https://oidc/x/", "sub": "system:serviceaccount:ns:sa", "aud": "api://AzureADTokenExchange", "exp": exp.Unix()}))
+	c, err := ParseClaims(unsignedJWT(t, map[string]any{"iss": "https://oidc/x/", "sub": "system:serviceaccount:ns:sa", "aud": "api://AzureADTokenExchange", "exp": exp.Unix()}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,17 +226,18 @@ func fromMSAL(ctx context.Context, err error) *Error {
 	}
 	// MSAL's local errors (discovery, declined scopes, bad responses): they
 	// name URLs and fields, not credentials.
-	return &Error{Status: 0, Code: "msal_error", Err: errors.New(sanitizeMSAL(err.Error()))}
+	return &Error{Status: 0, Code: "msal_error", Err: errors.New(SanitizeMSAL(err.Error()))}
 }
 
-// sanitizeMSAL keeps MSAL's message unless it quotes a response that held
-// tokens (MSAL's JSON errors embed the whole body), and bounds its length.
-func sanitizeMSAL(msg string) string {
+// SanitizeMSAL keeps an MSAL error's message unless it quotes an answer
+// that held tokens (MSAL's errors embed the whole body, of the token
+// endpoint or of a managed identity endpoint), and bounds its length.
+func SanitizeMSAL(msg string) string {
 	if strings.Contains(msg, "eyJ") || strings.Contains(msg, "access_token") || strings.Contains(msg, "refresh_token") {
-		return "MSAL could not use the token endpoint's answer (details withheld: the answer held tokens)"
+		return "MSAL could not use the answer it got (details withheld: the answer held tokens)"
 	}
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+	if len(msg) > 360 {
+		msg = msg[:360] + "…"
 	}
 	return msg
 }
