@@ -1129,9 +1129,15 @@ type demoInfo struct {
 // line it printed (its JSON line with -json); the run stops at cleanup.
 func startDemo(t *testing.T, args ...string) (*gatewayProc, string) {
 	t.Helper()
+	return startDemoWith(t, nil, args...)
+}
+
+// startDemoWith is startDemo in the environment environ.
+func startDemoWith(t *testing.T, environ []string, args ...string) (*gatewayProc, string) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pr.Close() })
-	p := startRun(t, append([]string{"demo"}, args...), nil, pw)
+	p := startRun(t, append([]string{"demo"}, args...), environ, pw)
 	p.cleanStop = true
 	lines := make(chan string, 1)
 	go func() {

@@ -621,6 +621,8 @@ type envOptions struct {
 	// entra, when set, edits the entra section once the tenant started
 	// (a federated credential instead of the certificate).
 	entra func(t *testing.T, te *tenantEnv, e *config.Entra)
+	// environ is the gateway's environment ("NAME=value"), e.g. OTEL_*.
+	environ []string
 }
 
 // foreignTenantID is a tenant the test gateway allows (entra.allowed_tenants)
@@ -659,7 +661,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 		opt.sendX5C = opt.sendX5C || x5c
 	}
 	e.cfgPath = configtest.Write(t, e.gatewayConfig(t, opt))
-	e.gw = serveGateway(t, e.cfgPath, nil)
+	e.gw = serveGateway(t, e.cfgPath, opt.environ)
 	// Runs before the gateway stops, so that its drain does not wait on holds.
 	t.Cleanup(up.releaseAll)
 	return e

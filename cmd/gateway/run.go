@@ -284,7 +284,7 @@ func serve(ctx context.Context, path string, x *invocation) error {
 	log := newLogger(x.stderr, cfg.LogLevel)
 	routeRedisLogs(log)
 	log.Info("starting", "version", version, "config", path, "tenant_id", cfg.Entra.TenantID, "client_id", cfg.Entra.ClientID)
-	gw, err := gateway.New(ctx, cfg, gateway.Deps{Logger: log, Registry: metrics.NewRegistry(version)})
+	gw, err := gateway.New(ctx, cfg, gateway.Deps{Logger: log, Registry: metrics.NewRegistry(version), Version: version})
 	if err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func defineDemo(fs *flag.FlagSet, x *invocation) func(context.Context, []string)
 		routeRedisLogs(log)
 		return demo.Run(ctx, demo.Options{
 			Listen: *listen, AdminListen: *admin, Dir: *dir, JSON: *asJSON, Version: version,
-			Credential: *credential, Logger: log,
+			Credential: *credential, Logger: log, Environ: x.environ,
 		}, x.stdout)
 	}
 }

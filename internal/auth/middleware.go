@@ -10,7 +10,11 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // Policy is what a route demands of a valid token. How its fields combine:
@@ -30,29 +34,60 @@ type Policy struct {
 	RequireUser bool
 }
 
-// Check applies the policy to a valid principal: nil, or the refusal
-// (401 app_only, 403 insufficient_scope) with what was missing in Err.
-func (pol Policy) Check(p *Principal) *TokenError {
+// Grant is what satisfied a route's policy: the first of its scopes the
+// token carries and the first of its roles, each empty when the policy
+// asked for none (or, for Scope, for an app-only token, which has none).
+// The access log and the trace record it, for audits.
+type Grant struct{ Scope, Role string }
+
+// String is "scp:<scope> roles:<role>", the parts present; "" for a route
+// that asks for neither.
+func (g Grant) String() string {
+	switch {
+	case g.Scope != "" && g.Role != "":
+		return "scp:" + g.Scope + " roles:" + g.Role
+	case g.Scope != "":
+		return "scp:" + g.Scope
+	case g.Role != "":
+		return "roles:" + g.Role
+	}
+	return ""
+}
+
+// Check applies the policy to a valid principal: what satisfied it, or the
+// refusal (401 app_only, 403 insufficient_scope) with what was missing in
+// Err.
+func (pol Policy) Check(p *Principal) (Grant, *TokenError) {
+	var g Grant
 	if p.AppOnly && pol.RequireUser {
-		return &TokenError{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: ReasonAppOnly,
+		return g, &TokenError{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: ReasonAppOnly,
 			Description: "this is an app-only token (client credentials); this route calls its API On-Behalf-Of a user and needs a user's token"}
 	}
-	if !p.AppOnly && len(pol.Scopes) > 0 && !slices.ContainsFunc(pol.Scopes, p.HasScope) {
-		return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
+	if !p.AppOnly && len(pol.Scopes) > 0 {
+		i := slices.IndexFunc(pol.Scopes, p.HasScope)
+		if i >= 0 {
+			g.Scope = pol.Scopes[i]
+		}
+	}
+	if !p.AppOnly && len(pol.Scopes) > 0 && g.Scope == "" {
+		return g, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
 			Description: "the token lacks a scope this route requires", Scope: strings.Join(pol.Scopes, " "),
 			Err: fmt.Errorf("needs one of scp %s; the token has %s", strings.Join(pol.Scopes, ", "), orNone(strings.Join(p.Scopes, " ")))}
 	}
-	if (p.AppOnly || len(pol.Roles) > 0) && !slices.ContainsFunc(pol.Roles, p.HasRole) {
+	if i := slices.IndexFunc(pol.Roles, p.HasRole); i >= 0 {
+		g.Role = pol.Roles[i]
+	}
+	if (p.AppOnly || len(pol.Roles) > 0) && g.Role == "" {
 		desc, detail := "the token lacks an app role this route requires", "needs one of roles "+orNone(strings.Join(pol.Roles, ", "))
 		if p.AppOnly && len(pol.Roles) == 0 {
 			desc = "this route admits no app-only token (it lists no required roles)"
 		}
 		// The roles are not put in WWW-Authenticate's scope: they are not
 		// scopes a client can ask for.
-		return &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonRole, Description: desc,
+		return g, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonRole, Description: desc,
 			Err: fmt.Errorf("%s; the token has %s", detail, orNone(strings.Join(p.Roles, ", ")))}
 	}
-	return nil
+	return g, nil
 }
 
 func orNone(s string) string {
@@ -73,11 +108,12 @@ func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) h
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, span := v.cfg.Tracer.Start(r.Context(), "token validation", trace.SpanKindInternal)
 			raw, terr := bearerToken(r)
 			var p *Principal
 			if terr == nil {
 				var err error
-				p, err = v.Validate(r.Context(), raw)
+				p, err = v.Validate(ctx, raw)
 				if err != nil && !errors.As(err, &terr) {
 					terr = invalid(ReasonMalformed, "the token could not be validated", err)
 				}
@@ -85,11 +121,15 @@ func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) h
 				v.cfg.Metrics.validated("invalid", terr.Reason)
 			}
 			if terr == nil {
-				if terr = pol.Check(p); terr != nil {
+				if p.Grant, terr = pol.Check(p); terr != nil {
 					// A valid token this route refuses (scope, role, app-only).
 					v.cfg.Metrics.validated("refused", terr.Reason)
 				}
 			}
+			if span.IsRecording() {
+				traceValidation(span, p, terr)
+			}
+			span.End()
 			if terr != nil {
 				attrs := []any{"reason", string(terr.Reason), "status", terr.Status}
 				if terr.Err != nil {
@@ -104,6 +144,34 @@ func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) h
 			}
 			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
 		})
+	}
+}
+
+// traceValidation records on the validation span what was decided:
+// identifiers, never the token or its claim set.
+func traceValidation(span trace.Span, p *Principal, terr *TokenError) {
+	if p != nil {
+		cache := "miss"
+		if p.FromCache {
+			cache = "hit"
+		}
+		span.SetAttributes(
+			tracing.AttrTokenCache.String(cache),
+			tracing.AttrTokenVersion.String(p.Version),
+			tracing.AttrTokenKeyID.String(p.KeyID),
+			tracing.AttrClientID.String(p.ClientID),
+			tracing.AttrTenantID.String(p.TenantID),
+		)
+		if g := p.Grant.String(); g != "" {
+			span.SetAttributes(tracing.AttrGrant.String(g))
+		}
+	}
+	if terr != nil {
+		span.SetAttributes(tracing.AttrTokenRefusal.String(string(terr.Reason)))
+		if terr.Status == http.StatusServiceUnavailable {
+			// Cannot check now: the gateway's failure, not the caller's.
+			span.SetStatus(codes.Error, "the token could not be checked now")
+		}
 	}
 }
 

@@ -38,8 +38,10 @@ func TestMiddleware(t *testing.T) {
 		wantStatus int
 		wantAuth   string // substring of WWW-Authenticate, which 401 and 403 carry and 400 does not
 		wantError  string // JSON error
+		wantGrant  Grant  // what satisfied the policy, when 200
 	}{
-		{name: "user token passes", policy: Policy{Scopes: []string{"access_as_user"}, RequireUser: true}, headers: []string{"Bearer " + user}, wantStatus: 200},
+		{name: "user token passes", policy: Policy{Scopes: []string{"access_as_user"}, RequireUser: true}, headers: []string{"Bearer " + user}, wantStatus: 200,
+			wantGrant: Grant{Scope: "access_as_user"}},
 		{name: "scheme is case-insensitive", policy: Policy{}, headers: []string{"bearer " + user}, wantStatus: 200},
 		{name: "no header", headers: nil, wantStatus: 401, wantAuth: `Bearer realm="obo-gateway"`, wantError: "unauthorized"},
 		{name: "token in query is not read", target: "/x?access_token=" + user, wantStatus: 401, wantAuth: `realm="obo-gateway"`, wantError: "unauthorized"},
@@ -50,22 +52,30 @@ func TestMiddleware(t *testing.T) {
 			wantAuth: `error="insufficient_scope"`, wantError: "insufficient_scope"},
 		{name: "app-only token on an OBO route", policy: Policy{RequireUser: true, Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 401,
 			wantAuth: `needs a user's token`, wantError: "invalid_token"},
-		{name: "app-only token with the role", policy: Policy{Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 200},
+		{name: "app-only token with the role", policy: Policy{Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 200,
+			wantGrant: Grant{Role: "Gateway.Call"}},
 		{name: "app-only token, route declares no roles", policy: Policy{Scopes: []string{"access_as_user"}}, headers: []string{"Bearer " + app}, wantStatus: 403, wantError: "insufficient_scope"},
 		{name: "user token without the route's role", policy: Policy{Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + user}, wantStatus: 403,
 			wantAuth: `error="insufficient_scope", error_description="the token lacks an app role this route requires"`, wantError: "insufficient_scope"},
-		{name: "user token with the route's role", policy: Policy{Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + admin}, wantStatus: 200},
+		{name: "user token with the route's role", policy: Policy{Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + admin}, wantStatus: 200,
+			wantGrant: Grant{Role: "Orders.Admin"}},
 		{name: "user token with the role, not the scope", policy: Policy{Scopes: []string{"Orders.Manage"}, Roles: []string{"Orders.Admin"}}, headers: []string{"Bearer " + admin}, wantStatus: 403, wantError: "insufficient_scope"},
-		{name: "user token with scope and role on an OBO route", policy: Policy{Scopes: []string{"access_as_user"}, Roles: []string{"Orders.Admin"}, RequireUser: true}, headers: []string{"Bearer " + admin}, wantStatus: 200},
-		{name: "app-only token with the role, route also lists scopes", policy: Policy{Scopes: []string{"access_as_user"}, Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 200},
+		{name: "user token with scope and role on an OBO route", policy: Policy{Scopes: []string{"Orders.Manage", "access_as_user"}, Roles: []string{"Orders.Admin"}, RequireUser: true}, headers: []string{"Bearer " + admin}, wantStatus: 200,
+			wantGrant: Grant{Scope: "access_as_user", Role: "Orders.Admin"}},
+		{name: "app-only token with the role, route also lists scopes", policy: Policy{Scopes: []string{"access_as_user"}, Roles: []string{"Gateway.Call"}}, headers: []string{"Bearer " + app}, wantStatus: 200,
+			wantGrant: Grant{Role: "Gateway.Call"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			called := false
 			h := Middleware(v, tt.policy, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				called = true
-				if FromContext(r.Context()) == nil {
-					t.Error("no principal in the context")
+				p := FromContext(r.Context())
+				if p == nil {
+					t.Fatal("no principal in the context")
+				}
+				if p.Grant != tt.wantGrant {
+					t.Errorf("grant %+v, want %+v", p.Grant, tt.wantGrant)
 				}
 			}))
 			target := tt.target

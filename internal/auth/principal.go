@@ -27,8 +27,14 @@ type Principal struct {
 	Roles    []string
 	// AppOnly is true for tokens from client credentials (no scp): they have no
 	// user, so they cannot be exchanged On-Behalf-Of.
-	AppOnly   bool
+	AppOnly bool
+	// FromCache is true when the verified-token cache answered: the
+	// signature was checked on an earlier request. (Beside AppOnly: in
+	// its padding, so that a Principal stays in its allocation size.)
+	FromCache bool
 	ExpiresAt time.Time
+	// Grant is what satisfied the route's policy (set by Middleware).
+	Grant Grant
 }
 
 // Token returns the token exactly as received, to be passed as the OBO

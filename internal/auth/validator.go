@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/obo-gateway/obo-gateway/internal/lru"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // ValidatorConfig configures a Validator.
@@ -43,6 +44,8 @@ type ValidatorConfig struct {
 	CacheBudget int64
 	Now         func() time.Time
 	Metrics     *Metrics
+	// Tracer records a span per validation (Middleware); nil records none.
+	Tracer *tracing.Tracer
 }
 
 // Validator validates Entra access tokens meant for this gateway. It is
@@ -261,7 +264,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 			if v.holder == nil || v.holder.holds(e.common.kid, e.common.x5t, e.pub) {
 				v.cfg.Metrics.validatedCached()
 				// The cache keeps no token: this request's header holds it.
-				return e.principal(raw, k), nil
+				p := e.principal(raw, k)
+				p.FromCache = true
+				return p, nil
 			}
 			v.verified.Remove(k) // its signing key left the key set
 		}

@@ -172,7 +172,12 @@ func TestVerifiedTokenCache(t *testing.T) {
 	if want := sha256.Sum256([]byte(tok)); p1.TokenHash() != want || p2.TokenHash() != want {
 		t.Error("TokenHash is not the SHA-256 of the token, fresh or cached")
 	}
-	if !reflect.DeepEqual(*p1, *p2) {
+	if p1.FromCache || !p2.FromCache {
+		t.Errorf("FromCache: fresh %v, cached %v; want false, true", p1.FromCache, p2.FromCache)
+	}
+	fresh := *p1
+	fresh.FromCache = true
+	if !reflect.DeepEqual(fresh, *p2) {
 		t.Errorf("cached principal differs from the fresh one:\n cached %+v\n fresh  %+v", *p2, *p1)
 	}
 	if e, ok := v.verified.Get(sha256.Sum256([]byte(tok))); !ok {

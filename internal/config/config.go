@@ -8,7 +8,11 @@
 // Only cmd/gateway knows every setting; each package gets its own small Config.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
+)
 
 // Config is the whole gateway configuration.
 //
@@ -42,6 +46,9 @@ type Config struct {
 	// TrustedProxies are the networks (CIDRs) of proxies in front of the
 	// gateway whose X-Forwarded-For/-Proto/-Host are believed. Others' are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// Tracing exports OpenTelemetry traces over OTLP; off unless an
+	// endpoint is set. The standard OTEL_* variables set it.
+	Tracing Tracing `yaml:"tracing,omitempty"`
 
 	// ShutdownGrace bounds the drain of in-flight requests on SIGTERM. Default 20s.
 	ShutdownGrace Duration `yaml:"shutdown_grace,omitempty"`
@@ -51,6 +58,71 @@ type Config struct {
 	// source is where the settings came from (Origin); nil when Parse
 	// did not make the Config.
 	source *Source
+}
+
+// Tracing is the OpenTelemetry trace export: each setting has the meaning
+// of its standard OTEL_* variable, which overrides it.
+type Tracing struct {
+	// Endpoint is the OTLP base endpoint, e.g. http://otel-collector:4318
+	// (http/protobuf: /v1/traces is appended) or http://otel-collector:4317
+	// (grpc). Setting it (or TracesEndpoint) turns tracing on. Env
+	// OTEL_EXPORTER_OTLP_ENDPOINT.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// TracesEndpoint is the traces endpoint, used as it is. Env
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.
+	TracesEndpoint string `yaml:"traces_endpoint,omitempty"`
+	// Protocol is http/protobuf (the default) or grpc. Env
+	// OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL.
+	Protocol string `yaml:"protocol,omitempty"`
+	// Headers are sent with each export, key=value,key2=value2 (values
+	// percent-encoded), e.g. a collector's API key. Redacted like the
+	// passwords. Env OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS.
+	Headers string `yaml:"headers,omitempty"`
+	// Timeout bounds one export. Default 10s. Env OTEL_EXPORTER_OTLP_TIMEOUT,
+	// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT (milliseconds, as the specification
+	// writes them, or a duration such as 10s).
+	Timeout Duration `yaml:"timeout,omitempty"`
+	// Insecure exports over gRPC without TLS to an endpoint written
+	// without a scheme. Env OTEL_EXPORTER_OTLP_INSECURE, OTEL_EXPORTER_OTLP_TRACES_INSECURE.
+	Insecure bool `yaml:"insecure,omitempty"`
+	// CAFile holds PEM CA certificates trusted for the collector's TLS,
+	// besides the system's. Env OTEL_EXPORTER_OTLP_CERTIFICATE,
+	// OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE.
+	CAFile string `yaml:"ca_file,omitempty"`
+	// Compression is gzip or none (the default). Env
+	// OTEL_EXPORTER_OTLP_COMPRESSION, OTEL_EXPORTER_OTLP_TRACES_COMPRESSION.
+	Compression string `yaml:"compression,omitempty"`
+	// Sampler is parentbased_always_on (the default: a trace the frontend
+	// samples is recorded, and so is one the gateway starts),
+	// parentbased_always_off, parentbased_traceidratio, always_on,
+	// always_off or traceidratio. Env OTEL_TRACES_SAMPLER.
+	Sampler string `yaml:"sampler,omitempty"`
+	// SamplerArg is the ratio of the ratio samplers, 0 to 1. Env OTEL_TRACES_SAMPLER_ARG.
+	SamplerArg string `yaml:"sampler_arg,omitempty"`
+	// ServiceName is service.name. Default obo-gateway. Env OTEL_SERVICE_NAME.
+	ServiceName string `yaml:"service_name,omitempty"`
+	// ResourceAttributes are more resource attributes, key=value,...,
+	// e.g. deployment.environment.name=prod. Env OTEL_RESOURCE_ATTRIBUTES.
+	ResourceAttributes string `yaml:"resource_attributes,omitempty"`
+	// Exporter is otlp (the default) or none, which turns tracing off.
+	// Env OTEL_TRACES_EXPORTER.
+	Exporter string `yaml:"exporter,omitempty"`
+	// Disabled turns tracing off whatever else is set. Env OTEL_SDK_DISABLED.
+	Disabled bool `yaml:"disabled,omitempty"`
+}
+
+// Tracer is the tracing package's configuration of t, for a gateway of
+// version: not Enabled when t is disabled or exports nowhere.
+func (t Tracing) Tracer(version string) tracing.Config {
+	if t.Disabled || t.Exporter == "none" {
+		return tracing.Config{}
+	}
+	return tracing.Config{
+		Endpoint: t.Endpoint, TracesEndpoint: t.TracesEndpoint, Protocol: t.Protocol, Headers: t.Headers,
+		Timeout: t.Timeout.D(), Insecure: t.Insecure, CAFile: t.CAFile, Compression: t.Compression,
+		Sampler: t.Sampler, SamplerArg: t.SamplerArg, ServiceName: t.ServiceName, ServiceVersion: version,
+		ResourceAttributes: t.ResourceAttributes,
+	}
 }
 
 // ServerTLS is the API listener's certificate.

@@ -146,9 +146,24 @@ limits:
   max_header_bytes: 32KiB
   max_body_bytes: 4MiB
 trusted_proxies: [10.0.0.0/8, 192.0.2.10]
+tracing:
+  endpoint: http://otel-collector:4318
+  traces_endpoint: http://otel-collector:4318/v1/traces
+  protocol: http/protobuf
+  headers: api-key=file-secret
+  timeout: 5s
+  insecure: true
+  ca_file: %q
+  compression: gzip
+  sampler: parentbased_traceidratio
+  sampler_arg: "0.5"
+  service_name: gateway-eu
+  resource_attributes: deployment.environment.name=prod
+  exporter: otlp
+  disabled: true
 shutdown_grace: 30s
 log_level: warn
-`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca, redisPassword, fileKeys)
+`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca, redisPassword, fileKeys, f.ca)
 }
 
 // minimalYAML sets only what has no default.
@@ -243,8 +258,14 @@ func wantFull(f files) *Config {
 			},
 		},
 		TrustedProxies: []string{"10.0.0.0/8", "192.0.2.10"},
-		ShutdownGrace:  Duration(30 * time.Second),
-		LogLevel:       "warn",
+		Tracing: Tracing{
+			Endpoint: "http://otel-collector:4318", TracesEndpoint: "http://otel-collector:4318/v1/traces",
+			Protocol: "http/protobuf", Headers: "api-key=file-secret", Timeout: Duration(5 * time.Second), Insecure: true,
+			CAFile: f.ca, Compression: "gzip", Sampler: "parentbased_traceidratio", SamplerArg: "0.5",
+			ServiceName: "gateway-eu", ResourceAttributes: "deployment.environment.name=prod", Exporter: "otlp", Disabled: true,
+		},
+		ShutdownGrace: Duration(30 * time.Second),
+		LogLevel:      "warn",
 	}
 }
 
@@ -524,13 +545,16 @@ func TestEnvVarsCoverEverySetting(t *testing.T) {
 		if v.Description == "" {
 			t.Errorf("%s has no description", v.Name)
 		}
-		if !strings.HasPrefix(v.Name, "OBO_GATEWAY_") && !strings.HasPrefix(v.Name, "AZURE_") {
-			t.Errorf("%s: want OBO_GATEWAY_ or AZURE_", v.Name)
+		if !strings.HasPrefix(v.Name, "OBO_GATEWAY_") && !strings.HasPrefix(v.Name, "AZURE_") && !strings.HasPrefix(v.Name, "OTEL_") {
+			t.Errorf("%s: want OBO_GATEWAY_, AZURE_ or OpenTelemetry's OTEL_", v.Name)
 		}
 		byField[v.Field] = append(byField[v.Field], v.Name)
 	}
 	for _, leaf := range leaves {
 		n := len(byField[leaf])
+		if n == 2 && otelPair(byField[leaf]) {
+			n = 1 // OTEL_EXPORTER_OTLP_X and its traces-specific OTEL_EXPORTER_OTLP_TRACES_X
+		}
 		if leaf == "routes[].name" {
 			n++ // the key of route variables, not settable
 		}
@@ -538,6 +562,13 @@ func TestEnvVarsCoverEverySetting(t *testing.T) {
 			t.Errorf("%s has %d variables %v, want 1", leaf, n, byField[leaf])
 		}
 	}
+}
+
+// otelPair reports OTEL_EXPORTER_OTLP_<X> and OTEL_EXPORTER_OTLP_TRACES_<X>,
+// in that order (the specific one applies last, so it wins).
+func otelPair(names []string) bool {
+	return len(names) == 2 && strings.HasPrefix(names[0], "OTEL_EXPORTER_OTLP_") &&
+		names[1] == strings.Replace(names[0], "OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_", 1)
 }
 
 // envSample is a value for one variable and what the field becomes.
@@ -600,6 +631,20 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 		"cache.redis.encryption_key_id":      {value: "k1", want: "k1"},
 		"trusted_proxies":                    {value: "192.0.2.0/24, 2001:db8::1", want: []string{"192.0.2.0/24", "2001:db8::1"}},
 		"shutdown_grace":                     {value: "45s", want: Duration(45 * time.Second)},
+		"tracing.endpoint":                   {value: "https://collector.example.com:4318", want: "https://collector.example.com:4318"},
+		"tracing.traces_endpoint":            {value: "http://tempo:4318/v1/traces", want: "http://tempo:4318/v1/traces"},
+		"tracing.protocol":                   {value: "grpc", want: "grpc"},
+		"tracing.headers":                    {value: "api-key=env-secret", want: "api-key=env-secret"},
+		"tracing.timeout":                    {value: "2500", want: Duration(2500 * time.Millisecond)},
+		"tracing.insecure":                   {value: "false", want: false},
+		"tracing.ca_file":                    {value: other("otel-ca.pem"), want: other("otel-ca.pem")},
+		"tracing.compression":                {value: "none", want: "none"},
+		"tracing.sampler":                    {value: "always_on", want: "always_on"},
+		"tracing.sampler_arg":                {value: "0.25", want: "0.25"},
+		"tracing.service_name":               {value: "gateway-us", want: "gateway-us"},
+		"tracing.resource_attributes":        {value: "k8s.namespace.name=gw", want: "k8s.namespace.name=gw"},
+		"tracing.exporter":                   {value: "none", want: "none"},
+		"tracing.disabled":                   {value: "false", want: false},
 		"log_level":                          {value: "debug", want: "debug"},
 		"routes[].path_prefix":               {route: "graph-me", value: "/me", want: "/me"},
 		"routes[].upstream":                  {route: "graph-me", value: "https://graph.microsoft.com/beta", want: "https://graph.microsoft.com/beta"},
@@ -725,7 +770,9 @@ func TestEnvEmptyClears(t *testing.T) {
 		for i := range kept {
 			kept[i].MaxBodyBytes, kept[i].BodyTimeout = 0, 0
 		}
-		want := &Config{Routes: append([]Route{{Name: "orders"}}, kept...)}
+		// OpenTelemetry's variables set empty are unset (its
+		// specification): the file's tracing section stays.
+		want := &Config{Routes: append([]Route{{Name: "orders"}}, kept...), Tracing: wantFull(f).Tracing}
 		want.applyDefaults()
 		if !got.Equal(want) {
 			t.Errorf("Parse:\n got %#v\nwant %#v", got.Redacted(), want.Redacted())
@@ -1315,13 +1362,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := &Config{Routes: []Route{{Name: "Bad"}}, Cache: Cache{Redis: &Redis{}}}
 	err := c.Validate()
@@ -1452,6 +1492,7 @@ func TestRedacted(t *testing.T) {
 	want.Entra.Certificate.Password = "REDACTED"
 	want.Cache.Redis.Password = "REDACTED"
 	want.Cache.Redis.EncryptionKeys = "REDACTED"
+	want.Tracing.Headers = "REDACTED"
 	if !r.Equal(want) {
 		t.Fatalf("Redacted = %#v", r)
 	}
@@ -1682,4 +1723,50 @@ func TestRedisKeys(t *testing.T) {
 			t.Errorf("Keys of nil = %v, %v, want an error", keys, err)
 		}
 	})
+}
+
+// The tracing settings are checked with the tracing package's rules; each
+// problem names its setting and the OTEL_* variable that set it, and never
+// quotes the headers (they may hold a collector's API key).
+func TestTracingProblems(t *testing.T) {
+	f := newFiles(t)
+	content := fullYAML(f)
+	for _, tc := range []struct {
+		name, field, envVar string
+		env                 map[string]string
+	}{
+		{"sampler", "tracing.sampler", "OTEL_TRACES_SAMPLER", map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}},
+		{"ratio", "tracing.sampler_arg", "OTEL_TRACES_SAMPLER_ARG", map[string]string{"OTEL_TRACES_SAMPLER_ARG": "1.5"}},
+		{"protocol", "tracing.protocol", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}},
+		{"headers", "tracing.headers", "OTEL_EXPORTER_OTLP_HEADERS", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=hunter2%zz"}},
+		{"exporter", "tracing.exporter", "OTEL_TRACES_EXPORTER", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}},
+		{"endpoint when on", "tracing.traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+			map[string]string{"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://user:hunter2@collector/v1/traces"}},
+		{"timeout", "tracing.timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, content, tc.env)
+			if err == nil {
+				t.Fatal("Load accepted it")
+			}
+			p := findProblem(t, err, tc.field)
+			if !p.FromEnv || p.EnvVar != tc.envVar {
+				t.Errorf("problem %+v, want it from %s", p, tc.envVar)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the problem quotes a secret: %v", err)
+			}
+		})
+	}
+	// Off (disabled), the endpoint is not checked; on, it is.
+	if _, err := load(t, content, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://x"}); err != nil {
+		t.Errorf("a disabled exporter's endpoint was checked: %v", err)
+	}
+	c := mustLoad(t, content, map[string]string{"OTEL_SDK_DISABLED": "false"})
+	if tc := c.Tracing.Tracer("v1"); !tc.Enabled() || tc.ServiceVersion != "v1" || tc.Sampler != "parentbased_traceidratio" {
+		t.Errorf("Tracer = %+v", tc)
+	}
+	if tc := mustLoad(t, content, map[string]string{"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_EXPORTER": "none"}).Tracing.Tracer(""); tc.Enabled() {
+		t.Error("exporter none left tracing on")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // EnvVar documents one environment variable that overrides a setting.
@@ -253,6 +254,50 @@ func envSettings() []envSetting {
 
 		{EnvVar{"OBO_GATEWAY_TRUSTED_PROXIES", "trusted_proxies", "CIDRs or IPs of proxies whose X-Forwarded-* headers are believed, comma-separated"},
 			setList(func(c *Config) *[]string { return &c.TrustedProxies })},
+		// OpenTelemetry's own variables, as every SDK reads them: the
+		// generic OTEL_EXPORTER_OTLP_* first, so that the traces-specific
+		// one wins when both are set.
+		{EnvVar{"OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.endpoint", "OTLP base endpoint; turns tracing on, e.g. http://otel-collector:4318"},
+			setString(func(c *Config) *string { return &c.Tracing.Endpoint })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "tracing.traces_endpoint", "OTLP traces endpoint, used as it is; turns tracing on"},
+			setString(func(c *Config) *string { return &c.Tracing.TracesEndpoint })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_PROTOCOL", "tracing.protocol", "OTLP protocol: http/protobuf or grpc"},
+			setString(func(c *Config) *string { return &c.Tracing.Protocol })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "tracing.protocol", "OTLP protocol of traces: http/protobuf or grpc"},
+			setString(func(c *Config) *string { return &c.Tracing.Protocol })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_HEADERS", "tracing.headers", "headers of each export, key=value,key2=value2"},
+			setString(func(c *Config) *string { return &c.Tracing.Headers })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "tracing.headers", "headers of each traces export, key=value,key2=value2"},
+			setString(func(c *Config) *string { return &c.Tracing.Headers })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TIMEOUT", "tracing.timeout", "bound on one export, in milliseconds, e.g. 10000"},
+			setParsed(func(c *Config) *Duration { return &c.Tracing.Timeout }, parseMillis)},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "tracing.timeout", "bound on one traces export, in milliseconds, e.g. 10000"},
+			setParsed(func(c *Config) *Duration { return &c.Tracing.Timeout }, parseMillis)},
+		{EnvVar{"OTEL_EXPORTER_OTLP_INSECURE", "tracing.insecure", "gRPC without TLS to an endpoint without a scheme: true or false"},
+			setBool(func(c *Config) *bool { return &c.Tracing.Insecure })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "tracing.insecure", "gRPC without TLS for traces: true or false"},
+			setBool(func(c *Config) *bool { return &c.Tracing.Insecure })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_CERTIFICATE", "tracing.ca_file", "PEM CA certificates trusted for the collector's TLS"},
+			setString(func(c *Config) *string { return &c.Tracing.CAFile })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "tracing.ca_file", "PEM CA certificates trusted for the traces collector's TLS"},
+			setString(func(c *Config) *string { return &c.Tracing.CAFile })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_COMPRESSION", "tracing.compression", "export compression: gzip or none"},
+			setString(func(c *Config) *string { return &c.Tracing.Compression })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "tracing.compression", "traces export compression: gzip or none"},
+			setString(func(c *Config) *string { return &c.Tracing.Compression })},
+		{EnvVar{"OTEL_TRACES_SAMPLER", "tracing.sampler", "sampler, e.g. parentbased_always_on or parentbased_traceidratio"},
+			setString(func(c *Config) *string { return &c.Tracing.Sampler })},
+		{EnvVar{"OTEL_TRACES_SAMPLER_ARG", "tracing.sampler_arg", "ratio of the ratio samplers, e.g. 0.1"},
+			setString(func(c *Config) *string { return &c.Tracing.SamplerArg })},
+		{EnvVar{"OTEL_SERVICE_NAME", "tracing.service_name", "service.name of the spans, e.g. obo-gateway"},
+			setString(func(c *Config) *string { return &c.Tracing.ServiceName })},
+		{EnvVar{"OTEL_RESOURCE_ATTRIBUTES", "tracing.resource_attributes", "more resource attributes, key=value,..."},
+			setString(func(c *Config) *string { return &c.Tracing.ResourceAttributes })},
+		{EnvVar{"OTEL_TRACES_EXPORTER", "tracing.exporter", "otlp, or none to turn tracing off"},
+			setString(func(c *Config) *string { return &c.Tracing.Exporter })},
+		{EnvVar{"OTEL_SDK_DISABLED", "tracing.disabled", "true turns tracing off"},
+			setBool(func(c *Config) *bool { return &c.Tracing.Disabled })},
+
 		{EnvVar{"OBO_GATEWAY_SHUTDOWN_GRACE", "shutdown_grace", "drain time for in-flight requests on SIGTERM, e.g. 20s"},
 			setDuration(func(c *Config) *Duration { return &c.ShutdownGrace })},
 		{EnvVar{"OBO_GATEWAY_LOG_LEVEL", "log_level", "debug, info, warn or error"},
@@ -314,7 +359,9 @@ func (c *Config) applyEnv(lookup func(string) (string, bool), from map[string]st
 	var errs []*FieldError
 	apply := func(field, name string, set func(string) error) {
 		v, ok := lookup(name)
-		if !ok {
+		if !ok || (v == "" && strings.HasPrefix(name, "OTEL_")) {
+			// OpenTelemetry's variables follow its specification: empty
+			// is unset (the gateway's own clear their setting).
 			return
 		}
 		from[field] = name
@@ -515,4 +562,16 @@ func parseBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not a boolean: write true, false, 1 or 0", v)
+}
+
+// parseMillis reads a timeout as OpenTelemetry's variables write it, a
+// whole number of milliseconds, or as a duration with a unit (10s).
+func parseMillis(s string) (Duration, error) {
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 {
+		return Duration(time.Duration(n) * time.Millisecond), nil
+	}
+	if d, err := parseDuration(s); err == nil {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%q is not a timeout: write milliseconds, e.g. 10000, or a duration, e.g. 10s", s)
 }

@@ -98,6 +98,7 @@ func (c *Config) Redacted() *Config {
 		rd := c.Cache.Redis.redacted()
 		r.Cache.Redis = &rd
 	}
+	r.Tracing = c.Tracing.redacted()
 	return &r
 }
 
@@ -180,4 +181,37 @@ func (r Redis) LogValue() slog.Value {
 func (r Redis) MarshalJSON() ([]byte, error) {
 	type plain Redis // without the methods
 	return json.Marshal(plain(r.redacted()))
+}
+
+// redacted returns a copy of t with the headers (which may hold a
+// collector's API key) and any credentials in the endpoints redacted.
+func (t Tracing) redacted() Tracing {
+	t.Headers = redactedIfSet(t.Headers)
+	t.Endpoint = redactedURL(t.Endpoint)
+	t.TracesEndpoint = redactedURL(t.TracesEndpoint)
+	return t
+}
+
+// String prints the tracing settings with the headers redacted.
+func (t Tracing) String() string {
+	t = t.redacted()
+	return "{endpoint:" + t.Endpoint + " traces_endpoint:" + t.TracesEndpoint + " protocol:" + t.Protocol +
+		" headers:" + t.Headers + " timeout:" + t.Timeout.String() + " insecure:" + strconv.FormatBool(t.Insecure) +
+		" ca_file:" + t.CAFile + " compression:" + t.Compression + " sampler:" + t.Sampler + " sampler_arg:" + t.SamplerArg +
+		" service_name:" + t.ServiceName + " resource_attributes:" + t.ResourceAttributes + " exporter:" + t.Exporter +
+		" disabled:" + strconv.FormatBool(t.Disabled) + "}"
+}
+
+// GoString is String, for %#v.
+func (t Tracing) GoString() string { return t.String() }
+
+// LogValue logs the tracing settings with the headers redacted.
+func (t Tracing) LogValue() slog.Value {
+	t = t.redacted()
+	return slog.GroupValue(
+		slog.String("endpoint", t.Endpoint), slog.String("traces_endpoint", t.TracesEndpoint),
+		slog.String("protocol", t.Protocol), slog.String("headers", t.Headers),
+		slog.String("sampler", t.Sampler), slog.String("service_name", t.ServiceName),
+		slog.Bool("disabled", t.Disabled),
+	)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/cors"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
@@ -80,6 +81,7 @@ func (c *Config) ValidateWith(opts Options) (ignored []*FieldError, err error) {
 			p.addValue(fmt.Sprintf("trusted_proxies[%d]", i), s, "%v", err)
 		}
 	}
+	c.validateTracing(p)
 	if c.ShutdownGrace < 0 {
 		p.addValue("shutdown_grace", c.ShutdownGrace.String(), "must not be negative (%s); e.g. 20s", c.ShutdownGrace)
 	}
@@ -877,4 +879,83 @@ func shownURL(s string) string {
 		return ""
 	}
 	return u.Redacted()
+}
+
+// validateTracing checks the tracing settings with the tracing package's
+// own rules, naming each bad setting.
+func (c *Config) validateTracing(p *problems) {
+	t := c.Tracing
+	if t.CAFile != "" {
+		checkReadable(p, "tracing.ca_file", t.CAFile)
+	}
+	switch t.Exporter {
+	case "", "otlp", "none":
+	default:
+		p.addValue("tracing.exporter", t.Exporter, "%q is not supported: use otlp or none", t.Exporter)
+	}
+	tc := t.Tracer("")
+	if !tc.Enabled() {
+		// Off: check what would be used when it is turned on, but not the
+		// endpoint, which is what turns it on.
+		tc = tracing.Config{Protocol: t.Protocol, Headers: t.Headers, Timeout: t.Timeout.D(), Compression: t.Compression,
+			Sampler: t.Sampler, SamplerArg: t.SamplerArg, ResourceAttributes: t.ResourceAttributes}
+	}
+	err := tc.Validate()
+	for _, e := range unjoin(err) {
+		var se *tracing.SettingError
+		if !errors.As(e, &se) {
+			continue
+		}
+		field := "tracing." + se.Setting
+		value := ""
+		switch se.Setting {
+		case "headers":
+			value = redactedIfSet(t.Headers) // never quoted: it may hold a credential
+		case "endpoint":
+			value = t.Endpoint
+		case "traces_endpoint":
+			value = t.TracesEndpoint
+		case "protocol":
+			value = t.Protocol
+		case "sampler":
+			value = t.Sampler
+		case "sampler_arg":
+			value = t.SamplerArg
+		case "compression":
+			value = t.Compression
+		case "resource_attributes":
+			value = t.ResourceAttributes
+		case "timeout":
+			value = t.Timeout.String()
+		}
+		if se.Setting == "endpoint" || se.Setting == "traces_endpoint" {
+			value = redactedURL(value)
+		}
+		p.addValue(field, value, "%v", se.Err)
+	}
+}
+
+// unjoin is the errors errors.Join joined, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// redactedURL is a URL without its user information, which could be a
+// credential.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil && strings.Contains(raw, "@"):
+		return redacted
+	case err != nil, u.User == nil:
+		return raw
+	}
+	u.User = url.User(redacted)
+	return u.String()
 }

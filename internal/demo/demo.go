@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/gateway"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/sampleapi"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // Options configure the demo.
@@ -41,6 +43,10 @@ type Options struct {
 	Credential string
 	Version    string
 	Logger     *slog.Logger
+	// Environ is the process environment ("NAME=value"): its OpenTelemetry
+	// variables (OTEL_*) apply to the demo's gateway, so that
+	// OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on; no other variable does.
+	Environ []string
 }
 
 // Info is the demo's JSON line. Its keys are a contract: acceptance tests
@@ -62,6 +68,9 @@ type Info struct {
 	SPAURL string `json:"spa_url"`
 	// AccessToken is a fresh token for the first user, for the curl line.
 	AccessToken string `json:"access_token"`
+	// Traces is where the gateway exports its traces (OTLP), when the
+	// OTEL_* variables turned tracing on; absent otherwise.
+	Traces string `json:"traces,omitempty"`
 }
 
 // Scope is what a frontend asks for to call the demo gateway.
@@ -134,12 +143,12 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 	if err := os.WriteFile(cfgPath, []byte(configYAML(opt, fe, upURL, credential, spaOrigin)), 0o600); err != nil {
 		return err
 	}
-	cfg, err := config.Load(cfgPath, func(string) string { return "" })
+	cfg, err := config.Load(cfgPath, otelOnly(opt.Environ))
 	if err != nil {
 		return fmt.Errorf("demo: generated configuration: %w", err)
 	}
 	reg := metrics.NewRegistry(opt.Version)
-	gw, err := gateway.New(ctx, cfg, gateway.Deps{Logger: opt.Logger, Registry: reg})
+	gw, err := gateway.New(ctx, cfg, gateway.Deps{Logger: opt.Logger, Registry: reg, Version: opt.Version})
 	if err != nil {
 		return err
 	}
@@ -182,6 +191,9 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = spa.Serve(spaLn) }()
 	defer spa.Close()
+	if tc := cfg.Tracing.Tracer(""); tc.Enabled() {
+		info.Traces = cmp.Or(tc.TracesEndpoint, tc.Endpoint) + " (OTLP " + cmp.Or(tc.Protocol, tracing.ProtocolHTTP) + ")"
+	}
 	if opt.JSON {
 		line, _ := json.Marshal(info)
 		fmt.Fprintf(stdout, "%s\n", line)
@@ -344,6 +356,7 @@ func printInstructions(w io.Writer, in Info) {
   local tenant %s  (CA: %s)
   config       %s
   sample SPA   %s  (MSAL.js; a browser must trust the tenant's CA: README, "The sample SPA")
+  traces       %s
 
 A token for %s (valid for at least an hour), and the gateway:
 
@@ -364,6 +377,7 @@ Get another token (users: %s; password %s):
     -d username=%s --data-urlencode 'password=%s' \
     --data-urlencode 'scope=%s openid offline_access' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 `, in.GatewayURL, in.AdminURL, in.AdminURL, in.UpstreamURL, in.Authority, in.CAFile, in.ConfigFile, in.SPAURL,
+		cmp.Or(in.Traces, "off (set OTEL_EXPORTER_OTLP_ENDPOINT to export them)"),
 		u.Username, in.GatewayURL, in.AccessToken, u.Username,
 		userList(in.Users), u.Password,
 		in.CAFile, in.TokenEndpoint, in.FrontendClientID, u.Username, u.Password, in.Scope)
@@ -375,4 +389,16 @@ func userList(us []fakeentra.UserInfo) string {
 		names = append(names, u.Username)
 	}
 	return strings.Join(names, ", ")
+}
+
+// otelOnly is the OTEL_* entries of environ: the demo's configuration is
+// its own, but tracing is the operator's to turn on.
+func otelOnly(environ []string) []string {
+	out := []string{}
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "OTEL_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

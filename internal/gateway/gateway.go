@@ -27,6 +27,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache/redisl2"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // Deps are what the gateway takes from its caller rather than making.
@@ -35,6 +36,8 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Version is the gateway's version, the spans' service.version.
+	Version string
 }
 
 // TokenSource gets downstream tokens; *obo.Exchanger is one, and
@@ -84,6 +87,33 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	}
 	e := cfg.Entra
 
+	// Tracing, when an OTLP endpoint is configured: then every log line
+	// written with a request's context carries its trace and span IDs.
+	tracer, err := tracing.New(ctx, cfg.Tracing.Tracer(deps.Version))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				_ = c()
+			}
+		}
+	}()
+	if tracer.On() {
+		log = slog.New(tracing.LogHandler(log.Handler()))
+		closers = append(closers, func() error {
+			// Export what is buffered, within the pod's termination grace.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return tracer.Shutdown(sctx)
+		})
+		t := cfg.Tracing.Tracer(deps.Version)
+		log.Info("tracing on: spans exported over OTLP", "protocol", orDefault(t.Protocol, tracing.ProtocolHTTP),
+			"sampler", orDefault(t.Sampler, tracing.SamplerParentBasedAlwaysOn))
+	}
+
 	// The clients, each made once (package clients, as doctor and inspect
 	// make them).
 	var cert *obo.Certificate
@@ -104,6 +134,8 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	// Calls to Entra made for a request (MSAL's) are its client spans.
+	entra.Transport = tracing.Transport(tracer, entra.Transport)
 	// Validation: discovery now, the keys in the background.
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -123,7 +155,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	validator, err := auth.NewValidator(auth.ValidatorConfig{
 		Keys: keys, Metadata: md, TenantID: e.TenantID, AllowedTenants: e.AllowedTenants,
 		ClientID: e.ClientID, Audiences: e.Audiences, Leeway: e.ClockSkew.D(), Now: now, Metrics: authm,
-		CacheBudget: int64(cfg.Cache.VerifiedTokensBudget),
+		CacheBudget: int64(cfg.Cache.VerifiedTokensBudget), Tracer: tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -143,14 +175,6 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	}
 	endpoint := newTokenEndpoint(ctx, tokenURL, entra, log, now, reg)
 	endpoint.start()
-	var closers []func() error
-	defer func() {
-		if err != nil {
-			for _, c := range closers {
-				_ = c()
-			}
-		}
-	}()
 	var l2 tokencache.L2
 	if r := cfg.Cache.Redis; r != nil {
 		rc, err := clients.Redis(r)
@@ -190,12 +214,14 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 			Logger:         log,
 			Metrics:        proxy.NewMetrics(reg),
 			Refusals:       refusals,
+			Tracer:         tracer,
 		}),
 		Edge:      newEdge(lim, reg, refusals, log),
 		Metrics:   metrics.NewHTTP(reg),
 		Refusals:  refusals,
 		Logger:    log,
 		Authority: e.AuthorityHost + "/" + e.TenantID,
+		Tracer:    tracer,
 	}, AdminConfig{
 		Registry: reg,
 		Ready:    &Readiness{Keys: keys, Certificate: exchanger.Certificate, Credential: credentialCheck(assertion, now), TokenEndpoint: endpoint, Now: now},
@@ -206,6 +232,13 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	}
 	g.closers = closers
 	return g, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // newEdge builds the edge of the API listener from the limits; zero limits

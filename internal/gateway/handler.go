@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/auth"
@@ -20,6 +22,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
@@ -49,12 +52,16 @@ type HandlerConfig struct {
 	// Authority is https://<authority host>/<tenant>, for the
 	// authorization_uri of the claims challenges passed to frontends.
 	Authority string
+	// Tracer records the request's spans; nil (tracing off) records none.
+	// The validator and the proxy get theirs in their own Config.
+	Tracer *tracing.Tracer
 }
 
 // NewHandler returns the API: every route, in one chi router. It owns the
 // order of the middleware, which is the order a request meets them:
 //
-//	access log (request ID, reqlog.Writer) → recover → edge (method,
+//	access log (request ID, reqlog.Writer) → server span (tracing) →
+//	recover → edge (method,
 //	canonical path, body deadline) → CORS (preflights end here) → route
 //	table (longest prefix)
 //	  → per route: route name → metrics → edge (lookalike path, in-flight
@@ -64,8 +71,9 @@ type HandlerConfig struct {
 //
 // The route table sees the canonical path the edge made, and the proxy
 // forwards that same path: the upstream reads the path the table matched.
-// The request context carries only the request's own data: its ID and the
-// principal (auth); the exchange step hands the tokens to the proxy as
+// The request context carries only the request's own data: its ID, its
+// span (where OpenTelemetry keeps it, and where MSAL's calls to Entra find
+// their parent) and the principal (auth); the exchange step hands the tokens to the proxy as
 // arguments (proxy.RouteHandler.Forward); what the access log reports
 // travels with the response writer (package reqlog).
 func NewHandler(c HandlerConfig) (http.Handler, error) {
@@ -77,7 +85,7 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	x := &exchanges{tokens: c.Tokens, refusals: c.Refusals, log: log, authority: c.Authority}
+	x := &exchanges{tokens: c.Tokens, refusals: c.Refusals, log: log, authority: c.Authority, tracer: c.Tracer}
 
 	var table routeTable
 	for _, rt := range c.Routes {
@@ -94,7 +102,7 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 			pr.ClaimsRetry = x.claimsRetry(rt)
 		}
 		table.add(rt.PathPrefix, chi.Chain(
-			routeName(rt.Name),
+			routeName(rt.Name, rt.PathPrefix),
 			c.Metrics.Middleware(rt.Name),
 			c.Edge.Route(edge.Route{
 				Name: rt.Name, Stricter: stricterPrefixes(c.Routes, rt.PathPrefix), MaxInFlight: rt.MaxInFlight,
@@ -107,7 +115,7 @@ func NewHandler(c HandlerConfig) (http.Handler, error) {
 	return chi.Chain(
 		// The access log wraps the recoverer so that it logs the 500 the
 		// recoverer answers to a panic, not the status nobody wrote.
-		reqlog.Middleware(log), recoverer(log), c.Edge.Middleware,
+		reqlog.Middleware(log), tracing.Middleware(c.Tracer), recoverer(log), c.Edge.Middleware,
 		cors.Middleware(cors.Config{
 			AllowedOrigins: c.CORS.AllowedOrigins,
 			AllowedHeaders: c.CORS.AllowedHeaders,
@@ -163,11 +171,16 @@ func stricterPrefixes(routes []config.Route, prefix string) []string {
 	return out
 }
 
-// routeName records the matched route for the access log.
-func routeName(name string) func(http.Handler) http.Handler {
+// routeName records the matched route for the access log, and on the
+// server span (its name becomes "<method> <prefix>", http.route the prefix).
+func routeName(name, prefix string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			reqlog.From(w).SetRoute(name)
+			if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+				span.SetName(tracing.Method(r.Method) + " " + prefix)
+				span.SetAttributes(semconv.HTTPRoute(prefix), tracing.AttrRoute.String(name))
+			}
 			next.ServeHTTP(w, r)
 		})
 	}
@@ -183,7 +196,7 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 					if rec == http.ErrAbortHandler {
 						panic(rec)
 					}
-					log.Error("panic serving request", "request_id", reqid.FromContext(r.Context()), "panic", rec)
+					log.ErrorContext(r.Context(), "panic serving request", "request_id", reqid.FromContext(r.Context()), "panic", rec)
 					apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
 				}
 			}()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/config"
@@ -24,6 +25,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/obo"
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // benchBody is the upstream's answer, the same small JSON body as
@@ -38,6 +40,13 @@ const benchBody = `{"ok":true,"service":"bench-upstream","items":[1,2,3]}`
 // next answers the exchanges; nil means a fakeTokens with one token for all.
 func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (http.Handler, *tokencache.OBO, *fakeTokens) {
 	b.Helper()
+	return newTracedBenchGateway(b, upstream, next, nil)
+}
+
+// newTracedBenchGateway is newBenchGateway with tracing through tracer
+// (nil: off), wired as gateway.New wires it.
+func newTracedBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger, tracer *tracing.Tracer) (http.Handler, *tokencache.OBO, *fakeTokens) {
+	b.Helper()
 	_, set := testKeys(b)
 	keys, err := auth.NewStaticKeySet(set)
 	if err != nil {
@@ -47,7 +56,7 @@ func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (
 	authm := auth.NewMetrics(reg)
 	v, err := auth.NewValidator(auth.ValidatorConfig{
 		Keys: keys, Metadata: testMetadata, TenantID: testTenant, ClientID: testClientID,
-		Metrics: authm, CacheBudget: 32 << 20,
+		Metrics: authm, CacheBudget: 32 << 20, Tracer: tracer,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -63,6 +72,9 @@ func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if tracer.On() {
+		log = slog.New(tracing.LogHandler(log.Handler()))
+	}
 	tr := proxy.NewTransport(proxy.TransportConfig{})
 	b.Cleanup(tr.CloseIdleConnections)
 	rt := ordersRoute(upstream)
@@ -72,11 +84,12 @@ func newBenchGateway(b *testing.B, upstream string, next tokencache.Exchanger) (
 		Routes:    []config.Route{rt},
 		Validator: v,
 		Tokens:    cache,
-		Proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg)}),
+		Proxy:     proxy.New(proxy.Config{Transport: tr, Logger: log, Metrics: proxy.NewMetrics(reg), Tracer: tracer}),
 		Edge:      newEdge(config.Limits{}, nil, nil, log),
 		Metrics:   metrics.NewHTTP(reg),
 		Logger:    log,
 		Authority: testAuthority,
+		Tracer:    tracer,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -160,6 +173,11 @@ func serveOK(b *testing.B, h http.Handler, tok string) {
 // allocates; the header value is the caller's, made once, as a server
 // reads it from its buffer.
 func serveAuthorized(b *testing.B, h http.Handler, authz string) {
+	serveTraced(b, h, authz, "")
+}
+
+// serveTraced is serveAuthorized with a frontend's traceparent, when not "".
+func serveTraced(b *testing.B, h http.Handler, authz, traceparent string) {
 	// http.NewRequest rather than httptest.NewRequest, which allocates a
 	// 4 KiB reader per request that a real server pools.
 	r, err := http.NewRequest(http.MethodGet, "http://gateway.test/orders/items", nil)
@@ -168,6 +186,9 @@ func serveAuthorized(b *testing.B, h http.Handler, authz string) {
 	}
 	r.RemoteAddr = "192.0.2.1:1234"
 	r.Header["Authorization"] = []string{authz}
+	if traceparent != "" {
+		r.Header["Traceparent"] = []string{traceparent}
+	}
 	w := benchWriter{header: http.Header{}}
 	h.ServeHTTP(&w, r)
 	if w.status != http.StatusOK || w.n != len(benchBody) {
@@ -242,7 +263,34 @@ func BenchmarkHotPath(b *testing.B) {
 			}
 		})
 	})
+
+	// Tracing on, as gateway.New wires it: the SDK's batch span processor
+	// in front of an exporter that drops the batches (the export itself
+	// runs in the SDK's goroutine, not the request's). "sampled": every
+	// request's five spans recorded (the frontend's sampled traceparent,
+	// parent-based sampler); "unsampled": the frontend's traceparent says
+	// not sampled: the context is carried and passed on, nothing recorded.
+	for _, tc := range []struct{ name, flags string }{{"traced-sampled", "01"}, {"traced-unsampled", "00"}} {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		h, _, _ := newTracedBenchGateway(b, up.URL, nil, tracing.FromProvider(tp))
+		authz := "Bearer " + userToken(b, nil)
+		traceparent := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + tc.flags
+		serveTraced(b, h, authz, traceparent)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				serveTraced(b, h, authz, traceparent)
+			}
+		})
+	}
 }
+
+// discardExporter drops the spans it is given.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkHotPathBigCache is BenchmarkHotPath's cached-token with 100,000
 // other entries in the downstream-token cache: a hit must cost the same (a

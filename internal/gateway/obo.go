@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/auth"
 	"github.com/obo-gateway/obo-gateway/internal/config"
@@ -17,6 +20,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/proxy"
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/tokencache"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // exchanges is the On-Behalf-Of step of the request path: each route's
@@ -26,6 +30,48 @@ type exchanges struct {
 	refusals  *metrics.Refusals
 	log       *slog.Logger
 	authority string // https://host/<tenant>, for claims challenges
+	tracer    *tracing.Tracer
+}
+
+// token gets the downstream token for rt, in a span of its own: where it
+// came from (L1, L2, an exchange) and, on failure, Entra's code and IDs.
+// The calls to Entra an exchange makes are the span's children (MSAL's
+// requests carry ctx).
+func (x *exchanges) token(ctx context.Context, rt config.Route, p *auth.Principal, claims string) (obo.Token, error) {
+	ctx, span := x.tracer.Start(ctx, "downstream token", trace.SpanKindInternal)
+	tok, err := x.tokens.Exchange(ctx, exchangeRequest(rt, p, claims))
+	if span.IsRecording() {
+		traceToken(span, rt, tok, err)
+	}
+	span.End()
+	return tok, err
+}
+
+// traceToken records the outcome of a downstream token on its span: never
+// the token.
+func traceToken(span trace.Span, rt config.Route, tok obo.Token, err error) {
+	span.SetAttributes(tracing.AttrRoute.String(rt.Name), tracing.AttrDownstreamRes.String(rt.Resource()))
+	if err == nil {
+		span.SetAttributes(tracing.AttrTokenSource.String(tok.Source))
+		return
+	}
+	var oe *obo.Error
+	switch {
+	case errors.Is(err, tokencache.ErrBusy):
+		span.SetAttributes(tracing.AttrShed.String(metrics.LimitExchanges))
+		span.SetStatus(codes.Error, "exchange shed: too many in progress")
+	case errors.As(err, &oe):
+		span.SetAttributes(tracing.AttrTokenSource.String(obo.SourceExchange), tracing.AttrEntraErrorCode.String(oe.CodeLabel()))
+		if oe.CorrelationID != "" {
+			span.SetAttributes(tracing.AttrEntraCorrelation.String(oe.CorrelationID))
+		}
+		if oe.TraceID != "" {
+			span.SetAttributes(tracing.AttrEntraTraceID.String(oe.TraceID))
+		}
+		span.SetStatus(codes.Error, "exchange failed: "+string(oe.Class()))
+	default:
+		span.SetStatus(codes.Error, "exchange failed")
+	}
 }
 
 // exchangeRequest is the exchange of p's token for rt's downstream scopes.
@@ -43,7 +89,7 @@ func exchangeRequest(rt config.Route, p *auth.Principal, claims string) obo.Requ
 // upstream. It runs behind auth.Middleware, which put the principal in the
 // request context, and ends the route's chain.
 func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handler {
-	exchange := len(rt.DownstreamScopes) > 0
+	exchange, resource := len(rt.DownstreamScopes) > 0, rt.Resource()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := auth.FromContext(r.Context())
 		if p == nil {
@@ -53,15 +99,18 @@ func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handle
 			apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
 			return
 		}
-		reqlog.From(w).SetUser(p.ObjectID, p.TenantID)
+		rec := reqlog.From(w)
+		rec.SetUser(p.ObjectID, p.TenantID)
+		rec.SetClient(p.ClientID, p.Grant.Scope, p.Grant.Role)
 		var f proxy.Forward
 		f.SetSecret(p.Token())
 		if exchange {
-			tok, err := x.tokens.Exchange(r.Context(), exchangeRequest(rt, p, ""))
+			tok, err := x.token(r.Context(), rt, p, "")
 			if err != nil {
 				x.failed(w, r, rt, p, err)
 				return
 			}
+			rec.SetDownstream(reqlog.Downstream{Resource: resource, Source: tok.Source, Exchange: tok.Took})
 			f.SetUpstreamToken(tok.AccessToken)
 		}
 		to.Forward(w, r, f)
@@ -79,7 +128,7 @@ func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
 		if p == nil {
 			return "", errors.New("gateway: no validated principal for the claims retry")
 		}
-		tok, err := x.tokens.Exchange(ctx, exchangeRequest(rt, p, claims))
+		tok, err := x.token(ctx, rt, p, claims)
 		var oe *obo.Error
 		switch {
 		case errors.Is(err, tokencache.ErrBusy):
@@ -89,8 +138,8 @@ func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
 			// Entra throttles or fails: as for the first exchange, 503
 			// with its Retry-After, not a challenge the user would step
 			// up for in vain.
-			x.log.Warn("on-behalf-of exchange for a claims challenge failed: Entra unavailable",
-				"route", rt.Name, "error_code", oe.CodeLabel(), "entra_status", oe.Status, "trace_id", oe.TraceID, "principal", p)
+			x.log.WarnContext(ctx, "on-behalf-of exchange for a claims challenge failed: Entra unavailable",
+				"route", rt.Name, "error_code", oe.CodeLabel(), "entra_status", oe.Status, "entra_trace_id", oe.TraceID, "principal", p)
 			return "", &proxy.RetryLaterError{After: oe.RetryAfter, Err: err}
 		}
 		return tok.AccessToken, err
@@ -102,7 +151,7 @@ func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
 func (x *exchanges) failed(w http.ResponseWriter, r *http.Request, rt config.Route, p *auth.Principal, err error) {
 	if r.Context().Err() != nil {
 		// The client gave up while the exchange ran: not Entra's failure.
-		x.log.Info("client went away during the on-behalf-of exchange", "route", rt.Name, "principal", p)
+		x.log.InfoContext(r.Context(), "client went away during the on-behalf-of exchange", "route", rt.Name, "principal", p)
 		w.WriteHeader(proxy.StatusClientClosedRequest)
 		return
 	}
@@ -111,7 +160,7 @@ func (x *exchanges) failed(w http.ResponseWriter, r *http.Request, rt config.Rou
 		// Entra's answer: the user's token is fine, the exchange waits.
 		x.refusals.Shed(metrics.LimitExchanges)
 		reqlog.From(w).SetShed(metrics.LimitExchanges)
-		x.log.Warn("on-behalf-of exchange shed: too many in progress", "route", rt.Name, "principal", p)
+		x.log.WarnContext(r.Context(), "on-behalf-of exchange shed: too many in progress", "route", rt.Name, "principal", p)
 		edge.Shed(w, r, "the gateway is obtaining tokens for as many new sessions as it may; retry shortly")
 		return
 	}
@@ -122,7 +171,7 @@ func (x *exchanges) failed(w http.ResponseWriter, r *http.Request, rt config.Rou
 	class := oe.Class()
 	attrs := []any{
 		"route", rt.Name, "class", string(class), "error_code", oe.CodeLabel(), "error", oe.Code,
-		"suberror", oe.SubError, "entra_status", oe.Status, "trace_id", oe.TraceID,
+		"suberror", oe.SubError, "entra_status", oe.Status, "entra_trace_id", oe.TraceID,
 		"correlation_id", oe.CorrelationID, "hint", oe.Hint(), "principal", p,
 	}
 	if oe.Err != nil {
@@ -133,11 +182,11 @@ func (x *exchanges) failed(w http.ResponseWriter, r *http.Request, rt config.Rou
 		// for a code the catalogue does not know.
 		attrs = append(attrs, "entra_description", oe.Description)
 	}
-	level := x.log.Info
+	level := x.log.InfoContext
 	if class == obo.ClassGateway || class == obo.ClassUnavailable {
-		level = x.log.Error
+		level = x.log.ErrorContext
 	}
-	level("on-behalf-of exchange failed", attrs...)
+	level(r.Context(), "on-behalf-of exchange failed", attrs...)
 
 	switch {
 	case class == obo.ClassInteraction && oe.Claims == "":

@@ -190,14 +190,14 @@ func TestExchangeFailures(t *testing.T) {
 				want["hint"] = tc.wantHint
 			}
 			if tc.wantTrace {
-				want["trace_id"], want["correlation_id"] = entraTraceID, entraCorrelationID
+				want["entra_trace_id"], want["correlation_id"] = entraTraceID, entraCorrelationID
 			}
 			for k, v := range want {
 				if line[k] != v {
 					t.Errorf("log %s = %v, want %v", k, line[k], v)
 				}
 			}
-			for _, k := range []string{"trace_id", "correlation_id", "hint", "detail"} {
+			for _, k := range []string{"entra_trace_id", "correlation_id", "hint", "detail"} {
 				if _, ok := line[k]; !ok {
 					t.Errorf("log line has no %s: %v", k, line)
 				}

@@ -178,7 +178,7 @@ func routeDecision(rt Route, p *auth.Principal) RouteDecision {
 		d.Status, d.Message = 401, "the token's claims cannot be read"
 		return d
 	}
-	if te := rt.Policy.Check(p); te != nil {
+	if _, te := rt.Policy.Check(p); te != nil {
 		d.Status, d.Reason, d.Message = te.Status, string(te.Reason), te.Description
 		if te.Err != nil {
 			d.Message += " (" + te.Err.Error() + ")"

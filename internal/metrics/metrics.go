@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 )
@@ -29,9 +31,10 @@ func NewRegistry(version string) *prometheus.Registry {
 	return reg
 }
 
-// Handler serves the registry's metrics.
+// Handler serves the registry's metrics: the Prometheus text format, or
+// OpenMetrics (with exemplars) to a scraper that asks for it.
 func Handler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: false})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
 }
 
 // HTTP are the per-route request metrics of the API listener.
@@ -84,13 +87,28 @@ func (m *HTTP) Middleware(route string) func(http.Handler) http.Handler {
 			returned := false
 			defer func() {
 				inflight.Dec()
-				duration.Observe(time.Since(start).Seconds())
+				Observe(r.Context(), duration, time.Since(start).Seconds())
 				m.requests.WithLabelValues(route, method(r.Method), statusLabel(ww.Status(returned))).Inc()
 			}()
 			next.ServeHTTP(w, r)
 			returned = true
 		})
 	}
+}
+
+// Observe observes v, with the trace and span IDs of ctx's span as an
+// exemplar when that span is sampled: a histogram's bucket then links to
+// one trace that landed in it. Exemplars reach Prometheus in the
+// OpenMetrics exposition ([Handler] offers it), stored with
+// --enable-feature=exemplar-storage.
+func Observe(ctx context.Context, o prometheus.Observer, v float64) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String()})
+			return
+		}
+	}
+	o.Observe(v)
 }
 
 // statusLabels are the code labels of the valid status codes, made once:

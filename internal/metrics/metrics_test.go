@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
@@ -257,5 +259,51 @@ func TestMiddlewareSharesTheAccessLogsWriter(t *testing.T) {
 	}
 	if n := testkit.CounterValue(t, reg, "obo_gateway_http_requests_total", map[string]string{"route": "r", "method": "GET", "code": "503"}); n != 1 {
 		t.Errorf("requests_total{code=503} = %v, want 1", n)
+	}
+}
+
+// A request's duration carries its sampled span's IDs as an exemplar,
+// which the OpenMetrics exposition shows; an unsampled or untraced request
+// carries none.
+func TestExemplars(t *testing.T) {
+	reg := NewRegistry("test")
+	m := NewHTTP(reg)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags})
+		route := "unsampled"
+		if sc.IsSampled() {
+			route = "sampled"
+		}
+		h := m.Middleware(route)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(trace.ContextWithSpanContext(context.Background(), sc)))
+	}
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	rec := httptest.NewRecorder()
+	Handler(reg).ServeHTTP(rec, req)
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Fatalf("Content-Type %q, want OpenMetrics", ct)
+	}
+	var sampled, unsampled bool
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if !strings.HasPrefix(line, "obo_gateway_http_request_duration_seconds_bucket{") || !strings.Contains(line, " # {") {
+			continue
+		}
+		if !strings.Contains(line, `trace_id="4bf92f3577b34da6a3ce929d0e0e4736"`) || !strings.Contains(line, `span_id="00f067aa0ba902b7"`) {
+			t.Errorf("exemplar without the IDs: %s", line)
+		}
+		sampled = sampled || strings.Contains(line, `route="sampled"`)
+		unsampled = unsampled || strings.Contains(line, `route="unsampled"`)
+	}
+	if !sampled || unsampled {
+		t.Errorf("exemplar on the sampled request %v (want true), on the unsampled one %v (want false)", sampled, unsampled)
+	}
+	// Plain Prometheus text for a scraper that does not ask for OpenMetrics.
+	rec = httptest.NewRecorder()
+	Handler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if strings.Contains(rec.Body.String(), " # {") {
+		t.Error("exemplars in the text format")
 	}
 }

@@ -104,6 +104,20 @@ type Request struct {
 type Token struct {
 	AccessToken string
 	ExpiresOn   time.Time
+	// Source is where the token came from: SourceExchange here (MSAL's own
+	// cache is kept empty: every call asks Entra); the caches in front set
+	// theirs (package tokencache).
+	Source string
+	// Took is how long the exchange took (MSAL's call, retry included).
+	Took time.Duration
+}
+
+// SourceExchange is the Source of a token this package got from Entra.
+const SourceExchange = "exchange"
+
+// tokenOf is the Token of MSAL's result.
+func tokenOf(res confidential.AuthResult, took time.Duration) Token {
+	return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn, Source: SourceExchange, Took: took}
 }
 
 // New builds the MSAL confidential client. It does not contact Entra.
@@ -229,16 +243,18 @@ func (x *Exchanger) Exchange(ctx context.Context, req Request) (Token, error) {
 			state = x.cur.Load()
 			res, err = state.client.AcquireTokenOnBehalfOf(ctx, req.Assertion, req.Scopes, opts...)
 			if err == nil {
-				x.cfg.Metrics.exchanged(req.Route, "success", "", time.Since(start))
-				return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+				took := time.Since(start)
+				x.cfg.Metrics.exchanged(ctx, req.Route, "success", "", took)
+				return tokenOf(res, took), nil
 			}
 			e = fromMSAL(ctx, err)
 		}
-		x.cfg.Metrics.exchanged(req.Route, string(e.Class()), e.CodeLabel(), time.Since(start))
+		x.cfg.Metrics.exchanged(ctx, req.Route, string(e.Class()), e.CodeLabel(), time.Since(start))
 		return Token{}, e
 	}
-	x.cfg.Metrics.exchanged(req.Route, "success", "", time.Since(start))
-	return Token{AccessToken: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+	took := time.Since(start)
+	x.cfg.Metrics.exchanged(ctx, req.Route, "success", "", took)
+	return tokenOf(res, took), nil
 }
 
 // Certificate is the certificate in use (nil for exchangers built without one).

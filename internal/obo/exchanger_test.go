@@ -241,6 +241,9 @@ func TestExchangeSuccess(t *testing.T) {
 			if !tok.ExpiresOn.After(before) {
 				t.Errorf("ExpiresOn = %v; want after %v", tok.ExpiresOn, before)
 			}
+			if tok.Source != SourceExchange || tok.Took <= 0 {
+				t.Errorf("Source %q, Took %v; want exchange and the exchange's time", tok.Source, tok.Took)
+			}
 			h.assertSingleExchangeMetric(t, "orders", "success", "")
 
 			// The client assertion the tenant received: thumbprint always, x5c when asked.

@@ -1,10 +1,13 @@
 package obo
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 )
 
 // Metrics are the OBO exchange metrics. A nil *Metrics records nothing.
@@ -54,10 +57,10 @@ func (m *Metrics) certificateReload(result string) {
 	}
 }
 
-func (m *Metrics) exchanged(route, result, code string, d time.Duration) {
+func (m *Metrics) exchanged(ctx context.Context, route, result, code string, d time.Duration) {
 	if m == nil {
 		return
 	}
 	m.exchanges.WithLabelValues(route, result, code).Inc()
-	m.duration.Observe(d.Seconds())
+	metrics.Observe(ctx, m.duration, d.Seconds())
 }

@@ -27,6 +27,9 @@ func (redacted) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 type Forward struct {
 	upstreamToken redacted
 	secret        redacted
+	// The W3C trace context of the upstream request (the proxy's client
+	// span), replacing the client's; empty with tracing off.
+	traceparent, tracestate string
 }
 
 // SetUpstreamToken sets the token the proxy sends upstream as

@@ -75,7 +75,7 @@ func (f *fastLeg) serve(g *guardWriter, r *http.Request, fw Forward, path, rawPa
 		fail(g, r, f.timeoutCause(err, start))
 		return
 	}
-	f.p.metrics.observe(f.rt.Name, time.Since(start))
+	f.p.metrics.observe(ctx, f.rt.Name, time.Since(start))
 	if f.rt.Timeout > 0 && c != nil {
 		// The route timeout bounds the wait for the headers only: a
 		// streamed body is not cut by it. The client's end still ends
@@ -269,7 +269,7 @@ func (x *exchange) writeRequest(bw *bufio.Writer, token string) error {
 	bw.WriteString("\r\n")
 
 	trusted := f.p.trustedPeer(r.RemoteAddr)
-	rules := requestRules{secret: secret, cookies: f.rt.Cookies, trusted: trusted, conn: r.Header["Connection"]}
+	rules := requestRules{secret: secret, cookies: f.rt.Cookies, trusted: trusted, conn: r.Header["Connection"], traced: x.fw.traceparent != ""}
 	id := reqid.FromContext(r.Context())
 	for name, vals := range r.Header {
 		if (id != "" && name == reqid.Header) || !rules.keep(name, vals) {
@@ -313,6 +313,12 @@ func (x *exchange) writeRequest(bw *bufio.Writer, token string) error {
 	}
 	if id != "" && httpguts.ValidHeaderFieldValue(id) {
 		writeHeader(bw, reqid.Header, id)
+	}
+	if tp := x.fw.traceparent; tp != "" {
+		writeHeader(bw, "Traceparent", tp)
+		if ts := x.fw.tracestate; ts != "" && httpguts.ValidHeaderFieldValue(ts) {
+			writeHeader(bw, "Tracestate", ts)
+		}
 	}
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")

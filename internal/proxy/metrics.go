@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 )
 
 // Metrics are the upstream request metrics, labelled by route name only.
@@ -56,9 +59,9 @@ func (m *Metrics) addRoute(route string) {
 	}
 }
 
-func (m *Metrics) observe(route string, d time.Duration) {
+func (m *Metrics) observe(ctx context.Context, route string, d time.Duration) {
 	if m != nil {
-		m.duration.WithLabelValues(route).Observe(d.Seconds())
+		metrics.Observe(ctx, m.duration.WithLabelValues(route), d.Seconds())
 	}
 }
 

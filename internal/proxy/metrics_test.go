@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,6 +61,6 @@ obo_gateway_upstream_errors_total{kind="timeout",route="orders"} 0
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
 	m.addRoute("orders")
-	m.observe("orders", 1)
+	m.observe(context.Background(), "orders", 1)
 	m.failed("orders", kindOther)
 }

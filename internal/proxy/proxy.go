@@ -25,14 +25,20 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
 	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 	"github.com/obo-gateway/obo-gateway/internal/urlpath"
 )
 
@@ -118,6 +124,10 @@ type Config struct {
 	Refusals *metrics.Refusals
 	// Fast tunes the fast leg's connections (LegFast, LegAuto).
 	Fast FastConfig
+	// Tracer records a client span per upstream request and sends the
+	// upstream its W3C trace context in place of the client's; nil
+	// records nothing and passes the client's traceparent on untouched.
+	Tracer *tracing.Tracer
 }
 
 // Proxy makes the per-route handlers. It is safe for concurrent use.
@@ -131,6 +141,7 @@ type Proxy struct {
 	buffers   bufferPool
 	afterFunc afterFunc // time.AfterFunc, replaced in tests
 	fast      FastConfig
+	tracer    *tracing.Tracer
 
 	poolsMu sync.Mutex
 	pools   map[string]*connPool // the fast leg's, by scheme://host
@@ -147,6 +158,7 @@ func New(cfg Config) *Proxy {
 		afterFunc: timeAfterFunc,
 		fast:      fastFromTransport(cfg.Fast, cfg.Transport).withDefaults(),
 		pools:     map[string]*connPool{},
+		tracer:    cfg.Tracer,
 	}
 	if p.transport == nil {
 		p.transport = NewTransport(TransportConfig{})
@@ -285,6 +297,11 @@ func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, fv Forwar
 	// Deferred: a response aborted half-way (http.ErrAbortHandler) is
 	// reported too.
 	defer g.finish()
+	if p.tracer.On() {
+		var span trace.Span
+		r, span = h.startSpan(r, f, path, rawPath)
+		defer endSpan(span, g) // before g.finish, which clears g
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		// Remember the client's body errors, for the error handler to tell
 		// them from the upstream's.
@@ -310,6 +327,63 @@ func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, fv Forwar
 		r2.Body = g.body
 	}
 	h.rp.ServeHTTP(g, r2)
+}
+
+// startSpan starts the client span of the upstream request and sets f's
+// trace context headers to it: the upstream's parent is this span. The
+// request carries the span on only when it is recorded (its exemplar, the
+// claims retry's spans); an unsampled one needs only the headers.
+func (h *RouteHandler) startSpan(r *http.Request, f *Forward, path, rawPath string) (*http.Request, trace.Span) {
+	method := tracing.Method(r.Method)
+	ctx, span := h.p.tracer.Start(r.Context(), method+" "+h.rt.PathPrefix, trace.SpanKindClient)
+	f.traceparent, f.tracestate = h.p.tracer.Headers(ctx)
+	if !span.IsRecording() {
+		return r, span
+	}
+	up := h.rt.Upstream
+	p, raw := joinURLPath(up, path, rawPath)
+	if raw == "" {
+		raw = (&url.URL{Path: p}).EscapedPath()
+	}
+	span.SetAttributes(
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.ServerAddress(up.Hostname()),
+		semconv.URLFull(up.Scheme+"://"+up.Host+reqlog.RedactPath(raw)),
+		tracing.AttrRoute.String(h.rt.Name),
+	)
+	port := up.Port()
+	switch {
+	case port != "":
+		if n, err := strconv.Atoi(port); err == nil {
+			span.SetAttributes(semconv.ServerPort(n))
+		}
+	case up.Scheme == "https":
+		span.SetAttributes(semconv.ServerPort(443))
+	default:
+		span.SetAttributes(semconv.ServerPort(80))
+	}
+	return r.WithContext(ctx), span
+}
+
+// endSpan ends the upstream span with the outcome g recorded.
+func endSpan(span trace.Span, g *guardWriter) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	u := g.upstream
+	if u.Status != 0 {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(u.Status))
+	}
+	switch {
+	case u.Err != "":
+		span.SetAttributes(semconv.ErrorTypeKey.String(u.Err), tracing.AttrUpstreamErrorKind.String(u.Err))
+		span.SetStatus(codes.Error, "upstream request failed: "+u.Err)
+	case u.Status >= 400:
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(u.Status)))
+		span.SetStatus(codes.Error, "")
+	}
+	span.End()
 }
 
 // fastFromTransport fills what c leaves unset from the standard leg's
@@ -423,6 +497,15 @@ func (p *Proxy) rewrite(rt Route) func(*httputil.ProxyRequest) {
 		if id := reqid.FromContext(pr.In.Context()); id != "" {
 			if v := h[reqid.Header]; len(v) != 1 || v[0] != id { // usually copied from the request already
 				h[reqid.Header] = []string{id}
+			}
+		}
+		if f.traceparent != "" {
+			// The gateway's span is the upstream's parent, not the client's.
+			delete(h, "Traceparent")
+			delete(h, "Tracestate")
+			h["Traceparent"] = []string{f.traceparent}
+			if f.tracestate != "" {
+				h["Tracestate"] = []string{f.tracestate}
 			}
 		}
 		// Last, so nothing copied above can bring the token back.

@@ -51,6 +51,7 @@ type requestRules struct {
 	cookies bool     // the route forwards Cookie
 	trusted bool     // the peer is a trusted proxy: its X-Forwarded-* are kept
 	conn    []string // the client's Connection values
+	traced  bool     // the gateway sends its own traceparent and tracestate
 }
 
 // keep reports whether the client's header name (with values vals) goes
@@ -72,6 +73,8 @@ func (rr *requestRules) keep(name string, vals []string) bool {
 	case !rr.cookies && (headerNameIs(name, "cookie") || headerNameIs(name, "cookie2")):
 		return false
 	case headerNameIs(name, "authorization"):
+		return false
+	case rr.traced && (headerNameIs(name, "traceparent") || headerNameIs(name, "tracestate")):
 		return false
 	}
 	return !holdsSecret(name, vals, rr.secret)

@@ -94,7 +94,7 @@ func (t *routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.roundTrip(req)
 	d := time.Since(start)
 	if err == nil {
-		t.metrics.observe(t.route, d)
+		t.metrics.observe(req.Context(), t.route, d)
 	}
 	return resp, err
 }

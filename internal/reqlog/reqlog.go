@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 )
 
@@ -54,9 +56,28 @@ type Writer struct {
 
 	route    string
 	oid, tid string
+	client   string // azp/appid
+	scope    string // the scope that satisfied the route
+	role     string // the role that satisfied the route
 	refused  string
 	shed     string
 	upstream Upstream
+	down     Downstream
+	traceID  trace.TraceID // zero: no span
+	spanID   trace.SpanID
+}
+
+// Downstream is where the request's downstream token came from.
+type Downstream struct {
+	// Resource is the downstream API the token is for (its App ID URI).
+	Resource string
+	// Source is "l1" (this replica's cache), "l2" (the shared cache),
+	// "exchange" (an On-Behalf-Of exchange made for this request) or
+	// "exchange_shared" (one made for a concurrent request, joined).
+	Source string
+	// Exchange is the time the exchange with Entra took, when Source is
+	// an exchange.
+	Exchange time.Duration
 }
 
 // NewWriter wraps w.
@@ -90,6 +111,53 @@ func (w *Writer) SetUser(oid, tid string) {
 	if w != nil {
 		w.oid, w.tid = oid, tid
 	}
+}
+
+// SetClient records, for audits, the calling application (the token's azp
+// or appid) and what satisfied the route's policy: the scope and the role
+// it asked for and the token carried (empty when it asked for none).
+func (w *Writer) SetClient(clientID, scope, role string) {
+	if w != nil {
+		w.client, w.scope, w.role = clientID, scope, role
+	}
+}
+
+// SetDownstream records where the downstream token came from.
+func (w *Writer) SetDownstream(d Downstream) {
+	if w != nil {
+		w.down = d
+	}
+}
+
+// SetTrace records the request's server span, whose IDs the line carries.
+func (w *Writer) SetTrace(sc trace.SpanContext) {
+	if w != nil {
+		w.traceID, w.spanID = sc.TraceID(), sc.SpanID()
+	}
+}
+
+// Route is the route SetRoute recorded.
+func (w *Writer) Route() string {
+	if w == nil {
+		return ""
+	}
+	return w.route
+}
+
+// Refused is the reason SetRefused recorded.
+func (w *Writer) Refused() string {
+	if w == nil {
+		return ""
+	}
+	return w.refused
+}
+
+// Shed is the limit SetShed recorded.
+func (w *Writer) Shed() string {
+	if w == nil {
+		return ""
+	}
+	return w.shed
 }
 
 // SetRefused records why the gateway refused the request itself, a
@@ -210,7 +278,7 @@ func Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 			returned := false
 			defer func() {
 				if log.Enabled(r.Context(), slog.LevelInfo) {
-					var buf [14]slog.Attr // on the stack: LogAttrs copies them
+					var buf [24]slog.Attr // on the stack: LogAttrs copies them
 					log.LogAttrs(r.Context(), slog.LevelInfo, "request", ww.attrs(buf[:0], r, id, start, returned)...)
 				}
 			}()
@@ -225,7 +293,7 @@ func (w *Writer) attrs(attrs []slog.Attr, r *http.Request, id string, start time
 	attrs = append(attrs,
 		slog.String("request_id", id),
 		slog.String("method", r.Method),
-		slog.String("path", logPath(r.URL.Path)),
+		slog.String("path", RedactPath(r.URL.Path)),
 		slog.String("route", w.route),
 		slog.Int("status", w.Status(returned)),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
@@ -233,6 +301,24 @@ func (w *Writer) attrs(attrs []slog.Attr, r *http.Request, id string, start time
 	)
 	if w.oid != "" || w.tid != "" {
 		attrs = append(attrs, slog.String("oid", w.oid), slog.String("tid", w.tid))
+	}
+	if w.traceID.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", w.traceID.String()), slog.String("span_id", w.spanID.String()))
+	}
+	if w.client != "" {
+		attrs = append(attrs, slog.String("client_id", w.client))
+	}
+	if w.scope != "" {
+		attrs = append(attrs, slog.String("granted_scope", w.scope))
+	}
+	if w.role != "" {
+		attrs = append(attrs, slog.String("granted_role", w.role))
+	}
+	if d := w.down; d.Source != "" {
+		attrs = append(attrs, slog.String("downstream_resource", d.Resource), slog.String("token_source", d.Source))
+		if d.Source == "exchange" || d.Source == "exchange_shared" {
+			attrs = append(attrs, slog.Float64("exchange_ms", float64(d.Exchange.Microseconds())/1000))
+		}
 	}
 	if w.refused != "" {
 		attrs = append(attrs, slog.String("refused", w.refused))
@@ -256,10 +342,10 @@ func (w *Writer) attrs(attrs []slog.Attr, r *http.Request, id string, start time
 // so "eyJ…") anywhere in a path.
 var jwtInPath = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`)
 
-// logPath is the path as the access log writes it: any token in it replaced
+// RedactPath is the path as the access log (and a trace) writes it: any token in it replaced
 // by REDACTED. The proxy refuses a path that carries the caller's token, but
 // the access log records every request, refused or not, authenticated or not.
-func logPath(path string) string {
+func RedactPath(path string) string {
 	if !strings.Contains(path, "eyJ") {
 		return path // the common case, without the regular expression's allocations
 	}

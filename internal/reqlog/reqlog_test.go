@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/internal/reqid"
 	"github.com/obo-gateway/obo-gateway/internal/testkit"
 )
@@ -202,6 +204,31 @@ func TestMiddlewareLine(t *testing.T) {
 				w.WriteHeader(http.StatusGatewayTimeout)
 			},
 			want: map[string]any{"status": 504.0, "upstream_status": 504.0, "upstream_error": "timeout", "upstream_ms": 1000.0},
+		},
+		{
+			name:   "audit fields and trace IDs",
+			target: "/orders/7",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				From(w).SetClient("app-1", "Orders.Read", "Orders.Admin")
+				From(w).SetDownstream(Downstream{Resource: "api://orders-api", Source: "exchange", Exchange: 2500 * time.Microsecond})
+				tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+				sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+				From(w).SetTrace(trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+			},
+			want: map[string]any{
+				"client_id": "app-1", "granted_scope": "Orders.Read", "granted_role": "Orders.Admin",
+				"downstream_resource": "api://orders-api", "token_source": "exchange", "exchange_ms": 2.5,
+				"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+			},
+		},
+		{
+			name:   "a cached token has no exchange time",
+			target: "/orders/7",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				From(w).SetDownstream(Downstream{Resource: "api://orders-api", Source: "l2"})
+			},
+			want:   map[string]any{"token_source": "l2", "downstream_resource": "api://orders-api"},
+			absent: []string{"exchange_ms", "trace_id", "span_id", "client_id", "granted_scope", "granted_role"},
 		},
 		{
 			name:   "a token in the path is redacted",

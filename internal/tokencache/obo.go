@@ -54,6 +54,16 @@ type OBOConfig struct {
 	Now          func() time.Time
 }
 
+// The token sources the cache reports in obo.Token.Source, besides the
+// exchanger's own (obo.SourceExchange).
+const (
+	SourceL1 = "l1" // this replica's cache
+	SourceL2 = "l2" // the cache shared by the replicas
+	// SourceExchangeShared: an exchange made for a concurrent request
+	// for the same token and scopes, joined.
+	SourceExchangeShared = "exchange_shared"
+)
+
 // ErrBusy is the error of an exchange that found MaxConcurrent exchanges in
 // progress and could not wait for one to end: the caller should answer 503
 // with Retry-After, not blame Entra or the user's token.
@@ -158,7 +168,7 @@ func (c *OBO) Exchange(ctx context.Context, req obo.Request) (obo.Token, error) 
 	k := KeyOf(req)
 	if e, ok := c.l1.Get(k); ok {
 		c.cfg.Metrics.lookup("l1", "hit")
-		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
+		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn, Source: SourceL1}, nil
 	}
 	c.cfg.Metrics.lookup("l1", "miss")
 	return c.miss(ctx, k, req)
@@ -167,7 +177,9 @@ func (c *OBO) Exchange(ctx context.Context, req obo.Request) (obo.Token, error) 
 // miss performs or joins the exchange for k. Apart from Exchange, so that
 // the key escapes to the heap (in the closure) on misses only.
 func (c *OBO) miss(ctx context.Context, k Key, req obo.Request) (obo.Token, error) {
+	leader := false // set by the flight's function, which only the leader's call runs
 	ch := c.group.DoChan(string(k[:]), func() (any, error) {
+		leader = true
 		// Detached from the first caller: its giving up must not fail the others.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ExchangeTimeout)
 		defer cancel()
@@ -181,7 +193,13 @@ func (c *OBO) miss(ctx context.Context, k Key, req obo.Request) (obo.Token, erro
 		if res.Shared {
 			c.cfg.Metrics.shared()
 		}
-		return res.Val.(obo.Token), nil
+		tok := res.Val.(obo.Token)
+		if !leader && tok.Source == obo.SourceExchange {
+			// The receive on ch orders the flight's write of leader before
+			// this read.
+			tok.Source = SourceExchangeShared
+		}
+		return tok, nil
 	case <-ctx.Done():
 		return obo.Token{}, ctx.Err()
 	}
@@ -193,7 +211,7 @@ func (c *OBO) fill(ctx context.Context, k Key, req obo.Request) (obo.Token, erro
 	// Again: a caller that missed L1 just before an exchange for the same key
 	// ended, and joined no flight, finds its token here.
 	if e, ok := c.l1.Get(k); ok {
-		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
+		return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn, Source: SourceL1}, nil
 	}
 	if c.cfg.L2 != nil {
 		e, ok, err := c.cfg.L2.Get(ctx, k)
@@ -203,7 +221,7 @@ func (c *OBO) fill(ctx context.Context, k Key, req obo.Request) (obo.Token, erro
 		case ok && c.usable(e):
 			c.cfg.Metrics.lookup("l2", "hit")
 			c.store(k, e)
-			return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn}, nil
+			return obo.Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn, Source: SourceL2}, nil
 		default:
 			c.cfg.Metrics.lookup("l2", "miss")
 		}

@@ -43,7 +43,8 @@ func (f *fakeExchanger) Exchange(ctx context.Context, req obo.Request) (obo.Toke
 	if f.err != nil {
 		return obo.Token{}, f.err
 	}
-	return obo.Token{AccessToken: fmt.Sprintf("downstream-%d-for-%s", n, req.Assertion), ExpiresOn: f.now().Add(f.lifetime)}, nil
+	return obo.Token{AccessToken: fmt.Sprintf("downstream-%d-for-%s", n, req.Assertion), ExpiresOn: f.now().Add(f.lifetime),
+		Source: obo.SourceExchange, Took: time.Millisecond}, nil
 }
 
 func newTestOBO(t *testing.T, next Exchanger, clock *testkit.Clock, l2 L2) (*OBO, *Metrics) {
@@ -54,6 +55,11 @@ func newTestOBO(t *testing.T, next Exchanger, clock *testkit.Clock, l2 L2) (*OBO
 		t.Fatal(err)
 	}
 	return c, m
+}
+
+// sameToken compares the token, not where it came from.
+func sameToken(a, b obo.Token) bool {
+	return a.AccessToken == b.AccessToken && a.ExpiresOn.Equal(b.ExpiresOn)
 }
 
 func req(user string) obo.Request {
@@ -70,8 +76,11 @@ func TestHitAfterMissAndExpiryMinusMargin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t2, _ := c.Exchange(ctx, req("alice"))
-	if t1 != t2 || x.calls.Load() != 1 {
-		t.Fatalf("second call: same=%v exchanges=%d; want a cache hit", t1 == t2, x.calls.Load())
+	if !sameToken(t1, t2) || x.calls.Load() != 1 {
+		t.Fatalf("second call: same=%v exchanges=%d; want a cache hit", sameToken(t1, t2), x.calls.Load())
+	}
+	if t1.Source != obo.SourceExchange || t2.Source != SourceL1 || t2.Took != 0 {
+		t.Errorf("sources %q (took %v), %q (took %v); want exchange, then l1", t1.Source, t1.Took, t2.Source, t2.Took)
 	}
 	// Alive until 55 minutes (expiry minus the 5 minute margin), not after.
 	clock.Advance(54 * time.Minute)
@@ -182,17 +191,23 @@ func TestConcurrentMissesShareOneExchange(t *testing.T) {
 	close(results)
 	var first obo.Token
 	count := 0
+	sources := map[string]int{}
 	for tok := range results {
 		if count == 0 {
 			first = tok
 		}
-		if tok != first {
+		if !sameToken(tok, first) {
 			t.Error("waiters got different tokens")
 		}
+		sources[tok.Source]++
 		count++
 	}
 	if count != n || x.calls.Load() != 1 {
 		t.Errorf("%d answers from %d exchanges; want %d from 1", count, x.calls.Load(), n)
+	}
+	// One request made the exchange; the others joined it.
+	if sources[obo.SourceExchange] != 1 || sources[SourceExchangeShared] != n-1 {
+		t.Errorf("sources %v, want 1 exchange and %d exchange_shared", sources, n-1)
 	}
 }
 
@@ -311,8 +326,11 @@ func TestL2(t *testing.T) {
 		t.Errorf("L2 TTL = %v, want the token's lifetime minus the margin (55m)", l2.ttl[k])
 	}
 	tokB, err := replicaB.Exchange(context.Background(), req("alice"))
-	if err != nil || tokB != tokA || x.calls.Load() != 1 {
-		t.Fatalf("replica B: same token=%v exchanges=%d err=%v; want the token from L2", tokB == tokA, x.calls.Load(), err)
+	if err != nil || !sameToken(tokB, tokA) || x.calls.Load() != 1 {
+		t.Fatalf("replica B: same token=%v exchanges=%d err=%v; want the token from L2", sameToken(tokB, tokA), x.calls.Load(), err)
+	}
+	if tokB.Source != SourceL2 {
+		t.Errorf("replica B's source %q, want l2", tokB.Source)
 	}
 	if got := testutil.ToFloat64(mB.lookups.WithLabelValues("l2", "hit")); got != 1 {
 		t.Errorf("replica B l2 hits = %v", got)

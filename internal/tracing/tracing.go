@@ -1,0 +1,456 @@
+// Package tracing is the gateway's OpenTelemetry tracing: the tracer
+// provider and its OTLP exporter (gRPC or HTTP), the W3C trace context
+// taken from the frontend and given to the upstream, the server span of a
+// request, client spans for calls to Entra, and what joins logs and metrics
+// to traces (trace and span IDs in log lines, exemplars).
+//
+// Tracing is off unless an OTLP endpoint is configured: then a *Tracer is
+// nil, every method of a nil *Tracer does nothing, and the request path
+// pays for no span, context or header.
+//
+// Spans never carry a token, a secret or a claim set: identifiers only
+// (client application, tenant, key ID, route, status codes, Entra's
+// correlation IDs).
+package tracing
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/obo-gateway/obo-gateway/internal/pki"
+)
+
+// The OTLP protocols (OTEL_EXPORTER_OTLP_PROTOCOL).
+const (
+	ProtocolGRPC = "grpc"
+	ProtocolHTTP = "http/protobuf"
+)
+
+// The samplers (OTEL_TRACES_SAMPLER), as the OpenTelemetry specification
+// names them.
+const (
+	SamplerAlwaysOn                = "always_on"
+	SamplerAlwaysOff               = "always_off"
+	SamplerTraceIDRatio            = "traceidratio"
+	SamplerParentBasedAlwaysOn     = "parentbased_always_on"
+	SamplerParentBasedAlwaysOff    = "parentbased_always_off"
+	SamplerParentBasedTraceIDRatio = "parentbased_traceidratio"
+)
+
+// Config is the tracing configuration, with the meaning of the standard
+// OTEL_* variables (config.Tracing, which the gateway reads them into).
+type Config struct {
+	// Endpoint is the OTLP base endpoint (OTEL_EXPORTER_OTLP_ENDPOINT):
+	// for http/protobuf, "/v1/traces" is appended to its path.
+	Endpoint string
+	// TracesEndpoint is the traces endpoint used as it is
+	// (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); it wins over Endpoint.
+	TracesEndpoint string
+	// Protocol is ProtocolGRPC or ProtocolHTTP (the default).
+	Protocol string
+	// Headers are sent with every export: "key=value,key2=value2",
+	// values percent-encoded (OTEL_EXPORTER_OTLP_HEADERS). They may hold
+	// a credential: never logged.
+	Headers string
+	// Timeout bounds one export; default 10s.
+	Timeout time.Duration
+	// Insecure sends gRPC without TLS to an endpoint without a scheme
+	// (an http:// endpoint is plaintext anyway).
+	Insecure bool
+	// CAFile holds PEM CA certificates trusted for the collector's TLS,
+	// besides the system's (OTEL_EXPORTER_OTLP_CERTIFICATE).
+	CAFile string
+	// Compression is "gzip" or "none" (the default).
+	Compression string
+	// Sampler is one of the Sampler* names; default
+	// SamplerParentBasedAlwaysOn. SamplerArg is the ratio of the ratio
+	// samplers, 0 to 1 (default 1).
+	Sampler    string
+	SamplerArg string
+	// ServiceName is service.name; default "obo-gateway".
+	ServiceName string
+	// ServiceVersion is service.version.
+	ServiceVersion string
+	// ResourceAttributes are more resource attributes, "key=value,..."
+	// (OTEL_RESOURCE_ATTRIBUTES), e.g. deployment.environment.name=prod.
+	ResourceAttributes string
+}
+
+// Enabled reports whether c configures an exporter: an endpoint is set.
+func (c Config) Enabled() bool { return c.Endpoint != "" || c.TracesEndpoint != "" }
+
+// SettingError is a bad setting of a Config: Setting names its field as
+// the configuration file does (endpoint, protocol, sampler, …).
+type SettingError struct {
+	Setting string
+	Err     error
+}
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Validate checks c without building anything: the errors are
+// *SettingError, joined.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(setting string, err error) { errs = append(errs, &SettingError{Setting: setting, Err: err}) }
+	if _, err := c.protocol(); err != nil {
+		bad("protocol", err)
+	} else if c.Enabled() {
+		if _, _, err := c.endpoint(); err != nil {
+			setting := "endpoint"
+			if c.TracesEndpoint != "" {
+				setting = "traces_endpoint"
+			}
+			bad(setting, err)
+		}
+	}
+	if _, err := c.sampler(); err != nil {
+		setting := "sampler"
+		if errors.Is(err, errSamplerArg) {
+			setting = "sampler_arg"
+		}
+		bad(setting, err)
+	}
+	if _, err := ParseHeaders(c.Headers); err != nil {
+		bad("headers", err)
+	}
+	if _, err := ParseHeaders(c.ResourceAttributes); err != nil {
+		bad("resource_attributes", err)
+	}
+	switch c.Compression {
+	case "", "none", "gzip":
+	default:
+		bad("compression", fmt.Errorf("%q: want gzip or none", c.Compression))
+	}
+	if c.Timeout < 0 {
+		bad("timeout", errors.New("must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+var errSamplerArg = errors.New("bad sampler argument")
+
+// protocol is c's protocol, ProtocolHTTP by default.
+func (c Config) protocol() (string, error) {
+	switch c.Protocol {
+	case "":
+		return ProtocolHTTP, nil
+	case ProtocolGRPC, ProtocolHTTP:
+		return c.Protocol, nil
+	}
+	return "", fmt.Errorf("%q: want %s or %s (http/json is not supported)", c.Protocol, ProtocolGRPC, ProtocolHTTP)
+}
+
+// endpoint is the exporter's URL and protocol.
+func (c Config) endpoint() (*url.URL, string, error) {
+	proto, err := c.protocol()
+	if err != nil {
+		return nil, "", err
+	}
+	raw, exact := c.TracesEndpoint, true
+	if raw == "" {
+		raw, exact = c.Endpoint, false
+	}
+	if raw == "" {
+		return nil, proto, errors.New("no OTLP endpoint")
+	}
+	if !strings.Contains(raw, "://") && proto == ProtocolGRPC {
+		// gRPC endpoints are often written host:port: TLS unless Insecure.
+		scheme := "https"
+		if c.Insecure {
+			scheme = "http"
+		}
+		raw = scheme + "://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, proto, errors.New("want an http:// or https:// URL without credentials, e.g. http://otel-collector:4318")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, proto, fmt.Errorf("%s: want no query or fragment", redactURL(raw))
+	}
+	if proto == ProtocolHTTP && !exact {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+	}
+	return u, proto, nil
+}
+
+// redactURL keeps a URL's scheme and host only, for error messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable)"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+// sampler builds the configured sampler.
+func (c Config) sampler() (sdktrace.Sampler, error) {
+	ratio := 1.0
+	if c.SamplerArg != "" {
+		r, err := strconv.ParseFloat(c.SamplerArg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("%w %q: want a ratio from 0 to 1", errSamplerArg, c.SamplerArg)
+		}
+		ratio = r
+	}
+	switch c.Sampler {
+	case "", SamplerParentBasedAlwaysOn:
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case SamplerParentBasedAlwaysOff:
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case SamplerParentBasedTraceIDRatio:
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), nil
+	case SamplerAlwaysOn:
+		return sdktrace.AlwaysSample(), nil
+	case SamplerAlwaysOff:
+		return sdktrace.NeverSample(), nil
+	case SamplerTraceIDRatio:
+		return sdktrace.TraceIDRatioBased(ratio), nil
+	}
+	return nil, fmt.Errorf("%q: want one of %s, %s, %s, %s, %s, %s", c.Sampler,
+		SamplerParentBasedAlwaysOn, SamplerParentBasedAlwaysOff, SamplerParentBasedTraceIDRatio,
+		SamplerAlwaysOn, SamplerAlwaysOff, SamplerTraceIDRatio)
+}
+
+// ParseHeaders reads "key=value,key2=value2" with percent-encoded values,
+// the form of OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES.
+// Errors never quote a value (it may be a credential).
+func ParseHeaders(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for i, kv := range strings.Split(s, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("entry %d: want key=value", i+1)
+		}
+		dv, err := url.PathUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("entry %d (%s): the value is not percent-encoded correctly", i+1, k)
+		}
+		out[k] = dv
+	}
+	return out, nil
+}
+
+// Tracer makes the gateway's spans. A nil *Tracer is tracing off.
+type Tracer struct {
+	t    trace.Tracer
+	prop propagation.TextMapPropagator
+	// shutdown flushes and stops the provider (nil for one made by
+	// FromProvider: its owner shuts it down).
+	shutdown func(context.Context) error
+}
+
+// instrumentation is the tracer's instrumentation scope.
+const instrumentation = "github.com/obo-gateway/obo-gateway"
+
+// New builds the tracer provider, its batching OTLP exporter and the W3C
+// trace-context propagator. It contacts nothing: the exporter connects
+// when it first exports, and a collector that is down loses spans, never
+// requests. It returns nil, nil when c is not Enabled.
+func New(ctx context.Context, c Config) (*Tracer, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	exp, err := c.exporter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	sampler, _ := c.sampler()
+	res, err := c.resource()
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exp),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithResource(res),
+	)
+	t := FromProvider(tp)
+	t.shutdown = tp.Shutdown
+	return t, nil
+}
+
+// FromProvider is a Tracer on a provider made elsewhere (tests, benchmarks).
+func FromProvider(tp trace.TracerProvider) *Tracer {
+	return &Tracer{t: tp.Tracer(instrumentation), prop: propagation.TraceContext{}}
+}
+
+// Shutdown exports the spans still buffered and stops the exporter.
+func (t *Tracer) Shutdown(ctx context.Context) error {
+	if t == nil || t.shutdown == nil {
+		return nil
+	}
+	return t.shutdown(ctx)
+}
+
+// exporter builds the OTLP exporter of c's protocol.
+func (c Config) exporter(ctx context.Context) (*otlptrace.Exporter, error) {
+	u, proto, err := c.endpoint()
+	if err != nil {
+		return nil, err
+	}
+	headers, _ := ParseHeaders(c.Headers)
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	var tlsConf *tls.Config
+	if u.Scheme == "https" {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.CAFile != "" {
+			pool, err := pki.SystemRootsWith(c.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("CA file: %w", err)
+			}
+			tlsConf.RootCAs = pool
+		}
+	}
+	if proto == ProtocolGRPC {
+		opts := []otlptracegrpc.Option{
+			otlptracegrpc.WithEndpoint(u.Host), otlptracegrpc.WithHeaders(headers), otlptracegrpc.WithTimeout(timeout),
+		}
+		if tlsConf != nil {
+			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsConf)))
+		} else {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		if c.Compression == "gzip" {
+			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	}
+	opts := []otlptracehttp.Option{
+		otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithURLPath(u.EscapedPath()),
+		otlptracehttp.WithHeaders(headers), otlptracehttp.WithTimeout(timeout),
+	}
+	if tlsConf != nil {
+		opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsConf))
+	} else {
+		opts = append(opts, otlptracehttp.WithInsecure())
+	}
+	if c.Compression == "gzip" {
+		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+	} else {
+		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.NoCompression))
+	}
+	return otlptracehttp.New(ctx, opts...)
+}
+
+// resource is the process's resource: the SDK's defaults (host, process,
+// OTEL_RESOURCE_ATTRIBUTES from the process environment), then c's
+// attributes, then service.name and service.version.
+func (c Config) resource() (*resource.Resource, error) {
+	attrs, err := ParseHeaders(c.ResourceAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("resource attributes: %w", err)
+	}
+	var kvs []attribute.KeyValue
+	for k, v := range attrs {
+		kvs = append(kvs, attribute.String(k, v))
+	}
+	name := c.ServiceName
+	if name == "" {
+		name = "obo-gateway"
+	}
+	kvs = append(kvs, semconv.ServiceName(name))
+	if c.ServiceVersion != "" {
+		kvs = append(kvs, semconv.ServiceVersion(c.ServiceVersion))
+	}
+	return resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, kvs...))
+}
+
+// noSpan is what a nil Tracer starts: the no-op span.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// Start starts a span of kind under ctx's span. On a nil Tracer it returns
+// ctx and a no-op span, and allocates nothing. Under a local span that is
+// not recorded (the request was not sampled) it returns ctx and that span:
+// whichever sampler is configured, the child of an unsampled span is not
+// sampled either, and the trace context (its IDs, its flags) is the
+// parent's, so nothing is lost by not making a span no one records.
+func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, noSpan
+	}
+	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+		if sc := parent.SpanContext(); sc.IsValid() && !sc.IsRemote() {
+			return ctx, parent
+		}
+	}
+	return t.t.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+}
+
+// On reports whether tracing is on.
+func (t *Tracer) On() bool { return t != nil }
+
+// Extract is ctx with the remote span context of the W3C traceparent and
+// tracestate headers in h, when they are valid (malformed ones are
+// ignored: the request starts a new trace).
+func (t *Tracer) Extract(ctx context.Context, h http.Header) context.Context {
+	if t == nil {
+		return ctx
+	}
+	return t.prop.Extract(ctx, propagation.HeaderCarrier(h))
+}
+
+// Headers are the W3C traceparent and tracestate values of sc, for the
+// upstream request; both empty when sc is not valid.
+func (t *Tracer) Headers(ctx context.Context) (traceparent, tracestate string) {
+	if t == nil || !trace.SpanContextFromContext(ctx).IsValid() {
+		return "", ""
+	}
+	var c pair
+	t.prop.Inject(ctx, &c)
+	return c.traceparent, c.tracestate
+}
+
+// pair is a carrier of the two trace-context headers only: no map.
+type pair struct{ traceparent, tracestate string }
+
+func (p *pair) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return p.traceparent
+	case "tracestate":
+		return p.tracestate
+	}
+	return ""
+}
+
+func (p *pair) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		p.traceparent = value
+	case "tracestate":
+		p.tracestate = value
+	}
+}
+
+func (p *pair) Keys() []string { return []string{"traceparent", "tracestate"} }
