@@ -377,3 +377,62 @@ func TestDemoTracing(t *testing.T) {
 		t.Errorf("service.name %q", s.Service)
 	}
 }
+
+// TestTracingFailedExchange: when Entra refuses the exchange, the
+// downstream-token span carries the AADSTS code and Entra's correlation
+// ID, and the call to Entra is a failed client span under it.
+func TestTracingFailedExchange(t *testing.T) {
+	t.Parallel()
+	recv := tracingtest.Start(t)
+	e := newEnv(t, envOptions{environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.HTTPEndpoint}})
+	tok := e.passwordToken(t, e.user(t, "alice@contoso.test").name, "")
+	traceID := randomHex(t, 16)
+	r := e.do(t, request{path: "/hr/payslips", token: tok, header: map[string]string{
+		"traceparent": "00-" + traceID + "-" + randomHex(t, 8) + "-01",
+	}})
+	wantStatus(t, r, http.StatusUnauthorized) // the HR API needs MFA: a claims challenge
+	line := accessLines(e)[0]
+	e.gw.cancel()
+	if err, ok := e.gw.wait(stopTimeout); !ok || err != nil {
+		t.Fatalf("gateway stop: %v (returned: %v)", err, ok)
+	}
+	if _, ok := recv.WaitFor(eventTimeout, func(s []tracingtest.Span) bool {
+		return hasSpan(s, traceID, "downstream token", ptrace.SpanKindInternal)
+	}); !ok {
+		t.Fatal("no downstream token span")
+	}
+	tr := recv.Trace(traceID)
+	down := only(t, tr, "downstream token", ptrace.SpanKindInternal)
+	if !down.StatusError || down.Attrs["obo_gateway.entra.error_code"] != "AADSTS50076" || down.Attrs["obo_gateway.entra.correlation_id"] == "" {
+		t.Errorf("downstream token span: error %v, attributes %v; want AADSTS50076 with Entra's correlation ID", down.StatusError, down.Attrs)
+	}
+	var entra *tracingtest.Span
+	for i, s := range tr {
+		if strings.HasSuffix(s.Name, "/oauth2/v2.0/token") {
+			entra = &tr[i]
+		}
+	}
+	if entra == nil || entra.ParentID != down.SpanID || !entra.StatusError || entra.Attrs["http.response.status_code"] != "400" {
+		t.Errorf("Entra's client span %+v, want a 400 under the downstream token span", entra)
+	}
+	server := only(t, tr, "GET /hr", ptrace.SpanKindServer)
+	if server.StatusError {
+		t.Error("a claims challenge (401) marks the server span as an error")
+	}
+	// The error line of the exchange carries the trace, and Entra's IDs apart.
+	for _, rec := range e.gw.stderr.Records() {
+		if rec.Str("msg") == "on-behalf-of exchange failed" {
+			if rec.Str("trace_id") != traceID || rec.Str("span_id") == "" || rec.Str("entra_trace_id") == "" {
+				t.Errorf("exchange failure line: trace_id %q span_id %q entra_trace_id %q", rec.Str("trace_id"), rec.Str("span_id"), rec.Str("entra_trace_id"))
+			}
+		}
+	}
+	if line.Str("trace_id") != traceID {
+		t.Errorf("access log trace_id %q", line.Str("trace_id"))
+	}
+	for _, s := range tr {
+		if s.Kind == ptrace.SpanKindClient && !strings.HasSuffix(s.Name, "/oauth2/v2.0/token") && !strings.Contains(s.Name, "openid-configuration") {
+			t.Errorf("a request refused at the exchange went upstream: %q", s.Name)
+		}
+	}
+}

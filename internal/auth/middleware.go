@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obo-gateway/obo-gateway/internal/apierror"
+	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
@@ -99,7 +100,9 @@ func orNone(s string) string {
 
 // Middleware returns chi middleware that reads the bearer token from the
 // Authorization header (only there), validates it, applies pol, and puts
-// the Principal in the request context. Refusals answer 401 or 403 with an
+// the Principal in the request context. A valid token's caller (oid, tid,
+// client, and what admitted it) goes to the access log's record
+// (reqlog), whether the route admits it or not. Refusals answer 401 or 403 with an
 // RFC 6750 WWW-Authenticate header and a JSON body; the next handler is not
 // called. log receives one line per refusal with the reason (never the token).
 func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) http.Handler {
@@ -130,6 +133,17 @@ func Middleware(v *Validator, pol Policy, log *slog.Logger) func(http.Handler) h
 				traceValidation(span, p, terr)
 			}
 			span.End()
+			if p != nil {
+				// The access log names the caller of a valid token, also
+				// when the route refuses it (an audit looks for those).
+				rec := reqlog.From(w)
+				rec.SetUser(p.ObjectID, p.TenantID)
+				if terr == nil {
+					rec.SetClient(p.ClientID, p.Grant.Scope, p.Grant.Role)
+				} else {
+					rec.SetClient(p.ClientID, "", "")
+				}
+			}
 			if terr != nil {
 				attrs := []any{"reason", string(terr.Reason), "status", terr.Status}
 				if terr.Err != nil {

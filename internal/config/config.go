@@ -104,6 +104,13 @@ type Tracing struct {
 	// ResourceAttributes are more resource attributes, key=value,...,
 	// e.g. deployment.environment.name=prod. Env OTEL_RESOURCE_ATTRIBUTES.
 	ResourceAttributes string `yaml:"resource_attributes,omitempty"`
+	// ClientCertificate and ClientKey are PEM files of the certificate the
+	// gateway presents to a collector that asks for one (mutual TLS), with
+	// an https:// endpoint. Env OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+	// OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE; OTEL_EXPORTER_OTLP_CLIENT_KEY,
+	// OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY.
+	ClientCertificate string `yaml:"client_certificate,omitempty"`
+	ClientKey         string `yaml:"client_key,omitempty"`
 	// Exporter is otlp (the default) or none, which turns tracing off.
 	// Env OTEL_TRACES_EXPORTER.
 	Exporter string `yaml:"exporter,omitempty"`
@@ -121,7 +128,7 @@ func (t Tracing) Tracer(version string) tracing.Config {
 		Endpoint: t.Endpoint, TracesEndpoint: t.TracesEndpoint, Protocol: t.Protocol, Headers: t.Headers,
 		Timeout: t.Timeout.D(), Insecure: t.Insecure, CAFile: t.CAFile, Compression: t.Compression,
 		Sampler: t.Sampler, SamplerArg: t.SamplerArg, ServiceName: t.ServiceName, ServiceVersion: version,
-		ResourceAttributes: t.ResourceAttributes,
+		ResourceAttributes: t.ResourceAttributes, ClientCertificate: t.ClientCertificate, ClientKey: t.ClientKey,
 	}
 }
 

@@ -159,11 +159,13 @@ tracing:
   sampler_arg: "0.5"
   service_name: gateway-eu
   resource_attributes: deployment.environment.name=prod
+  client_certificate: %q
+  client_key: %q
   exporter: otlp
   disabled: true
 shutdown_grace: 30s
 log_level: warn
-`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca, redisPassword, fileKeys, f.ca)
+`, f.tlsCert, f.tlsKey, f.cert, f.key, password, f.ca, redisPassword, fileKeys, f.ca, f.cert, f.key)
 }
 
 // minimalYAML sets only what has no default.
@@ -263,6 +265,7 @@ func wantFull(f files) *Config {
 			Protocol: "http/protobuf", Headers: "api-key=file-secret", Timeout: Duration(5 * time.Second), Insecure: true,
 			CAFile: f.ca, Compression: "gzip", Sampler: "parentbased_traceidratio", SamplerArg: "0.5",
 			ServiceName: "gateway-eu", ResourceAttributes: "deployment.environment.name=prod", Exporter: "otlp", Disabled: true,
+			ClientCertificate: f.cert, ClientKey: f.key,
 		},
 		ShutdownGrace: Duration(30 * time.Second),
 		LogLevel:      "warn",
@@ -644,6 +647,8 @@ func envSamples(t *testing.T, f files) map[string]envSample {
 		"tracing.service_name":               {value: "gateway-us", want: "gateway-us"},
 		"tracing.resource_attributes":        {value: "k8s.namespace.name=gw", want: "k8s.namespace.name=gw"},
 		"tracing.exporter":                   {value: "none", want: "none"},
+		"tracing.client_certificate":         {value: other("otel-client.pem"), want: other("otel-client.pem")},
+		"tracing.client_key":                 {value: other("otel-client.key"), want: other("otel-client.key")},
 		"tracing.disabled":                   {value: "false", want: false},
 		"log_level":                          {value: "debug", want: "debug"},
 		"routes[].path_prefix":               {route: "graph-me", value: "/me", want: "/me"},
@@ -1743,6 +1748,9 @@ func TestTracingProblems(t *testing.T) {
 		{"endpoint when on", "tracing.traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 			map[string]string{"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://user:hunter2@collector/v1/traces"}},
 		{"timeout", "tracing.timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}},
+		{"timeout not in milliseconds", "tracing.timeout", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10s"}},
+		{"endpoint query", "tracing.traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+			map[string]string{"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector/v1/traces?api-key=hunter2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, content, tc.env)
@@ -1757,6 +1765,11 @@ func TestTracingProblems(t *testing.T) {
 				t.Errorf("the problem quotes a secret: %v", err)
 			}
 		})
+	}
+	// A query (a key) in an endpoint is not shown, on or off.
+	off := mustLoad(t, content, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector/?api-key=hunter2#x"})
+	if shown := fmt.Sprint(off.Redacted(), off.Tracing, off.Tracing.LogValue()); strings.Contains(shown, "hunter2") {
+		t.Errorf("the endpoint's query is shown: %s", shown)
 	}
 	// Off (disabled), the endpoint is not checked; on, it is.
 	if _, err := load(t, content, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://x"}); err != nil {

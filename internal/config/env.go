@@ -269,9 +269,9 @@ func envSettings() []envSetting {
 			setString(func(c *Config) *string { return &c.Tracing.Headers })},
 		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "tracing.headers", "headers of each traces export, key=value,key2=value2"},
 			setString(func(c *Config) *string { return &c.Tracing.Headers })},
-		{EnvVar{"OTEL_EXPORTER_OTLP_TIMEOUT", "tracing.timeout", "bound on one export, in milliseconds, e.g. 10000"},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TIMEOUT", "tracing.timeout", "bound on one export, in whole milliseconds, e.g. 10000"},
 			setParsed(func(c *Config) *Duration { return &c.Tracing.Timeout }, parseMillis)},
-		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "tracing.timeout", "bound on one traces export, in milliseconds, e.g. 10000"},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "tracing.timeout", "bound on one traces export, in whole milliseconds, e.g. 10000"},
 			setParsed(func(c *Config) *Duration { return &c.Tracing.Timeout }, parseMillis)},
 		{EnvVar{"OTEL_EXPORTER_OTLP_INSECURE", "tracing.insecure", "gRPC without TLS to an endpoint without a scheme: true or false"},
 			setBool(func(c *Config) *bool { return &c.Tracing.Insecure })},
@@ -281,6 +281,14 @@ func envSettings() []envSetting {
 			setString(func(c *Config) *string { return &c.Tracing.CAFile })},
 		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "tracing.ca_file", "PEM CA certificates trusted for the traces collector's TLS"},
 			setString(func(c *Config) *string { return &c.Tracing.CAFile })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "tracing.client_certificate", "PEM certificate the gateway presents to the collector (mutual TLS)"},
+			setString(func(c *Config) *string { return &c.Tracing.ClientCertificate })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "tracing.client_certificate", "PEM certificate the gateway presents to the traces collector (mutual TLS)"},
+			setString(func(c *Config) *string { return &c.Tracing.ClientCertificate })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_CLIENT_KEY", "tracing.client_key", "PEM private key of the client certificate"},
+			setString(func(c *Config) *string { return &c.Tracing.ClientKey })},
+		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "tracing.client_key", "PEM private key of the traces client certificate"},
+			setString(func(c *Config) *string { return &c.Tracing.ClientKey })},
 		{EnvVar{"OTEL_EXPORTER_OTLP_COMPRESSION", "tracing.compression", "export compression: gzip or none"},
 			setString(func(c *Config) *string { return &c.Tracing.Compression })},
 		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "tracing.compression", "traces export compression: gzip or none"},
@@ -564,14 +572,12 @@ func parseBool(v string) (bool, error) {
 	return false, fmt.Errorf("%q is not a boolean: write true, false, 1 or 0", v)
 }
 
-// parseMillis reads a timeout as OpenTelemetry's variables write it, a
-// whole number of milliseconds, or as a duration with a unit (10s).
+// parseMillis reads a timeout as OpenTelemetry's variables write it: a
+// whole number of milliseconds (the exporters read the same variable
+// themselves, and would complain of any other form).
 func parseMillis(s string) (Duration, error) {
 	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 {
 		return Duration(time.Duration(n) * time.Millisecond), nil
 	}
-	if d, err := parseDuration(s); err == nil {
-		return d, nil
-	}
-	return 0, fmt.Errorf("%q is not a timeout: write milliseconds, e.g. 10000, or a duration, e.g. 10s", s)
+	return 0, fmt.Errorf("%q is not a timeout: write whole milliseconds, e.g. 10000", s)
 }

@@ -888,6 +888,12 @@ func (c *Config) validateTracing(p *problems) {
 	if t.CAFile != "" {
 		checkReadable(p, "tracing.ca_file", t.CAFile)
 	}
+	if t.ClientCertificate != "" {
+		checkReadable(p, "tracing.client_certificate", t.ClientCertificate)
+	}
+	if t.ClientKey != "" {
+		checkReadable(p, "tracing.client_key", t.ClientKey)
+	}
 	switch t.Exporter {
 	case "", "otlp", "none":
 	default:
@@ -898,7 +904,8 @@ func (c *Config) validateTracing(p *problems) {
 		// Off: check what would be used when it is turned on, but not the
 		// endpoint, which is what turns it on.
 		tc = tracing.Config{Protocol: t.Protocol, Headers: t.Headers, Timeout: t.Timeout.D(), Compression: t.Compression,
-			Sampler: t.Sampler, SamplerArg: t.SamplerArg, ResourceAttributes: t.ResourceAttributes}
+			Sampler: t.Sampler, SamplerArg: t.SamplerArg, ResourceAttributes: t.ResourceAttributes,
+			ClientCertificate: t.ClientCertificate, ClientKey: t.ClientKey}
 	}
 	err := tc.Validate()
 	for _, e := range unjoin(err) {
@@ -927,6 +934,8 @@ func (c *Config) validateTracing(p *problems) {
 			value = t.ResourceAttributes
 		case "timeout":
 			value = t.Timeout.String()
+		case "client_certificate":
+			value = t.ClientCertificate
 		}
 		if se.Setting == "endpoint" || se.Setting == "traces_endpoint" {
 			value = redactedURL(value)
@@ -946,16 +955,25 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// redactedURL is a URL without its user information, which could be a
-// credential.
+// redactedURL is a URL without what could be a credential: its user
+// information, its query and its fragment (a collector's API key is
+// sometimes passed as a query parameter).
 func redactedURL(raw string) string {
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil && strings.Contains(raw, "@"):
+	case err != nil && strings.ContainsAny(raw, "@?#"):
 		return redacted
-	case err != nil, u.User == nil:
+	case err != nil:
 		return raw
 	}
-	u.User = url.User(redacted)
+	if u.User != nil {
+		u.User = url.User(redacted)
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = redacted
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = redacted, ""
+	}
 	return u.String()
 }

@@ -89,7 +89,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 
 	// Tracing, when an OTLP endpoint is configured: then every log line
 	// written with a request's context carries its trace and span IDs.
-	tracer, err := tracing.New(ctx, cfg.Tracing.Tracer(deps.Version))
+	tc := cfg.Tracing.Tracer(deps.Version)
+	tc.Logger, tc.Metrics = log, tracing.NewMetrics(reg)
+	tracer, err := tracing.New(ctx, tc)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -109,9 +111,8 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 			defer cancel()
 			return tracer.Shutdown(sctx)
 		})
-		t := cfg.Tracing.Tracer(deps.Version)
-		log.Info("tracing on: spans exported over OTLP", "protocol", orDefault(t.Protocol, tracing.ProtocolHTTP),
-			"sampler", orDefault(t.Sampler, tracing.SamplerParentBasedAlwaysOn))
+		log.Info("tracing on: spans exported over OTLP", "protocol", orDefault(tc.Protocol, tracing.ProtocolHTTP),
+			"sampler", orDefault(tc.Sampler, tracing.SamplerParentBasedAlwaysOn))
 	}
 
 	// The clients, each made once (package clients, as doctor and inspect

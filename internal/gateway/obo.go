@@ -99,9 +99,6 @@ func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handle
 			apierror.Write(w, r, http.StatusInternalServerError, "internal_error", "the gateway failed to answer; quote the request_id")
 			return
 		}
-		rec := reqlog.From(w)
-		rec.SetUser(p.ObjectID, p.TenantID)
-		rec.SetClient(p.ClientID, p.Grant.Scope, p.Grant.Role)
 		var f proxy.Forward
 		f.SetSecret(p.Token())
 		if exchange {
@@ -110,7 +107,7 @@ func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handle
 				x.failed(w, r, rt, p, err)
 				return
 			}
-			rec.SetDownstream(reqlog.Downstream{Resource: resource, Source: tok.Source, Exchange: tok.Took})
+			reqlog.From(w).SetDownstream(reqlog.Downstream{Resource: resource, Source: tok.Source, Exchange: tok.Took})
 			f.SetUpstreamToken(tok.AccessToken)
 		}
 		to.Forward(w, r, f)

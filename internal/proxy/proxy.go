@@ -348,7 +348,7 @@ func (h *RouteHandler) startSpan(r *http.Request, f *Forward, path, rawPath stri
 	span.SetAttributes(
 		semconv.HTTPRequestMethodKey.String(method),
 		semconv.ServerAddress(up.Hostname()),
-		semconv.URLFull(up.Scheme+"://"+up.Host+reqlog.RedactPath(raw)),
+		semconv.URLFull(tracing.Clean(up.Scheme+"://"+up.Host+reqlog.RedactPath(raw))),
 		tracing.AttrRoute.String(h.rt.Name),
 	)
 	port := up.Port()

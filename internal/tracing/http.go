@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -38,14 +40,28 @@ const (
 	AttrUpstreamErrorKind = attribute.Key("obo_gateway.upstream.error")
 )
 
-// maxAttr bounds the client-controlled strings put on spans (Host, User-Agent).
-const maxAttr = 256
+// maxAttr bounds the strings from requests put on spans (paths, URLs,
+// Host, User-Agent, request IDs). The SDK's span limits bound every
+// attribute too (spanLimits), a backstop.
+const maxAttr = 512
 
-func bounded(s string) string {
-	if len(s) > maxAttr {
-		return s[:maxAttr]
+// Clean is s as a span attribute may carry it: valid UTF-8 (OTLP encodes
+// attributes as protobuf strings: one invalid byte fails the export of the
+// whole batch, every other request's spans with it) and at most maxAttr
+// bytes, cut on a character boundary. Every string a client or an upstream
+// controls goes through it.
+func Clean(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return s
+	if len(s) <= maxAttr {
+		return s
+	}
+	n := maxAttr
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Method is the span-safe method: the known ones, else "_OTHER" (span
@@ -121,11 +137,11 @@ func serverAttrs(r *http.Request, method string) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(method),
 		semconv.URLScheme(scheme),
-		semconv.URLPath(bounded(reqlog.RedactPath(r.URL.Path))),
+		semconv.URLPath(Clean(reqlog.RedactPath(r.URL.Path))),
 		semconv.NetworkProtocolVersion(protocolVersion(r)),
 	}
 	if host, port := splitHost(r.Host); host != "" {
-		attrs = append(attrs, semconv.ServerAddress(bounded(host)))
+		attrs = append(attrs, semconv.ServerAddress(Clean(host)))
 		if port > 0 {
 			attrs = append(attrs, semconv.ServerPort(port))
 		}
@@ -134,7 +150,7 @@ func serverAttrs(r *http.Request, method string) []attribute.KeyValue {
 		attrs = append(attrs, semconv.NetworkPeerAddress(ip))
 	}
 	if ua := r.UserAgent(); ua != "" {
-		attrs = append(attrs, semconv.UserAgentOriginal(bounded(ua)))
+		attrs = append(attrs, semconv.UserAgentOriginal(Clean(ua)))
 	}
 	return attrs
 }
@@ -193,7 +209,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	u := req.URL
 	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(method),
-		semconv.URLFull(u.Scheme + "://" + u.Host + u.EscapedPath()),
+		semconv.URLFull(Clean(u.Scheme + "://" + u.Host + u.EscapedPath())),
 		semconv.ServerAddress(u.Hostname()),
 	}
 	if p := u.Port(); p != "" {
@@ -204,9 +220,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attrs = append(attrs, semconv.ServerPort(443))
 	}
 	if id := req.Header.Get("client-request-id"); id != "" {
-		attrs = append(attrs, AttrEntraClientReqID.String(bounded(id)))
+		attrs = append(attrs, AttrEntraClientReqID.String(Clean(id)))
 	}
-	ctx, span := tr.t.t.Start(req.Context(), method+" "+u.EscapedPath(), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := tr.t.t.Start(req.Context(), Clean(method+" "+u.EscapedPath()), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	defer span.End()
 	resp, err := tr.next.RoundTrip(req.WithContext(ctx))
 	if err != nil {
@@ -216,7 +232,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
 	if id := resp.Header.Get("x-ms-request-id"); id != "" {
-		attrs = append(attrs[:0], AttrEntraRequestID.String(bounded(id)))
+		attrs = append(attrs[:0], AttrEntraRequestID.String(Clean(id)))
 		span.SetAttributes(attrs...)
 	}
 	if resp.StatusCode >= 400 {

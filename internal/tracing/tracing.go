@@ -18,6 +18,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,7 +26,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -34,6 +34,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/obo-gateway/obo-gateway/internal/pki"
 )
@@ -92,6 +93,16 @@ type Config struct {
 	// ResourceAttributes are more resource attributes, "key=value,..."
 	// (OTEL_RESOURCE_ATTRIBUTES), e.g. deployment.environment.name=prod.
 	ResourceAttributes string
+	// ClientCertificate and ClientKey are PEM files of the certificate the
+	// gateway presents to a collector that asks for one (mutual TLS),
+	// OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY.
+	ClientCertificate, ClientKey string
+
+	// Logger receives a warning when exports fail (at most one a minute);
+	// nil discards. Metrics counts the spans exported and lost; nil counts
+	// nothing.
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // Enabled reports whether c configures an exporter: an endpoint is set.
@@ -143,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		bad("timeout", errors.New("must not be negative"))
+	}
+	if (c.ClientCertificate == "") != (c.ClientKey == "") {
+		bad("client_certificate", errors.New("client_certificate and client_key go together"))
 	}
 	return errors.Join(errs...)
 }
@@ -287,10 +301,21 @@ func New(ctx context.Context, c Config) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
+	// A backstop behind Clean: no attribute value beyond 1 KiB, whatever
+	// sets it (the SDK cuts on a character boundary).
+	limits := sdktrace.NewSpanLimits()
+	if limits.AttributeValueLengthLimit <= 0 || limits.AttributeValueLengthLimit > 1024 {
+		limits.AttributeValueLengthLimit = 1024
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
+		sdktrace.WithBatcher(&watchedExporter{SpanExporter: exp, m: c.Metrics, log: log}),
 		sdktrace.WithSampler(sampler),
 		sdktrace.WithResource(res),
+		sdktrace.WithRawSpanLimits(limits),
 	)
 	t := FromProvider(tp)
 	t.shutdown = tp.Shutdown
@@ -310,8 +335,12 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 	return t.shutdown(ctx)
 }
 
-// exporter builds the OTLP exporter of c's protocol.
-func (c Config) exporter(ctx context.Context) (*otlptrace.Exporter, error) {
+// exporter builds the OTLP exporter of c's protocol. Transport security is
+// always set here, from the endpoint's scheme and c: the exporters also read
+// the OTEL_* variables of the process themselves, before these options, and
+// what they read (a CA, an insecure flag) must not contradict the
+// configuration the gateway validated.
+func (c Config) exporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	u, proto, err := c.endpoint()
 	if err != nil {
 		return nil, err
@@ -321,46 +350,50 @@ func (c Config) exporter(ctx context.Context) (*otlptrace.Exporter, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	var tlsConf *tls.Config
+	var tlsConf *tls.Config // nil: plain text (an http:// endpoint)
 	if u.Scheme == "https" {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.CAFile != "" {
 			pool, err := pki.SystemRootsWith(c.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("CA file: %w", err)
+				return nil, &SettingError{Setting: "ca_file", Err: err}
 			}
 			tlsConf.RootCAs = pool
 		}
+		if c.ClientCertificate != "" {
+			pair, err := tls.LoadX509KeyPair(c.ClientCertificate, c.ClientKey)
+			if err != nil {
+				return nil, &SettingError{Setting: "client_certificate", Err: err}
+			}
+			tlsConf.Certificates = []tls.Certificate{pair}
+		}
 	}
 	if proto == ProtocolGRPC {
-		opts := []otlptracegrpc.Option{
-			otlptracegrpc.WithEndpoint(u.Host), otlptracegrpc.WithHeaders(headers), otlptracegrpc.WithTimeout(timeout),
-		}
+		creds := insecure.NewCredentials()
 		if tlsConf != nil {
-			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsConf)))
-		} else {
-			opts = append(opts, otlptracegrpc.WithInsecure())
+			creds = credentials.NewTLS(tlsConf)
+		}
+		opts := []otlptracegrpc.Option{
+			otlptracegrpc.WithEndpointURL(u.String()), otlptracegrpc.WithTLSCredentials(creds),
+			otlptracegrpc.WithHeaders(headers), otlptracegrpc.WithTimeout(timeout),
 		}
 		if c.Compression == "gzip" {
 			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
 		}
 		return otlptracegrpc.New(ctx, opts...)
 	}
-	opts := []otlptracehttp.Option{
-		otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithURLPath(u.EscapedPath()),
-		otlptracehttp.WithHeaders(headers), otlptracehttp.WithTimeout(timeout),
-	}
-	if tlsConf != nil {
-		opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsConf))
-	} else {
-		opts = append(opts, otlptracehttp.WithInsecure())
-	}
+	compression := otlptracehttp.NoCompression
 	if c.Compression == "gzip" {
-		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
-	} else {
-		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.NoCompression))
+		compression = otlptracehttp.GzipCompression
 	}
-	return otlptracehttp.New(ctx, opts...)
+	return otlptracehttp.New(ctx,
+		// The URL sets the host, the path and, from the scheme, whether TLS
+		// is used; the TLS configuration (nil for http://) replaces any the
+		// exporter read from the environment.
+		otlptracehttp.WithEndpointURL(u.String()), otlptracehttp.WithTLSClientConfig(tlsConf),
+		otlptracehttp.WithHeaders(headers), otlptracehttp.WithTimeout(timeout),
+		otlptracehttp.WithCompression(compression),
+	)
 }
 
 // resource is the process's resource: the SDK's defaults (host, process,
