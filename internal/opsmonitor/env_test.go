@@ -59,7 +59,7 @@ type env struct {
 // its certificate; everything stops when the test ends.
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	return startEnvWith(t, false)
+	return startEnvWith(t, false, nil)
 }
 
 // startFederatedEnv starts the environment with a gateway without a
@@ -69,10 +69,12 @@ func startEnv(t *testing.T) *env {
 // shared cache.
 func startFederatedEnv(t *testing.T) *env {
 	t.Helper()
-	return startEnvWith(t, true)
+	return startEnvWith(t, true, nil)
 }
 
-func startEnvWith(t *testing.T, federated bool) *env {
+// startEnvWith starts the environment; edit, when not nil, changes the
+// gateway's configuration before it starts.
+func startEnvWith(t *testing.T, federated bool, edit func(*config.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,6 +104,9 @@ func startEnvWith(t *testing.T, federated bool) *env {
 		gwCfg.Entra.WorkloadIdentity.TokenFile = e.tokenFile
 	} else {
 		gwCfg = gatewayConfig(tenant.Info(), up.URL, testkit.ClosedAddr(t), e.sharedCache(t))
+	}
+	if edit != nil {
+		edit(gwCfg)
 	}
 	cfgPath := configtest.Write(t, gwCfg)
 	cfg, err := config.Load(cfgPath, func(string) string { return "" })

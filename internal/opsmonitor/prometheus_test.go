@@ -73,8 +73,8 @@ scrape_configs:
 }
 
 // startPrometheus starts bin scraping target (host:port) with the rules of
-// rulesFile, and waits until it is ready.
-func startPrometheus(t *testing.T, bin, target, rulesFile string) *prometheus {
+// rulesFile, and more command-line flags, and waits until it is ready.
+func startPrometheus(t *testing.T, bin, target, rulesFile string, flags ...string) *prometheus {
 	t.Helper()
 	abs, err := filepath.Abs(rulesFile)
 	if err != nil {
@@ -94,12 +94,12 @@ func startPrometheus(t *testing.T, bin, target, rulesFile string) *prometheus {
 		addr := l.Addr().String()
 		_ = l.Close()
 		p := &prometheus{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, log: &testkit.SyncBuffer{}}
-		cmd := exec.Command(bin,
-			"--config.file="+cfg,
-			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data%d", attempt)),
-			"--web.listen-address="+addr,
+		cmd := exec.Command(bin, append([]string{
+			"--config.file=" + cfg,
+			"--storage.tsdb.path=" + filepath.Join(dir, fmt.Sprintf("data%d", attempt)),
+			"--web.listen-address=" + addr,
 			"--log.level=warn",
-		)
+		}, flags...)...)
 		cmd.Stdout, cmd.Stderr = p.log, p.log
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", bin, err)
