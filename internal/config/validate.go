@@ -907,6 +907,13 @@ func (c *Config) validateTracing(p *problems) {
 			Sampler: t.Sampler, SamplerArg: t.SamplerArg, ResourceAttributes: t.ResourceAttributes,
 			ClientCertificate: t.ClientCertificate, ClientKey: t.ClientKey}
 	}
+	// The values a problem may show: never the headers (they may hold a
+	// credential), endpoints without what could be one.
+	values := map[string]string{
+		"headers": redactedIfSet(t.Headers), "endpoint": redactedURL(t.Endpoint), "traces_endpoint": redactedURL(t.TracesEndpoint),
+		"protocol": t.Protocol, "sampler": t.Sampler, "sampler_arg": t.SamplerArg, "compression": t.Compression,
+		"resource_attributes": t.ResourceAttributes, "timeout": t.Timeout.String(), "client_certificate": t.ClientCertificate,
+	}
 	err := tc.Validate()
 	for _, e := range unjoin(err) {
 		var se *tracing.SettingError
@@ -914,32 +921,7 @@ func (c *Config) validateTracing(p *problems) {
 			continue
 		}
 		field := "tracing." + se.Setting
-		value := ""
-		switch se.Setting {
-		case "headers":
-			value = redactedIfSet(t.Headers) // never quoted: it may hold a credential
-		case "endpoint":
-			value = t.Endpoint
-		case "traces_endpoint":
-			value = t.TracesEndpoint
-		case "protocol":
-			value = t.Protocol
-		case "sampler":
-			value = t.Sampler
-		case "sampler_arg":
-			value = t.SamplerArg
-		case "compression":
-			value = t.Compression
-		case "resource_attributes":
-			value = t.ResourceAttributes
-		case "timeout":
-			value = t.Timeout.String()
-		case "client_certificate":
-			value = t.ClientCertificate
-		}
-		if se.Setting == "endpoint" || se.Setting == "traces_endpoint" {
-			value = redactedURL(value)
-		}
+		value := values[se.Setting]
 		p.addValue(field, value, "%v", se.Err)
 	}
 }

@@ -129,12 +129,21 @@ func statusLabel(code int) string {
 
 // method bounds the method label to the standard methods.
 func method(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	if StandardMethod(m) {
 		return m
 	}
 	return "OTHER"
+}
+
+// StandardMethod reports one of the nine methods of RFC 9110 and RFC 5789
+// (PATCH): the ones a metric label or a span name may carry as they are.
+func StandardMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // Refusals count the requests the gateway turns away itself, before any

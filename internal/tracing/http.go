@@ -14,6 +14,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/obo-gateway/obo-gateway/internal/metrics"
 	"github.com/obo-gateway/obo-gateway/internal/reqlog"
 )
 
@@ -67,12 +68,10 @@ func Clean(s string) string {
 // Method is the span-safe method: the known ones, else "_OTHER" (span
 // names must stay few).
 func Method(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	if metrics.StandardMethod(m) {
 		return m
 	}
-	return "_OTHER"
+	return "_OTHER" // the semantic conventions' word
 }
 
 // Middleware starts the server span of each request, continuing the
