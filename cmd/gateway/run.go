@@ -9,11 +9,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
 
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/demo"
@@ -339,27 +336,6 @@ func defineVersion(fs *flag.FlagSet, x *invocation) func(context.Context, []stri
 // cache package.
 func routeRedisLogs(log *slog.Logger) {
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	routeOTelErrors(log)
-}
-
-// routeOTelErrors sends the OpenTelemetry SDK's errors (an export that
-// failed, a variable it could not read) to the gateway's log as JSON at
-// warn, at most one a minute: the SDK reports them only to a process-wide
-// handler, plain text on stderr by default. (The gateway's exporter also
-// counts failed exports: obo_gateway_trace_spans_exported_total.)
-func routeOTelErrors(log *slog.Logger) {
-	l := log.With("component", "opentelemetry")
-	var last atomic.Int64
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		now := time.Now().UnixNano()
-		if prev := last.Load(); now-prev >= int64(time.Minute) && last.CompareAndSwap(prev, now) {
-			msg := err.Error()
-			if len(msg) > 300 {
-				msg = msg[:300] + "…"
-			}
-			l.Warn("tracing: "+msg, "note", "at most one such line a minute")
-		}
-	}))
 }
 
 type redisLogger struct{ log *slog.Logger }

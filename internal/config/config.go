@@ -78,9 +78,9 @@ type Tracing struct {
 	// percent-encoded), e.g. a collector's API key. Redacted like the
 	// passwords. Env OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS.
 	Headers string `yaml:"headers,omitempty"`
-	// Timeout bounds one export. Default 10s. Env OTEL_EXPORTER_OTLP_TIMEOUT,
-	// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT (milliseconds, as the specification
-	// writes them, or a duration such as 10s).
+	// Timeout bounds one export, its retries included. Default 10s. Env
+	// OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT (whole
+	// milliseconds, as the specification writes them).
 	Timeout Duration `yaml:"timeout,omitempty"`
 	// Insecure exports over gRPC without TLS to an endpoint written
 	// without a scheme. Env OTEL_EXPORTER_OTLP_INSECURE, OTEL_EXPORTER_OTLP_TRACES_INSECURE.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/tracing"
 )
 
 // EnvVar documents one environment variable that overrides a setting.
@@ -266,9 +268,9 @@ func envSettings() []envSetting {
 		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "tracing.protocol", "OTLP protocol of traces: http/protobuf or grpc"},
 			setString(func(c *Config) *string { return &c.Tracing.Protocol })},
 		{EnvVar{"OTEL_EXPORTER_OTLP_HEADERS", "tracing.headers", "headers of each export, key=value,key2=value2"},
-			setString(func(c *Config) *string { return &c.Tracing.Headers })},
+			setOTelHeaders},
 		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "tracing.headers", "headers of each traces export, key=value,key2=value2"},
-			setString(func(c *Config) *string { return &c.Tracing.Headers })},
+			setOTelHeaders},
 		{EnvVar{"OTEL_EXPORTER_OTLP_TIMEOUT", "tracing.timeout", "bound on one export, in whole milliseconds, e.g. 10000"},
 			setParsed(func(c *Config) *Duration { return &c.Tracing.Timeout }, parseMillis)},
 		{EnvVar{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "tracing.timeout", "bound on one traces export, in whole milliseconds, e.g. 10000"},
@@ -374,9 +376,13 @@ func (c *Config) applyEnv(lookup func(string) (string, bool), from map[string]st
 		}
 		from[field] = name
 		if err := set(v); err != nil {
-			// Only the setters of booleans, numbers, durations and sizes
-			// fail: the value is no secret.
-			errs = append(errs, &FieldError{Kind: KindWrongType, Field: field, EnvVar: name, FromEnv: true, Value: v, Problem: err.Error()})
+			// Only the setters of booleans, numbers, durations, sizes and
+			// the tracing headers fail; only the headers are a secret.
+			value := v
+			if field == "tracing.headers" {
+				value = redacted // may hold a collector's API key
+			}
+			errs = append(errs, &FieldError{Kind: KindWrongType, Field: field, EnvVar: name, FromEnv: true, Value: value, Problem: err.Error()})
 		}
 	}
 	for _, s := range envSettings() {
@@ -570,6 +576,18 @@ func parseBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not a boolean: write true, false, 1 or 0", v)
+}
+
+// setOTelHeaders sets tracing.headers from one of its two variables,
+// checked here, each: the exporters read both variables from the process
+// themselves, and the one the other overrides must not reach them unparsable
+// (they would log its value).
+func setOTelHeaders(c *Config, v string) error {
+	if err := tracing.CheckHeaders(v); err != nil {
+		return err
+	}
+	c.Tracing.Headers = v
+	return nil
 }
 
 // parseMillis reads a timeout as OpenTelemetry's variables write it: a

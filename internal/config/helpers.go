@@ -205,6 +205,14 @@ func (t Tracing) String() string {
 // GoString is String, for %#v.
 func (t Tracing) GoString() string { return t.String() }
 
+// MarshalJSON writes the tracing settings with the headers and the
+// endpoints' credentials redacted, so that a Config logged by a JSON
+// handler cannot reveal them.
+func (t Tracing) MarshalJSON() ([]byte, error) {
+	type plain Tracing // without the methods
+	return json.Marshal(plain(t.redacted()))
+}
+
 // LogValue logs the tracing settings with the headers redacted.
 func (t Tracing) LogValue() slog.Value {
 	t = t.redacted()

@@ -941,7 +941,13 @@ func unjoin(err error) []error {
 // information, its query and its fragment (a collector's API key is
 // sometimes passed as a query parameter).
 func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
+	parse := raw
+	if !strings.Contains(raw, "://") {
+		// host:port, as gRPC endpoints are written: "user:pw@host:4317"
+		// would otherwise read as a URL of scheme "user".
+		parse = "//" + raw
+	}
+	u, err := url.Parse(parse)
 	switch {
 	case err != nil && strings.ContainsAny(raw, "@?#"):
 		return redacted
@@ -956,6 +962,9 @@ func redactedURL(raw string) string {
 	}
 	if u.Fragment != "" {
 		u.Fragment, u.RawFragment = redacted, ""
+	}
+	if parse != raw {
+		return strings.TrimPrefix(u.String(), "//")
 	}
 	return u.String()
 }

@@ -264,8 +264,9 @@ func BenchmarkHotPath(b *testing.B) {
 		})
 	})
 
-	// Tracing on, as gateway.New wires it: the SDK's batch span processor
-	// in front of an exporter that drops the batches (the export itself
+	// Tracing on, as gateway.New wires the request path: the SDK's batch
+	// span processor in front of an exporter that drops the batches (not
+	// the gateway's span limits and export counting) (the export itself
 	// runs in the SDK's goroutine, not the request's). "sampled": every
 	// request's five spans recorded (the frontend's sampled traceparent,
 	// parent-based sampler); "unsampled": the frontend's traceparent says

@@ -62,11 +62,13 @@ func traceToken(span trace.Span, rt config.Route, tok obo.Token, err error) {
 		span.SetStatus(codes.Error, "exchange shed: too many in progress")
 	case errors.As(err, &oe):
 		span.SetAttributes(tracing.AttrTokenSource.String(obo.SourceExchange), tracing.AttrEntraErrorCode.String(oe.CodeLabel()))
+		// Entra's answer (or a header of whatever stood in its way): made
+		// valid and bounded, as every string from the network.
 		if oe.CorrelationID != "" {
-			span.SetAttributes(tracing.AttrEntraCorrelation.String(oe.CorrelationID))
+			span.SetAttributes(tracing.AttrEntraCorrelation.String(tracing.Clean(oe.CorrelationID)))
 		}
 		if oe.TraceID != "" {
-			span.SetAttributes(tracing.AttrEntraTraceID.String(oe.TraceID))
+			span.SetAttributes(tracing.AttrEntraTraceID.String(tracing.Clean(oe.TraceID)))
 		}
 		span.SetStatus(codes.Error, "exchange failed: "+string(oe.Class()))
 	default:

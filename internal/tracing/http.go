@@ -209,7 +209,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(method),
 		semconv.URLFull(Clean(u.Scheme + "://" + u.Host + u.EscapedPath())),
-		semconv.ServerAddress(u.Hostname()),
+		semconv.ServerAddress(Clean(u.Hostname())),
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err == nil {

@@ -33,6 +33,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -141,7 +142,7 @@ func (c Config) Validate() error {
 		}
 		bad(setting, err)
 	}
-	if _, err := ParseHeaders(c.Headers); err != nil {
+	if err := CheckHeaders(c.Headers); err != nil {
 		bad("headers", err)
 	}
 	if _, err := ParseHeaders(c.ResourceAttributes); err != nil {
@@ -269,6 +270,31 @@ func ParseHeaders(s string) (map[string]string, error) {
 	return out, nil
 }
 
+// CheckHeaders checks that s parses and that each entry is an HTTP
+// header a request may carry: a token name, a value without control
+// characters (else every export would fail). Errors name the entry by its
+// position, never its name or value (a misplaced '=' could put a secret in
+// either).
+func CheckHeaders(s string) error {
+	if _, err := ParseHeaders(s); err != nil {
+		return err
+	}
+	for i, kv := range strings.Split(s, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		dv, _ := url.PathUnescape(strings.TrimSpace(v))
+		if !httpguts.ValidHeaderFieldName(strings.TrimSpace(k)) {
+			return fmt.Errorf("entry %d: the name is not a valid HTTP header name", i+1)
+		}
+		if !httpguts.ValidHeaderFieldValue(dv) {
+			return fmt.Errorf("entry %d: the value holds characters an HTTP header cannot", i+1)
+		}
+	}
+	return nil
+}
+
 // Tracer makes the gateway's spans. A nil *Tracer is tracing off.
 type Tracer struct {
 	t    trace.Tracer
@@ -311,8 +337,13 @@ func New(ctx context.Context, c Config) (*Tracer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	batcher := sdktrace.NewBatchSpanProcessor(&watchedExporter{SpanExporter: exp, timeout: timeout, m: c.Metrics, log: log})
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(&watchedExporter{SpanExporter: exp, m: c.Metrics, log: log}),
+		sdktrace.WithSpanProcessor(countingProcessor{SpanProcessor: batcher, m: c.Metrics}),
 		sdktrace.WithSampler(sampler),
 		sdktrace.WithResource(res),
 		sdktrace.WithRawSpanLimits(limits),
@@ -450,8 +481,30 @@ func (t *Tracer) Extract(ctx context.Context, h http.Header) context.Context {
 	if t == nil {
 		return ctx
 	}
+	if ts := h.Values("Tracestate"); len(ts) > 1 || (len(ts) == 1 && len(ts[0]) > maxTracestate) {
+		// A tracestate the W3C parser would accept can reach 16 KiB and is
+		// copied onto every span of the trace: beyond 512 bytes (what the
+		// W3C asks a platform to propagate at least) it is dropped, as the
+		// specification allows, and so is one sent in several lines.
+		return t.prop.Extract(ctx, traceparentOnly{h})
+	}
 	return t.prop.Extract(ctx, propagation.HeaderCarrier(h))
 }
+
+// maxTracestate bounds the frontend's tracestate the gateway keeps.
+const maxTracestate = 512
+
+// traceparentOnly is a carrier of h's traceparent, without its tracestate.
+type traceparentOnly struct{ h http.Header }
+
+func (c traceparentOnly) Get(key string) string {
+	if key == "traceparent" {
+		return c.h.Get("Traceparent")
+	}
+	return ""
+}
+func (c traceparentOnly) Set(string, string) {}
+func (c traceparentOnly) Keys() []string     { return []string{"traceparent"} }
 
 // Headers are the W3C traceparent and tracestate values of sc, for the
 // upstream request; both empty when sc is not valid.
