@@ -297,13 +297,13 @@ func defineDemo(fs *flag.FlagSet, x *invocation) func(context.Context, []string)
 	admin := fs.String("admin-listen", "127.0.0.1:0", "the `address` of the gateway's admin listener (/metrics, /healthz, /readyz)")
 	dir := fs.String("dir", "", "write the tenant's CA, the credentials and the gateway's configuration to `DIR` (default: a new temporary directory)")
 	verbose := fs.Bool("v", false, "log requests to stderr")
-	credential := fs.String("credential", "certificate", "how the gateway proves itself to the local tenant: `certificate`, workload_identity (a service-account token file the demo rewrites, as the kubelet does) or managed_identity (the tenant's managed identity endpoint)")
+	credential := fs.String("credential", config.CredentialCertificate, "how the gateway proves itself to the local tenant: `certificate`, workload_identity (a service-account token file the demo rewrites, as the kubelet does) or managed_identity (the tenant's managed identity endpoint)")
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return usagef("demo: unexpected argument %q", args[0])
 		}
 		switch *credential {
-		case "certificate", "workload_identity", "managed_identity":
+		case config.CredentialCertificate, config.CredentialWorkloadIdentity, config.CredentialManagedIdentity:
 		default:
 			return usagef("demo: -credential %q: use certificate, workload_identity or managed_identity", *credential)
 		}

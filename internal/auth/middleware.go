@@ -66,14 +66,12 @@ func (pol Policy) Check(p *Principal) (Grant, *TokenError) {
 	}
 	if !p.AppOnly && len(pol.Scopes) > 0 {
 		i := slices.IndexFunc(pol.Scopes, p.HasScope)
-		if i >= 0 {
-			g.Scope = pol.Scopes[i]
+		if i < 0 {
+			return g, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
+				Description: "the token lacks a scope this route requires", Scope: strings.Join(pol.Scopes, " "),
+				Err: fmt.Errorf("needs one of scp %s; the token has %s", strings.Join(pol.Scopes, ", "), orNone(strings.Join(p.Scopes, " ")))}
 		}
-	}
-	if !p.AppOnly && len(pol.Scopes) > 0 && g.Scope == "" {
-		return g, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Reason: ReasonScope,
-			Description: "the token lacks a scope this route requires", Scope: strings.Join(pol.Scopes, " "),
-			Err: fmt.Errorf("needs one of scp %s; the token has %s", strings.Join(pol.Scopes, ", "), orNone(strings.Join(p.Scopes, " ")))}
+		g.Scope = pol.Scopes[i]
 	}
 	if i := slices.IndexFunc(pol.Roles, p.HasRole); i >= 0 {
 		g.Role = pol.Roles[i]

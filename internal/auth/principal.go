@@ -29,8 +29,8 @@ type Principal struct {
 	// user, so they cannot be exchanged On-Behalf-Of.
 	AppOnly bool
 	// FromCache is true when the verified-token cache answered: the
-	// signature was checked on an earlier request. (Beside AppOnly: in
-	// its padding, so that a Principal stays in its allocation size.)
+	// signature was checked on an earlier request. (Beside AppOnly, in its
+	// padding: it costs no byte.)
 	FromCache bool
 	ExpiresAt time.Time
 	// Grant is what satisfied the route's policy (set by Middleware).

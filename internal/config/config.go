@@ -124,6 +124,11 @@ func (t Tracing) Tracer(version string) tracing.Config {
 	if t.Disabled || t.Exporter == "none" {
 		return tracing.Config{}
 	}
+	return t.settings(version)
+}
+
+// settings maps every setting to the tracing package's, on or off.
+func (t Tracing) settings(version string) tracing.Config {
 	return tracing.Config{
 		Endpoint: t.Endpoint, TracesEndpoint: t.TracesEndpoint, Protocol: t.Protocol, Headers: t.Headers,
 		Timeout: t.Timeout.D(), Insecure: t.Insecure, CAFile: t.CAFile, Compression: t.Compression,

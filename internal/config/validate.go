@@ -899,13 +899,11 @@ func (c *Config) validateTracing(p *problems) {
 	default:
 		p.addValue("tracing.exporter", t.Exporter, "%q is not supported: use otlp or none", t.Exporter)
 	}
-	tc := t.Tracer("")
-	if !tc.Enabled() {
+	tc := t.settings("")
+	if !t.Tracer("").Enabled() {
 		// Off: check what would be used when it is turned on, but not the
 		// endpoint, which is what turns it on.
-		tc = tracing.Config{Protocol: t.Protocol, Headers: t.Headers, Timeout: t.Timeout.D(), Compression: t.Compression,
-			Sampler: t.Sampler, SamplerArg: t.SamplerArg, ResourceAttributes: t.ResourceAttributes,
-			ClientCertificate: t.ClientCertificate, ClientKey: t.ClientKey}
+		tc.Endpoint, tc.TracesEndpoint = "", ""
 	}
 	// The values a problem may show: never the headers (they may hold a
 	// credential), endpoints without what could be one.

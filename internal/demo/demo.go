@@ -100,7 +100,7 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 	defer cancel()
 
 	demoTenant := fakeentra.DemoTenant()
-	if opt.Credential == "managed_identity" {
+	if opt.Credential == config.CredentialManagedIdentity {
 		// MSAL's managed identity client caches tokens process-wide by
 		// client ID: a second demo in one process (tests) must not get the
 		// first one's token, signed by another tenant's keys.
@@ -108,6 +108,11 @@ func Run(ctx context.Context, opt Options, stdout io.Writer) error {
 		if mi := demoTenant.ManagedIdentity("gateway-identity"); mi != nil {
 			mi.ClientID, mi.ObjectID = "", ""
 		}
+		// MSAL reads IDENTITY_ENDPOINT and IDENTITY_HEADER from the process
+		// at every request: they are the demo's until it returns, then
+		// what they were. (So one managed-identity demo at a time per
+		// process.)
+		defer restoreEnv("IDENTITY_ENDPOINT", "IDENTITY_HEADER")()
 	}
 	tenant, err := fakeentra.Start(ctx, fakeentra.Config{Tenant: demoTenant, Dir: opt.Dir, Logger: opt.Logger.With("component", "fakeentra")})
 	if err != nil {
@@ -224,9 +229,9 @@ func waitReady(ctx context.Context, gw *gateway.Gateway) error {
 func demoCredential(ctx context.Context, opt Options, tenant *fakeentra.Server, fe fakeentra.Info) (string, error) {
 	gw := fe.Apps["gateway"]
 	switch opt.Credential {
-	case "", "certificate":
+	case "", config.CredentialCertificate:
 		return fmt.Sprintf("  certificate:\n    path: %s\n    key_path: %s\n", gw.CertificateFile, gw.KeyFile), nil
-	case "workload_identity":
+	case config.CredentialWorkloadIdentity:
 		// As AKS workload identity: a projected service-account token the
 		// kubelet rewrites well before it expires (here every half hour).
 		path := filepath.Join(opt.Dir, "azure-identity-token")
@@ -260,7 +265,7 @@ func demoCredential(ctx context.Context, opt Options, tenant *fakeentra.Server, 
 		}()
 		return fmt.Sprintf("  credential: workload_identity\n  workload_identity:\n    token_file: %s   # %s, rewritten every 30 minutes\n",
 			path, fakeentra.DemoServiceAccount), nil
-	case "managed_identity":
+	case config.CredentialManagedIdentity:
 		// MSAL's managed identity client finds App Service's endpoint from
 		// the process's environment: the demo is the process.
 		u, secret := tenant.ManagedIdentityEndpoint()
@@ -401,4 +406,27 @@ func otelOnly(environ []string) []string {
 		}
 	}
 	return out
+}
+
+// restoreEnv returns a function that puts the variables back as they are
+// now: set to their values, or unset.
+func restoreEnv(names ...string) func() {
+	type was struct {
+		v  string
+		ok bool
+	}
+	saved := map[string]was{}
+	for _, n := range names {
+		v, ok := os.LookupEnv(n)
+		saved[n] = was{v, ok}
+	}
+	return func() {
+		for n, w := range saved {
+			if w.ok {
+				_ = os.Setenv(n, w.v)
+			} else {
+				_ = os.Unsetenv(n)
+			}
+		}
+	}
 }

@@ -37,9 +37,10 @@ func (s *Server) authCodeGrant(req *tokenRequest) (map[string]any, *aadError) {
 	case code.clientID != client.ClientID:
 		return nil, errBadCode()
 	}
-	origin := req.r.Header.Get("Origin")
-	if code.platform == platformSPA && origin != "" && req.tenant.spaOrigin(origin) {
-		req.cors = origin // only to an SPA redirect URI's origin
+	// Before the code's own checks: the page of an SPA reads their answers
+	// too (CORS).
+	if aerr := req.browserRule(code.platform == platformSPA); aerr != nil {
+		return nil, aerr
 	}
 	s.auth.mu.Lock()
 	redeemed := code.redeemed
@@ -57,15 +58,10 @@ func (s *Server) authCodeGrant(req *tokenRequest) (map[string]any, *aadError) {
 	if n, _ := normaliseRedirect(ru); n != code.redirectURI {
 		return nil, errReplyAddressMismatch(ru, code.redirectURI)
 	}
-	switch {
-	case code.platform == platformSPA && origin == "":
-		return nil, errSPANeedsOrigin()
-	case code.platform == platformSPA && code.method != "S256":
+	if code.platform == platformSPA && code.method != "S256" {
 		// No challenge, or the plain method: no proof for a code a page
 		// redeems (plain refused for SPAs is the tenant's choice).
 		return nil, errSPANeedsPKCE()
-	case code.platform != platformSPA && origin != "":
-		return nil, errCrossOriginNotSPA(origin)
 	}
 	if code.challenge != "" {
 		verifier := req.form("code_verifier")
@@ -204,4 +200,23 @@ func (s *Server) handleTokenPreflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Max-Age", "86400")
 	h.Add("Vary", "Origin")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// browserRule applies Entra's rule for a grant from a browser, the same
+// for codes and refresh tokens: what was issued to an SPA redirect URI is
+// redeemed cross-origin only (9002327 otherwise), anything else never
+// cross-origin (9002326). An SPA's redemption may be read by the page of
+// one of the tenant's SPA origins (CORS).
+func (req *tokenRequest) browserRule(spa bool) *aadError {
+	origin := req.r.Header.Get("Origin")
+	switch {
+	case spa && origin == "":
+		return errSPANeedsOrigin()
+	case !spa && origin != "":
+		return errCrossOriginNotSPA(origin)
+	}
+	if spa && req.tenant.spaOrigin(origin) {
+		req.cors = origin
+	}
+	return nil
 }

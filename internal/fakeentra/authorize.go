@@ -97,6 +97,9 @@ type authRequest struct {
 
 // authFlow is one sign-in in progress.
 type authFlow struct {
+	// mu serialises the posts of one flow's pages (a double-click posts
+	// twice): user, signIn and consented change under it.
+	mu        sync.Mutex
 	id        string
 	browser   string // the browser cookie the flow is bound to
 	req       *authRequest
@@ -444,9 +447,15 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, f *authFlow) {
 			return
 		}
 		s.page(w, http.StatusOK, pageData{Step: "mfa", Flow: f, Username: f.user.Username})
-	case !f.consented && len(s.consentList(f)) > 0:
-		s.page(w, http.StatusOK, pageData{Step: "consent", Flow: f, Username: f.user.Username, Consent: s.consentList(f)})
 	default:
+		var consent []*App
+		if !f.consented {
+			consent = s.consentList(f)
+		}
+		if len(consent) > 0 {
+			s.page(w, http.StatusOK, pageData{Step: "consent", Flow: f, Username: f.user.Username, Consent: consent})
+			return
+		}
 		s.finish(w, r, f)
 	}
 }
@@ -469,6 +478,8 @@ func (s *Server) handleSignInStep(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, errFlowExpired())
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	switch form("step") {
 	case "password":
 		u := f.req.tenant.User(form("username"))

@@ -16,21 +16,17 @@ func TestSPARefreshChainEndsAfter24Hours(t *testing.T) {
 	e := azStart(t)
 	tok := accWantSuccess(t, e.redeem(t, azCodeForm(e.signedInCode(t, nil)), azSPAOrigin))
 	rt := tok["refresh_token"].(string)
-	for i := 0; i < 3; i++ {
-		e.clock.advance(20 * time.Hour)
+	refresh := func() accResp {
 		rf := url.Values{"grant_type": {"refresh_token"}, "client_id": {fakeentra.DemoFrontendClientID},
 			"refresh_token": {rt}, "scope": {azGatewayUser + " offline_access"}}
-		r := e.redeem(t, rf, azSPAOrigin)
-		if r.status == http.StatusOK {
-			if i >= 1 {
-				t.Errorf("refresh at %dh after sign-in succeeded; want AADSTS700084 after 24h", 20*(i+1))
-			}
-			rt = accWantSuccess(t, r)["refresh_token"].(string)
-			continue
-		}
-		t.Logf("refresh at %dh: %d %s", 20*(i+1), r.status, r.body)
-		return
+		return e.redeem(t, rf, azSPAOrigin)
 	}
+	// At 20 h: renewed, with a new refresh token in the same chain.
+	e.clock.advance(20 * time.Hour)
+	rt = accWantSuccess(t, refresh())["refresh_token"].(string)
+	// At 40 h: the chain's 24 hours are over, whatever the new token says.
+	e.clock.advance(20 * time.Hour)
+	accWantError(t, refresh(), http.StatusBadRequest, "invalid_grant", 700084)
 }
 
 // The consent step is refused before the MFA step it must follow: someone
@@ -102,7 +98,11 @@ func TestAuthorizePagesEscape(t *testing.T) {
 			t.Errorf("unescaped: %s", b)
 		}
 	}
-	t.Logf("%d %q", r.status, r.location)
+	// A javascript: redirect URI is no registered one: an error page, and
+	// no redirection to it.
+	if r.status != http.StatusBadRequest || r.location != "" {
+		t.Errorf("javascript: redirect URI: %d, Location %q; want 400 and none", r.status, r.location)
+	}
 }
 
 func TestAuthorizeLoopbackIPAnyPort(t *testing.T) {
@@ -112,4 +112,17 @@ func TestAuthorizeLoopbackIPAnyPort(t *testing.T) {
 	if p.status != http.StatusOK {
 		t.Errorf("127.0.0.1 redirect URI on another port refused; Entra ignores the port of loopback IPs too")
 	}
+}
+
+// A refresh token not issued to an SPA (here from the password grant) is
+// never redeemed cross-origin: AADSTS9002326, as for such a code. Both
+// grants apply the one browser rule.
+func TestNonSPARefreshTokenRefusedCrossOrigin(t *testing.T) {
+	e := azStart(t)
+	pw := ctlPasswordForm("alice@contoso.test", fakeentra.DemoPassword, azGatewayUser+" offline_access")
+	rt := accWantSuccess(t, e.redeem(t, pw, ""))["refresh_token"].(string)
+	rf := url.Values{"grant_type": {"refresh_token"}, "client_id": {fakeentra.DemoFrontendClientID},
+		"refresh_token": {rt}, "scope": {azGatewayUser + " offline_access"}}
+	accWantError(t, e.redeem(t, rf, azSPAOrigin), http.StatusBadRequest, "invalid_request", 9002326)
+	accWantSuccess(t, e.redeem(t, rf, "")) // from a server: fine
 }

@@ -175,7 +175,7 @@ func (s *Server) mintManagedIdentityToken(t *Tenant, mi *ManagedIdentity, resour
 			"rh":        "0.AAAA" + b64.EncodeToString(randomBytes(12)) + ".",
 			"xms_mirid": mi.resourceID(t),
 		}
-		tok, err := signRS256(s.keys.signer().key, map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}, c)
+		tok, err := s.sign(c, nil)
 		if err != nil {
 			return "", errServer()
 		}

@@ -35,9 +35,9 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 	} else {
 		c["aio"] = b64.EncodeToString(randomBytes(24))
 	}
-	header := map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}
+	var header map[string]any // v1 tokens name the key twice, as Entra's do
 	if res.AccessTokenVersion == 1 {
-		header["x5t"] = s.keys.signer().kid
+		header = map[string]any{"x5t": true}
 		c["ver"] = "1.0"
 		c["iss"] = s.IssuerV1(tid)
 		c["aud"] = g.sr.resourceID
@@ -85,7 +85,7 @@ func (s *Server) mintAccess(g grant, now time.Time, lifetime time.Duration) (str
 			c["preferred_username"] = u.Username
 		}
 	}
-	return signRS256(s.keys.signer().key, header, c)
+	return s.sign(c, header)
 }
 
 // mintID signs a v2 ID token for the client.
@@ -101,7 +101,7 @@ func (s *Server) mintID(g grant, now time.Time, lifetime time.Duration) (string,
 	if g.nonce != "" {
 		c["nonce"] = g.nonce
 	}
-	return signRS256(s.keys.signer().key, map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}, c)
+	return s.sign(c, nil)
 }
 
 // pairwiseSub is Entra's per-application subject: stable for a user and app,
@@ -121,11 +121,23 @@ func randomBytes(n int) []byte {
 // its kid), for tests that need tokens the token endpoint would not issue:
 // expired ones, other audiences, odd shapes. Header entries override the defaults.
 func (s *Server) SignToken(claims map[string]any, header map[string]any) (string, error) {
-	h := map[string]any{"typ": "JWT", "kid": s.keys.signer().kid}
-	for k, v := range header {
-		h[k] = v
+	return s.sign(claims, header)
+}
+
+// sign signs claims with the current signing key, read once, so that the
+// kid (and, when header asks for it with "x5t": true, the x5t) names the
+// key that signed even while the key rotates. Header entries override the
+// defaults.
+func (s *Server) sign(claims, header map[string]any) (string, error) {
+	k := s.keys.signer()
+	h := map[string]any{"typ": "JWT", "kid": k.kid}
+	for name, v := range header {
+		h[name] = v
 	}
-	return signRS256(s.keys.signer().key, h, claims)
+	if h["x5t"] == true {
+		h["x5t"] = k.kid
+	}
+	return signRS256(k.key, h, claims)
 }
 
 // UserTokenOptions shape a token from UserToken.

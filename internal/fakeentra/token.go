@@ -662,18 +662,14 @@ func (s *Server) refreshGrant(req *tokenRequest) (map[string]any, *aadError) {
 	s.mu.Lock()
 	rg := s.refresh[rt]
 	s.mu.Unlock()
-	if rg != nil && rg.spa && rg.clientID == client.ClientID {
-		// An SPA's refresh token: redeemed from the browser only, and for
-		// a fixed 24 hours.
-		origin := req.r.Header.Get("Origin")
-		if origin == "" {
-			return nil, errSPANeedsOrigin()
+	if rg != nil && rg.clientID == client.ClientID {
+		// From a browser only if issued to an SPA, as for codes; an SPA's
+		// refresh token lasts a fixed 24 hours.
+		if aerr := req.browserRule(rg.spa); aerr != nil {
+			return nil, aerr
 		}
-		if req.tenant.spaOrigin(origin) {
-			req.cors = origin
-		}
-		if s.now().After(rg.expires) {
-			return nil, errSPARefreshExpired(rg.issued.UTC().Format("2006-01-02T15:04:05.0000000Z"))
+		if rg.spa && s.now().After(rg.expires) {
+			return nil, errSPARefreshExpired(rg.issued.UTC().Format(entraTimeFormat))
 		}
 	}
 	if rg == nil || rg.clientID != client.ClientID || rg.tenantID != req.tenant.TenantID || s.now().After(rg.expires) {

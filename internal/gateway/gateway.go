@@ -111,8 +111,6 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 			defer cancel()
 			return tracer.Shutdown(sctx)
 		})
-		log.Info("tracing on: spans exported over OTLP", "protocol", orDefault(tc.Protocol, tracing.ProtocolHTTP),
-			"sampler", orDefault(tc.Sampler, tracing.SamplerParentBasedAlwaysOn))
 	}
 
 	// The clients, each made once (package clients, as doctor and inspect
@@ -233,13 +231,6 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Gateway, err er
 	}
 	g.closers = closers
 	return g, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // newEdge builds the edge of the API listener from the limits; zero limits

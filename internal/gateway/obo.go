@@ -37,11 +37,11 @@ type exchanges struct {
 // came from (L1, L2, an exchange) and, on failure, Entra's code and IDs.
 // The calls to Entra an exchange makes are the span's children (MSAL's
 // requests carry ctx).
-func (x *exchanges) token(ctx context.Context, rt config.Route, p *auth.Principal, claims string) (obo.Token, error) {
+func (x *exchanges) token(ctx context.Context, rt config.Route, resource string, p *auth.Principal, claims string) (obo.Token, error) {
 	ctx, span := x.tracer.Start(ctx, "downstream token", trace.SpanKindInternal)
 	tok, err := x.tokens.Exchange(ctx, exchangeRequest(rt, p, claims))
 	if span.IsRecording() {
-		traceToken(span, rt, tok, err)
+		traceToken(span, rt.Name, resource, tok, err)
 	}
 	span.End()
 	return tok, err
@@ -49,8 +49,8 @@ func (x *exchanges) token(ctx context.Context, rt config.Route, p *auth.Principa
 
 // traceToken records the outcome of a downstream token on its span: never
 // the token.
-func traceToken(span trace.Span, rt config.Route, tok obo.Token, err error) {
-	span.SetAttributes(tracing.AttrRoute.String(rt.Name), tracing.AttrDownstreamRes.String(rt.Resource()))
+func traceToken(span trace.Span, route, resource string, tok obo.Token, err error) {
+	span.SetAttributes(tracing.AttrRoute.String(route), tracing.AttrDownstreamRes.String(resource))
 	if err == nil {
 		span.SetAttributes(tracing.AttrTokenSource.String(tok.Source))
 		return
@@ -104,7 +104,7 @@ func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handle
 		var f proxy.Forward
 		f.SetSecret(p.Token())
 		if exchange {
-			tok, err := x.token(r.Context(), rt, p, "")
+			tok, err := x.token(r.Context(), rt, resource, p, "")
 			if err != nil {
 				x.failed(w, r, rt, p, err)
 				return
@@ -122,12 +122,13 @@ func (x *exchanges) forward(rt config.Route, to *proxy.RouteHandler) http.Handle
 // principal. An exchange the gateway sheds, or that Entra cannot answer
 // now, is a proxy.RetryLaterError: the client gets 503 and Retry-After.
 func (x *exchanges) claimsRetry(rt config.Route) proxy.ClaimsRetry {
+	resource := rt.Resource()
 	return func(ctx context.Context, claims string) (string, error) {
 		p := auth.FromContext(ctx)
 		if p == nil {
 			return "", errors.New("gateway: no validated principal for the claims retry")
 		}
-		tok, err := x.token(ctx, rt, p, claims)
+		tok, err := x.token(ctx, rt, resource, p, claims)
 		var oe *obo.Error
 		switch {
 		case errors.Is(err, tokencache.ErrBusy):

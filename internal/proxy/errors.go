@@ -34,7 +34,7 @@ const StatusClientClosedRequest = 499
 func classify(ctx context.Context, err error) (kind string, status int) {
 	var netErr net.Error
 	switch {
-	case errors.Is(err, errTooManyInformational), errors.Is(context.Cause(ctx), errTooManyInformational):
+	case errors.Is(err, errTooManyInformational):
 		return kindOther, http.StatusBadGateway
 	case errors.Is(ctx.Err(), context.Canceled):
 		return kindCanceled, StatusClientClosedRequest

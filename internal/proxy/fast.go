@@ -108,10 +108,9 @@ type exchange struct {
 	path     string // the path upstream of the route's prefix, decoded
 	rawPath  string // and escaped, when not path's own escaping
 	hasBody  bool
-	deadline time.Time     // the route timeout's end; zero without one
-	sent     bool          // the body was read, wholly or in part: it cannot be sent again
-	stop     func() bool   // ends the watch of the request's context on the connection
-	c        *upstreamConn // the connection of the answer being read
+	deadline time.Time   // the route timeout's end; zero without one
+	sent     bool        // the body was read, wholly or in part: it cannot be sent again
+	stop     func() bool // ends the watch of the request's context on the connection
 }
 
 // roundTrip sends the request with token on a pooled connection and reads
@@ -161,13 +160,12 @@ var aLongTimeAgo = time.Unix(1, 0)
 // send writes the request on c and reads the answer's head, skipping (or
 // relaying) the informational answers before it.
 func (x *exchange) send(ctx context.Context, c *upstreamConn, token string) (*http.Response, error) {
-	x.c = c
 	x.watch(ctx, c)
 	if err := x.writeRequest(c.bw, token); err != nil {
 		if c.reused && !x.sent && isConnReset(err) {
 			return nil, errConnClosedEarly
 		}
-		if x.sent && (x.g.body == nil || x.g.body.failure() == nil) {
+		if x.sent && x.g.body.failure() == nil { // sent: there is a body
 			// The upstream stopped reading the body: it may have answered
 			// first (413, 401) and closed, as net/http's Transport would
 			// find. Its answer is the one to give; the connection ends.

@@ -15,14 +15,15 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -316,9 +317,18 @@ func (h *RouteHandler) Forward(w http.ResponseWriter, r *http.Request, fv Forwar
 	// caller's (and its access log) keeps the full path.
 	fc := new(Forward)
 	*fc = fv
-	ctx, stop := context.WithCancelCause(NewContext(r.Context(), fc))
-	defer stop(nil)
-	g.stop1xx = stop
+	// ReverseProxy relays the 1xx answers without a bound of its own: the
+	// transport ends the request when this hook says so, in the goroutine
+	// reading the answer (ReverseProxy's own hook composes with it).
+	informational := 0
+	ctx := httptrace.WithClientTrace(NewContext(r.Context(), fc), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			if informational++; informational > maxInformational {
+				return errTooManyInformational
+			}
+			return nil
+		},
+	})
 	r2 := r.WithContext(ctx)
 	u := *r.URL
 	u.Path, u.RawPath = path, rawPath
@@ -372,7 +382,9 @@ func endSpan(span trace.Span, g *guardWriter) {
 		return
 	}
 	u := g.upstream
-	if u.Status != 0 {
+	if u.Status != 0 && u.Err == "" {
+		// The upstream's answer; on a failure, Status is the gateway's own
+		// (502, 504, 499), not a response the upstream gave.
 		span.SetAttributes(semconv.HTTPResponseStatusCode(u.Status))
 	}
 	switch {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -54,9 +53,6 @@ func filterHeader(h http.Header, cookies bool) {
 // read (a trailer reaches the client as a header would).
 func modifyResponse(rt Route) func(*http.Response) error {
 	return func(resp *http.Response) error {
-		if resp.Request != nil && errors.Is(context.Cause(resp.Request.Context()), errTooManyInformational) {
-			return errTooManyInformational // the final answer came with the 1xx beyond the bound
-		}
 		filterHeader(resp.Header, rt.Cookies)
 		filterHeader(resp.Trailer, rt.Cookies) // those announced
 		if mayHaveTrailers(resp) {
@@ -126,11 +122,6 @@ type guardWriter struct {
 	body     *clientBody // the request body forwarded, if any
 	x        exchange    // the fast leg's state of the request
 
-	// informational counts the 1xx answers; beyond maxInformational the
-	// standard leg's request is ended with stop1xx (ReverseProxy relays
-	// them without a bound of its own).
-	informational int
-	stop1xx       context.CancelCauseFunc
 }
 
 // maxInformational bounds the informational (1xx) answers an upstream may
@@ -151,7 +142,6 @@ var guards = sync.Pool{New: func() any { return new(guardWriter) }}
 func (g *guardWriter) reset(w http.ResponseWriter) {
 	g.ResponseWriter, g.n, g.more, g.wiped = w, 0, nil, false
 	g.upstream, g.decided, g.body = reqlog.Upstream{}, false, nil
-	g.informational, g.stop1xx = 0, nil
 	if g.log = reqlog.From(w); g.log != nil {
 		g.start = time.Now()
 	}
@@ -212,7 +202,7 @@ func (g *guardWriter) finish() {
 		g.log.SetUpstream(g.upstream)
 	}
 	clear(g.saved[:])
-	g.ResponseWriter, g.more, g.log, g.body, g.stop1xx = nil, nil, nil, nil, nil
+	g.ResponseWriter, g.more, g.log, g.body = nil, nil, nil, nil
 	g.x = exchange{}
 	guards.Put(g)
 }
@@ -238,10 +228,6 @@ func (g *guardWriter) Header() http.Header {
 
 func (g *guardWriter) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		if g.informational++; g.informational > maxInformational && g.stop1xx != nil {
-			g.stop1xx(errTooManyInformational)
-			return
-		}
 		h := g.ResponseWriter.Header()
 		for name := range h {
 			if code != http.StatusEarlyHints || !headerNameIs(name, "link") {

@@ -136,14 +136,6 @@ func (w *Writer) SetTrace(sc trace.SpanContext) {
 	}
 }
 
-// Route is the route SetRoute recorded.
-func (w *Writer) Route() string {
-	if w == nil {
-		return ""
-	}
-	return w.route
-}
-
 // Refused is the reason SetRefused recorded.
 func (w *Writer) Refused() string {
 	if w == nil {
@@ -316,7 +308,7 @@ func (w *Writer) attrs(attrs []slog.Attr, r *http.Request, id string, start time
 	}
 	if d := w.down; d.Source != "" {
 		attrs = append(attrs, slog.String("downstream_resource", d.Resource), slog.String("token_source", d.Source))
-		if d.Source == "exchange" || d.Source == "exchange_shared" {
+		if d.Exchange > 0 { // set for an exchange only
 			attrs = append(attrs, slog.Float64("exchange_ms", float64(d.Exchange.Microseconds())/1000))
 		}
 	}

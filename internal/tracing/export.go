@@ -59,14 +59,12 @@ func (p countingProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	p.SpanProcessor.OnEnd(s)
 }
 
-// watchedExporter bounds each export by the configured timeout (retries
-// included: the HTTP exporter's own timeout bounds one attempt), counts
-// what it sends and loses, and says so in the gateway's log (the SDK
-// reports a failed export only to its process-wide handler), at most once
-// a minute.
+// watchedExporter counts what its exporter sends and loses, and says so in
+// the gateway's log, at most once a minute. It returns nil: the batch
+// processor drops a batch whether it failed or not, and would only pass the
+// error on to the SDK's process-wide handler, a second line for one loss.
 type watchedExporter struct {
 	sdktrace.SpanExporter
-	timeout  time.Duration
 	m        *Metrics
 	log      *slog.Logger
 	lastWarn atomic.Int64 // unix nanoseconds of the last warning
@@ -76,11 +74,6 @@ type watchedExporter struct {
 const warnEvery = time.Minute
 
 func (e *watchedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	if e.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.timeout)
-		defer cancel()
-	}
 	err := e.SpanExporter.ExportSpans(ctx, spans)
 	if err == nil {
 		e.m.exported("success", len(spans))
@@ -102,7 +95,7 @@ func (e *watchedExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 		e.log.Warn("traces lost: the OTLP collector refused spans or cannot be reached (obo_gateway_trace_spans_exported_total{result=\"failure\"} counts them; this line is written at most once a minute)",
 			"spans", lost, "error", msg)
 	}
-	return err
+	return nil
 }
 
 // rejected is the number of spans a collector's partial success refused.

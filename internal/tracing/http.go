@@ -37,7 +37,6 @@ const (
 	AttrEntraClientReqID  = attribute.Key("obo_gateway.entra.client_request_id")
 	AttrRefused           = attribute.Key("obo_gateway.refused") // the gateway's refusal reason
 	AttrShed              = attribute.Key("obo_gateway.shed")    // the limit that shed the request
-	AttrExchangeShared    = attribute.Key("obo_gateway.downstream.exchange_shared")
 	AttrUpstreamErrorKind = attribute.Key("obo_gateway.upstream.error")
 )
 

@@ -32,14 +32,7 @@ func TestLargeAttributesDoNotLoseTheBatchOverGRPC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = tr.Shutdown(ctx)
-	if _, ok := recv.WaitFor(3*time.Second, func(s []tracingtest.Span) bool {
-		for _, sp := range s {
-			if sp.Name == "honest" {
-				return true
-			}
-		}
-		return false
-	}); !ok {
+	if !recv.WaitForSpan(3*time.Second, "honest") {
 		t.Error("the honest span was lost with the oversized batch")
 	}
 }

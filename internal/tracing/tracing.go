@@ -14,6 +14,7 @@
 package tracing
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -201,21 +202,12 @@ func (c Config) endpoint() (*url.URL, string, error) {
 		return nil, proto, errors.New("want an http:// or https:// URL without credentials, e.g. http://otel-collector:4318")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, proto, fmt.Errorf("%s: want no query or fragment", redactURL(raw))
+		return nil, proto, fmt.Errorf("%s://%s/…: want no query or fragment", u.Scheme, u.Host)
 	}
 	if proto == ProtocolHTTP && !exact {
 		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
 	}
 	return u, proto, nil
-}
-
-// redactURL keeps a URL's scheme and host only, for error messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(unparsable)"
-	}
-	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // sampler builds the configured sampler.
@@ -337,11 +329,10 @@ func New(ctx context.Context, c Config) (*Tracer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	batcher := sdktrace.NewBatchSpanProcessor(&watchedExporter{SpanExporter: exp, timeout: timeout, m: c.Metrics, log: log})
+	// The batch processor bounds each export, its retries included (the
+	// HTTP exporter's own timeout bounds one attempt only).
+	batcher := sdktrace.NewBatchSpanProcessor(&watchedExporter{SpanExporter: exp, m: c.Metrics, log: log},
+		sdktrace.WithExportTimeout(c.timeout()))
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(countingProcessor{SpanProcessor: batcher, m: c.Metrics}),
 		sdktrace.WithSampler(sampler),
@@ -350,6 +341,8 @@ func New(ctx context.Context, c Config) (*Tracer, error) {
 	)
 	t := FromProvider(tp)
 	t.shutdown = tp.Shutdown
+	proto, _ := c.protocol()
+	log.Info("tracing on: spans exported over OTLP", "protocol", proto, "sampler", cmp.Or(c.Sampler, SamplerParentBasedAlwaysOn))
 	return t, nil
 }
 
@@ -377,10 +370,7 @@ func (c Config) exporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 		return nil, err
 	}
 	headers, _ := ParseHeaders(c.Headers)
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := c.timeout()
 	var tlsConf *tls.Config // nil: plain text (an http:// endpoint)
 	if u.Scheme == "https" {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -427,9 +417,18 @@ func (c Config) exporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	)
 }
 
-// resource is the process's resource: the SDK's defaults (host, process,
-// OTEL_RESOURCE_ATTRIBUTES from the process environment), then c's
-// attributes, then service.name and service.version.
+// timeout is the bound on one export: Timeout, 10s by default.
+func (c Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 10 * time.Second
+}
+
+// resource is the process's resource: the SDK's own attributes
+// (telemetry.sdk.*), c's attributes, then service.name and service.version.
+// The SDK's environment detector is left out: OTEL_RESOURCE_ATTRIBUTES and
+// OTEL_SERVICE_NAME are the configuration's, read once, into c.
 func (c Config) resource() (*resource.Resource, error) {
 	attrs, err := ParseHeaders(c.ResourceAttributes)
 	if err != nil {
@@ -447,7 +446,8 @@ func (c Config) resource() (*resource.Resource, error) {
 	if c.ServiceVersion != "" {
 		kvs = append(kvs, semconv.ServiceVersion(c.ServiceVersion))
 	}
-	return resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, kvs...))
+	return resource.New(context.Background(), resource.WithTelemetrySDK(),
+		resource.WithSchemaURL(semconv.SchemaURL), resource.WithAttributes(kvs...))
 }
 
 // noSpan is what a nil Tracer starts: the no-op span.

@@ -5,7 +5,6 @@ package tracingtest
 
 import (
 	"context"
-	"encoding/hex"
 	"net"
 	"sync"
 	"testing"
@@ -92,16 +91,14 @@ func (r *Receiver) consume(_ context.Context, td ptrace.Traces) error {
 			for k := range ss.Len() {
 				s := ss.At(k)
 				sp := Span{
-					TraceID: hexID(s.TraceID()), SpanID: hexID(s.SpanID()), Name: s.Name(), Kind: s.Kind(),
+					TraceID: s.TraceID().String(), SpanID: s.SpanID().String(), Name: s.Name(), Kind: s.Kind(),
 					Attrs: attrs(s.Attributes()), StatusError: s.Status().Code() == ptrace.StatusCodeError,
 					StatusMessage: s.Status().Message(), Service: res["service.name"], Resource: res,
 					Start: s.StartTimestamp().AsTime(), End: s.EndTimestamp().AsTime(),
 				}
-				if !s.ParentSpanID().IsEmpty() {
-					sp.ParentID = hexID(s.ParentSpanID())
-				}
+				sp.ParentID = s.ParentSpanID().String() // "" for a root
 				for l := range s.Links().Len() {
-					sp.Links = append(sp.Links, hexID(s.Links().At(l).SpanID()))
+					sp.Links = append(sp.Links, s.Links().At(l).SpanID().String())
 				}
 				got = append(got, sp)
 			}
@@ -115,16 +112,6 @@ func (r *Receiver) consume(_ context.Context, td ptrace.Traces) error {
 	default:
 	}
 	return nil
-}
-
-func hexID[B interface{ ~[8]byte | ~[16]byte }](id B) string {
-	switch v := any(id).(type) {
-	case pcommon.TraceID:
-		return hex.EncodeToString(v[:])
-	case pcommon.SpanID:
-		return hex.EncodeToString(v[:])
-	}
-	return ""
 }
 
 func attrs(m pcommon.Map) map[string]string {
@@ -151,6 +138,19 @@ func (r *Receiver) Trace(traceID string) []Span {
 		}
 	}
 	return out
+}
+
+// WaitForSpan waits until a span named name has arrived, or timeout.
+func (r *Receiver) WaitForSpan(timeout time.Duration, name string) bool {
+	_, ok := r.WaitFor(timeout, func(spans []Span) bool {
+		for _, s := range spans {
+			if s.Name == name {
+				return true
+			}
+		}
+		return false
+	})
+	return ok
 }
 
 // WaitFor waits until ok holds of the spans received, or timeout; it
